@@ -1,0 +1,36 @@
+"""What every source connector offers the flows: pages of raw records, a decoder, an acknowledgement.
+
+A connector speaks one protocol and nothing else: it never touches the store, never imports Prefect and
+knows no business rule. The flow plans pages (small, serialisable references), runs one task per page,
+and acknowledges a page's records only after the store has committed them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any, Protocol
+
+from itsm_core.models import RawRecord
+
+
+class SourceConnector(Protocol):
+    #: Format of the raw payloads it lands ("eml", "json", ...).
+    payload_format: str
+    #: Name of the mapping in `mappings/` used when the source's config names none.
+    default_mapping: str
+
+    def plan_pages(self) -> Iterator[Any]:
+        """Small JSON-able references to pages of records (file names, ranges, cursors), in fetch order."""
+        ...
+
+    def fetch_page(self, page: Any) -> list[RawRecord]:
+        """The raw records of one page, payloads verbatim."""
+        ...
+
+    def decode(self, payload: bytes) -> dict[str, Any]:
+        """One payload as a plain dict for the mapping; raises `itsm_core.errors.ParseError` if unreadable."""
+        ...
+
+    def acknowledge(self, records: Sequence[RawRecord]) -> None:
+        """Called after the records are committed (as tickets or dead letters): mark, move or forget them."""
+        ...

@@ -1,0 +1,321 @@
+"""`itsm`: the hub's command line. Every command reads the same config file (--config, $ITSM_CONFIG, ./itsm.yaml).
+
+Exit status: 0 done, 1 failed (a source or the database), 2 invalid usage or configuration.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from itsm_core.config import HubConfig
+from itsm_core.errors import ConfigError, HubError
+from itsm_core.models import TicketStatus
+from itsm_core.store import Store
+
+app = typer.Typer(
+    name="itsm",
+    help=(
+        "itsm-hub: pull tickets from mail drop folders (GLPI, Solman, webhooks to come) into one canonical "
+        "store, apply the organisation's rules, and keep every linked system in step.\n\n"
+        "Start with `itsm demo`. For your own setup write itsm.yaml (see README), then "
+        "`itsm db upgrade` and `itsm run`."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode=None,
+)
+db_app = typer.Typer(help="Create or migrate the store's database schema.", no_args_is_help=True)
+tickets_app = typer.Typer(help="Look at the tickets in the store.", no_args_is_help=True)
+deadletters_app = typer.Typer(
+    help="Records that could not be read or mapped, kept whole with the reason; replay them after a fix.",
+    no_args_is_help=True,
+)
+app.add_typer(db_app, name="db")
+app.add_typer(tickets_app, name="tickets")
+app.add_typer(deadletters_app, name="deadletters")
+
+out = Console()
+err = Console(stderr=True)
+
+ConfigOption = Annotated[
+    str | None,
+    typer.Option(
+        "--config",
+        "-c",
+        envvar="ITSM_CONFIG",
+        help="Config file (YAML). Default: $ITSM_CONFIG, else ./itsm.yaml.",
+        show_default=False,
+    ),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout instead of a table.")]
+
+
+def _config(path: str | None) -> HubConfig:
+    from flows.runtime import load_hub_config
+
+    return load_hub_config(path)
+
+
+def _store(path: str | None, *, check_schema: bool = True) -> Store:
+    store = Store(_config(path).database_url.get_secret_value())
+    if check_schema:
+        store.ensure_current()
+    return store
+
+
+def _print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, default=_json_default, ensure_ascii=False, indent=None) + "\n")
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return f"<{len(value)} bytes>"
+    return str(value)
+
+
+def _when(value: Any) -> str:
+    return value.strftime("%Y-%m-%d %H:%M UTC") if value else ""
+
+
+# --- db --------------------------------------------------------------------------------------------------
+
+
+@db_app.command("upgrade")
+def db_upgrade(config: ConfigOption = None) -> None:
+    """Create the schema, or bring it to this version's newest. Safe to run at every deploy."""
+    store = _store(config, check_schema=False)
+    before, after = store.upgrade()
+    if before == after:
+        out.print(f"{store.display_url}: schema already at {after}")
+    else:
+        out.print(f"{store.display_url}: schema {before or 'empty'} → {after}")
+
+
+# --- runs ------------------------------------------------------------------------------------------------
+
+
+@app.command("run")
+def run(config: ConfigOption = None) -> None:
+    """Run one full cycle over every enabled source, as the scheduled deployment does.
+
+    Runs in-process on a temporary Prefect API unless PREFECT_API_URL names a Prefect server, in which
+    case the run and its artifacts show in the Prefect UI.
+    """
+    _config(config)  # fail fast, with exit 2, before Prefect starts
+    from flows.cycle import hub_cycle
+
+    started = time.perf_counter()
+    state = hub_cycle(config_path=config, return_state=True)
+    elapsed = time.perf_counter() - started
+    results = state.result(raise_on_failure=False) if state.is_completed() else None
+    if isinstance(results, dict):
+        _print_counts(results)
+    out.print(f"cycle {state.name.lower()} in {elapsed:.1f} s")
+    if not state.is_completed():
+        err.print(f"error: {state.message}")
+        raise typer.Exit(1)
+
+
+@app.command("sync")
+def sync(
+    name: Annotated[str, typer.Argument(help="The source's `name` in the config.")],
+    config: ConfigOption = None,
+) -> None:
+    """Run one source only (a `sync-source` flow run)."""
+    _config(config).source(name)
+    from flows.sync import sync_source
+
+    state = sync_source(name, config_path=config, return_state=True)
+    if not state.is_completed():
+        err.print(f"error: {name}: {state.message}")
+        raise typer.Exit(1)
+    _print_counts({name: state.result()})
+
+
+def _print_counts(results: dict[str, Any]) -> None:
+    from flows.artifacts import cycle_rows
+
+    rows = cycle_rows(results)
+    table = Table(*rows[0].keys()) if rows else Table("source")
+    for row in rows:
+        table.add_row(*(str(v) for v in row.values()))
+    out.print(table)
+
+
+# --- tickets ---------------------------------------------------------------------------------------------
+
+
+@tickets_app.command("list")
+def tickets_list(
+    config: ConfigOption = None,
+    status: Annotated[TicketStatus | None, typer.Option("--status", "-s", help="Only tickets in this status.")] = None,
+    limit: Annotated[int, typer.Option(help="At most this many, newest first.", min=1)] = 50,
+    as_json: JsonOption = False,
+) -> None:
+    """The newest tickets, optionally only those in one status."""
+    from itsm_core.store.tickets import format_ticket_id, list_tickets
+
+    store = _store(config)
+    with store.connect() as conn:
+        rows = list_tickets(conn, status=status.value if status else None, limit=limit)
+    if as_json:
+        _print_json([{"number": format_ticket_id(r["id"]), **r} for r in rows])
+        return
+    table = Table("ticket", "status", "prio", "kind", "requester", "title", "created")
+    for r in rows:
+        table.add_row(
+            format_ticket_id(r["id"]),
+            r["status"],
+            str(r["priority"] or ""),
+            r["kind"],
+            r["requester"] or "",
+            r["title"],
+            _when(r["created_at"]),
+        )
+    out.print(table)
+    if not rows:
+        out.print("no tickets" + (f" in status {status.value}" if status else "") + "; `itsm run` fetches new ones")
+
+
+@tickets_app.command("show")
+def tickets_show(
+    ticket: Annotated[str, typer.Argument(help="Ticket number, e.g. T-000001 or 1.")],
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """One ticket: its fields, where it came from, attachments and history."""
+    from itsm_core.store.tickets import format_ticket_id, get_ticket, parse_ticket_id
+
+    store = _store(config)
+    with store.connect() as conn:
+        t = get_ticket(conn, parse_ticket_id(ticket))
+    if as_json:
+        _print_json({"number": format_ticket_id(t["id"]), **t})
+        return
+    out.print(f"[bold]{format_ticket_id(t['id'])}[/bold]  {t['title']}", markup=True, highlight=False)
+    fields = [
+        ("status", t["status"]),
+        ("kind", t["kind"]),
+        ("priority", f"{t['priority']} (impact {t['impact'] or '-'}, urgency {t['urgency'] or '-'})"),
+        ("requester", f"{t['requester_name'] or ''} <{t['requester'] or '?'}>"),
+        ("category", " / ".join(x for x in (t["category"], t["subcategory"]) if x) or "-"),
+        ("assigned", " / ".join(x for x in (t["assignment_group"], t["assignee"]) if x) or "-"),
+        ("source", t["source_type"] + "".join(f"  {r['system']}:{r['external_id']}" for r in t["external_refs"])),
+        ("created", _when(t["created_at"])),
+        ("updated", _when(t["updated_at"])),
+    ]
+    for label, value in fields:
+        out.print(f"  {label:<10} {value}", highlight=False, markup=False)
+    out.print("")
+    out.print(t["description"] or "(no description)", highlight=False, markup=False)
+    if t["attachments"]:
+        out.print("\nattachments:")
+        for a in t["attachments"]:
+            out.print(
+                f"  {a['name']}  {a['content_type']}  {a['size']} bytes  sha256 {a['sha256'][:12]}…", markup=False
+            )
+    if t["audit"]:
+        out.print("\nhistory:")
+        for e in t["audit"]:
+            old = "" if e["old_value"] is None else f"{e['old_value']} → "
+            out.print(f"  {_when(e['at'])}  {e['field']}: {old}{e['new_value']}  by {e['actor']}", markup=False)
+
+
+# --- dead letters ----------------------------------------------------------------------------------------
+
+
+@deadletters_app.command("list")
+def deadletters_list(
+    config: ConfigOption = None,
+    source: Annotated[str | None, typer.Option(help="Only from this source.")] = None,
+    include_replayed: Annotated[bool, typer.Option("--all", help="Include letters already replayed.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Quarantined records waiting for a fix, oldest first, with the reason each was refused."""
+    from itsm_core.store.quarantine import list_dead_letters
+
+    store = _store(config)
+    with store.connect() as conn:
+        rows = list_dead_letters(conn, include_replayed=include_replayed, source=source)
+    if as_json:
+        _print_json(rows)
+        return
+    table = Table("id", "source", "stage", "record", "reason", "since", "replayed")
+    for r in rows:
+        table.add_row(
+            str(r["id"]),
+            r["source"],
+            r["stage"],
+            r["external_id"] or "",
+            r["reason"],
+            _when(r["created_at"]),
+            _when(r["replayed_at"]),
+        )
+    out.print(table)
+    if rows:
+        out.print("fix the cause, then: itsm deadletters replay ID", highlight=False)
+    else:
+        out.print("no dead letters waiting", highlight=False)
+
+
+@deadletters_app.command("replay")
+def deadletters_replay(
+    letter: Annotated[int, typer.Argument(help="Dead letter id, from `itsm deadletters list`.")],
+    config: ConfigOption = None,
+) -> None:
+    """Run a quarantined record through today's parser, mapping and rules; on success it becomes a ticket."""
+    from flows.runtime import build_runtime
+    from itsm_core.store.quarantine import get_dead_letter
+    from itsm_core.store.tickets import format_ticket_id
+    from itsm_core.sync.ingest import replay_dead_letter
+
+    hub = _config(config)
+    store = _store(config)
+    with store.transaction() as conn:
+        row = get_dead_letter(conn, letter)
+        if row["replayed_at"] is not None:
+            out.print(f"dead letter {letter} was already replayed into {format_ticket_id(row['replay_ticket_id'])}")
+            return
+        runtime = build_runtime(hub, hub.source(row["source"]), store=store)
+        result = replay_dead_letter(conn, runtime.pipeline, row)
+    if result.outcome == "quarantined":
+        err.print(f"dead letter {letter} still fails: {result.error}")
+        raise typer.Exit(1)
+    out.print(f"dead letter {letter} replayed: ticket {format_ticket_id(result.ticket_id or 0)} {result.outcome}")
+
+
+# --- demo ------------------------------------------------------------------------------------------------
+
+
+@app.command("demo")
+def demo(
+    directory: Annotated[
+        Path, typer.Option("--dir", help="Where the demo keeps its config, inbox and SQLite store.")
+    ] = Path("demo"),
+) -> None:
+    """Run the hub on bundled sample data, offline, with nothing configured: a first look in a minute."""
+    from flows.demo import run_demo
+
+    run_demo(directory, out)
+
+
+def main() -> None:
+    """Console entry point: map the hub's errors to exit statuses and one readable line."""
+    try:
+        app()
+    except ConfigError as exc:
+        err.print(f"error: {exc}", markup=False, highlight=False)
+        sys.exit(2)
+    except HubError as exc:
+        err.print(f"error: {exc}", markup=False, highlight=False)
+        sys.exit(1)

@@ -1,0 +1,43 @@
+"""`hub-cycle`: one full pass over every enabled source — the job ops schedule and watch in the Prefect UI."""
+
+from __future__ import annotations
+
+from prefect import flow, get_run_logger
+from prefect.artifacts import create_table_artifact
+
+from flows.artifacts import cycle_rows
+from flows.runtime import load_hub_config
+from flows.sync import sync_source
+
+
+@flow(name="hub-cycle")
+def hub_cycle(config_path: str | None = None) -> dict[str, dict[str, int] | str]:
+    """Sync every enabled source (one `sync-source` subflow each), then publish a summary table.
+
+    A failing source does not stop the others; the cycle fails at the end if any source failed, so the
+    failure is visible in the UI while the other sources' work is kept.
+    """
+    logger = get_run_logger()
+    config = load_hub_config(config_path)
+    results: dict[str, dict[str, int] | str] = {}
+    for source in config.sources:
+        if not source.enabled:
+            logger.info("%s is disabled in the config; skipped", source.name)
+            continue
+        state = sync_source.with_options(flow_run_name=f"sync-{source.name}")(
+            source.name, config_path, return_state=True
+        )
+        if state.is_completed():
+            results[source.name] = state.result()
+        else:
+            results[source.name] = state.message or state.name
+            logger.error("%s failed: %s", source.name, results[source.name])
+    create_table_artifact(
+        key="hub-cycle-summary",
+        table=cycle_rows(results),
+        description="Per source: records fetched, tickets created / updated / unchanged, records quarantined",
+    )
+    failed = [name for name, outcome in results.items() if isinstance(outcome, str)]
+    if failed:
+        raise RuntimeError(f"{len(failed)} source(s) failed: {', '.join(failed)}; see their sync-source runs")
+    return results

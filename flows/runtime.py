@@ -1,0 +1,48 @@
+"""Everything one source's run needs, built once per run: config, store, connector, compiled pipeline."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from connectors.base import SourceConnector
+from connectors.registry import build_connector
+from itsm_core.config import HubConfig, SourceConfig, load_config
+from itsm_core.mapping import load_mapping
+from itsm_core.rules import CompiledRules
+from itsm_core.store import Store
+from itsm_core.sync.ingest import SourcePipeline
+
+# Our own modules log under "itsm"; Prefect ships them to the UI (PREFECT_LOGGING_EXTRA_LOGGERS) at INFO.
+logging.getLogger("itsm").setLevel(logging.INFO)
+
+
+def prefect_secret(block_name: str) -> str:
+    """Resolve `${prefect:NAME}` in the config from a Prefect Secret block."""
+    from prefect.blocks.system import Secret
+
+    return str(Secret.load(block_name).get())
+
+
+def load_hub_config(config_path: str | None) -> HubConfig:
+    return load_config(config_path, secret_resolver=prefect_secret)
+
+
+@dataclass(frozen=True)
+class SourceRuntime:
+    name: str
+    store: Store
+    connector: SourceConnector
+    pipeline: SourcePipeline
+
+
+def build_runtime(config: HubConfig, source: SourceConfig, store: Store | None = None) -> SourceRuntime:
+    connector = build_connector(source)
+    pipeline = SourcePipeline(
+        source=source.name,
+        decode=connector.decode,
+        mapping=load_mapping(source.mapping or connector.default_mapping),
+        rules=CompiledRules.compile(config.rules),
+    )
+    store = store or Store(config.database_url.get_secret_value())
+    return SourceRuntime(source.name, store, connector, pipeline)

@@ -1,0 +1,241 @@
+"""The hub's one configuration file: YAML, validated by pydantic, secrets only by reference.
+
+Where it is found: the `--config` option, else the `ITSM_CONFIG` variable, else `./itsm.yaml`.
+
+Secrets are never written into the file. A value may reference them:
+
+- ``${NAME}`` — the environment variable NAME (the whole value or part of it, e.g. in a URL);
+- ``${prefect:NAME}`` — the Prefect Secret block NAME (resolved by the caller's `secret_resolver`).
+
+Resolved values are never echoed: errors name the key and the variable, not what it holds.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+
+from itsm_core.errors import ConfigError
+from itsm_core.rules.priority import PriorityMatrix
+
+DEFAULT_CONFIG_PATH = Path("itsm.yaml")
+CONFIG_ENV_VAR = "ITSM_CONFIG"
+_NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SourceBase(_Strict):
+    name: str = Field(pattern=_NAME_PATTERN, description="unique, lower-case: letters, digits, - and _")
+    enabled: bool = True
+    page_size: int = Field(default=200, ge=1, le=10_000, description="records per batch task")
+    mapping: str | None = Field(
+        default=None, description="mapping file in mappings/ (without .yaml) or a path; default per kind"
+    )
+
+
+class MaildirSource(SourceBase):
+    """A drop folder of RFC 5322 messages: a Maildir (new/ and cur/) or a plain folder of `.eml` files.
+
+    Each message is landed once per content hash; a message seen before creates nothing. With
+    ``after_import: move`` a file is moved to `move_to` only after its ticket is committed.
+    """
+
+    kind: Literal["maildir"]
+    path: Path
+    pattern: str = "*.eml"
+    after_import: Literal["keep", "move"] = "keep"
+    move_to: Path | None = Field(default=None, description="folder for imported files (after_import: move)")
+
+    @model_validator(mode="after")
+    def _move_needs_target(self) -> MaildirSource:
+        if self.after_import == "move" and self.move_to is None:
+            raise ValueError("after_import: move needs move_to, the folder that receives imported files")
+        return self
+
+
+SourceConfig = Annotated[MaildirSource, Field(discriminator="kind")]
+
+
+class RulesConfig(_Strict):
+    priority: PriorityMatrix = Field(default_factory=PriorityMatrix)
+
+
+class ReportsConfig(_Strict):
+    """Filled by the reports issue; present now so the file's shape does not change later."""
+
+
+class HubConfig(_Strict):
+    database_url: SecretStr = SecretStr("sqlite:///itsm.db")
+    sources: list[SourceConfig] = Field(default_factory=list)
+    rules: RulesConfig = Field(default_factory=RulesConfig)
+    reports: ReportsConfig = Field(default_factory=ReportsConfig)
+
+    @field_validator("sources")
+    @classmethod
+    def _unique_names(cls, sources: list[SourceConfig]) -> list[SourceConfig]:
+        seen: set[str] = set()
+        for source in sources:
+            if source.name in seen:
+                raise ValueError(f"two sources are named '{source.name}'; names must be unique")
+            seen.add(source.name)
+        return sources
+
+    def source(self, name: str) -> SourceConfig:
+        for source in self.sources:
+            if source.name == name:
+                return source
+        known = ", ".join(s.name for s in self.sources) or "none configured"
+        raise ConfigError(f"no source named '{name}' in the config (known: {known})", key="sources")
+
+
+SecretResolver = Callable[[str], str]
+_REFERENCE = re.compile(r"\$\{([^}]*)\}")
+
+
+def config_path(explicit: str | Path | None = None) -> Path:
+    """The config file to use: `explicit`, else $ITSM_CONFIG, else ./itsm.yaml."""
+    if explicit:
+        return Path(explicit)
+    return Path(os.environ.get(CONFIG_ENV_VAR) or DEFAULT_CONFIG_PATH)
+
+
+def load_config(path: str | Path | None = None, *, secret_resolver: SecretResolver | None = None) -> HubConfig:
+    """Read, resolve and validate the config file. Raises `ConfigError` naming the offending key."""
+    path = config_path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            f"config file {path} not found; create it (see README) or point --config / ${CONFIG_ENV_VAR} at one",
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    return parse_config(text, origin=str(path), base_dir=path.parent, secret_resolver=secret_resolver)
+
+
+def parse_config(
+    text: str,
+    *,
+    origin: str = "<config>",
+    base_dir: Path | None = None,
+    secret_resolver: SecretResolver | None = None,
+) -> HubConfig:
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"{origin}: not valid YAML{where}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{origin}: the top level must be a mapping of keys (database_url, sources, ...)")
+    data = _resolve_references(data, secret_resolver, origin, path="")
+    try:
+        config = HubConfig.model_validate(data)
+    except ValidationError as exc:
+        raise _config_error(exc, data, origin) from None
+    return _anchor_paths(config, base_dir) if base_dir else config
+
+
+def _resolve_references(value: Any, resolver: SecretResolver | None, origin: str, path: str) -> Any:
+    if isinstance(value, dict):
+        return {k: _resolve_references(v, resolver, origin, _join(path, k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_resolve_references(v, resolver, origin, f"{path}[{i}]") for i, v in enumerate(value)]
+    if isinstance(value, str) and "${" in value:
+        return _REFERENCE.sub(lambda m: _lookup(m.group(1).strip(), resolver, origin, path), value)
+    return value
+
+
+def _lookup(reference: str, resolver: SecretResolver | None, origin: str, key: str) -> str:
+    if reference.startswith("prefect:"):
+        block = reference.removeprefix("prefect:")
+        if resolver is None:
+            raise ConfigError(f"{origin}: {key}: Prefect Secret blocks cannot be resolved here", key=key)
+        try:
+            return resolver(block)
+        except Exception as exc:  # the resolver's own message may not be safe to show; name the block only
+            raise ConfigError(
+                f"{origin}: {key}: cannot load Prefect Secret block '{block}' ({type(exc).__name__}); "
+                "create it with `prefect block create secret` or check PREFECT_API_URL",
+                key=key,
+            ) from None
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", reference):
+        raise ConfigError(f"{origin}: {key}: '${{{reference}}}' is not a valid variable reference", key=key)
+    if reference not in os.environ:
+        raise ConfigError(
+            f"{origin}: {key}: environment variable {reference} is not set; export it before running",
+            key=key,
+        )
+    return os.environ[reference]
+
+
+def _join(path: str, key: Any) -> str:
+    return f"{path}.{key}" if path else str(key)
+
+
+def _config_error(exc: ValidationError, data: dict[str, Any], origin: str) -> ConfigError:
+    # A misspelt key also makes the real key "missing": name the misspelling, it is the cause.
+    errors = sorted(exc.errors(include_input=False, include_url=False), key=lambda e: e["type"] != "extra_forbidden")
+    first = errors[0]
+    key = _format_loc(first["loc"], data)
+    if first["type"] == "extra_forbidden":
+        message = f"{origin}: {key}: unknown key"
+    elif first["type"] == "union_tag_invalid":
+        message = f"{origin}: {key}.kind: unknown source kind; known kinds: maildir"
+        key = f"{key}.kind"
+    elif first["type"] == "union_tag_not_found":
+        message = f"{origin}: {key}.kind: missing; every source needs a kind (maildir)"
+        key = f"{key}.kind"
+    else:
+        message = f"{origin}: {key}: {first['msg'].removeprefix('Value error, ')}"
+    more = len(errors) - 1
+    if more:
+        message += f" (and {more} more problem{'s' if more > 1 else ''})"
+    return ConfigError(message, key=key)
+
+
+def _format_loc(loc: tuple[Any, ...], data: dict[str, Any]) -> str:
+    """`('sources', 0, 'maildir', 'pathh')` → ``sources[0].pathh`` (the discriminator step dropped)."""
+    parts: list[str] = []
+    node: Any = data
+    for step in loc:
+        if isinstance(step, int):
+            parts[-1] += f"[{step}]"
+            node = node[step] if isinstance(node, list) and step < len(node) else None
+            continue
+        if isinstance(node, dict) and step not in node and "kind" in node and node.get("kind") == step:
+            continue  # pydantic's discriminated-union tag, not a key the user wrote
+        parts.append(str(step))
+        node = node.get(step) if isinstance(node, dict) else None
+    return ".".join(parts) or "(top level)"
+
+
+def _anchor_paths(config: HubConfig, base_dir: Path) -> HubConfig:
+    """Relative folder paths in the file mean relative to the file, not to wherever the command runs."""
+    anchored = []
+    for source in config.sources:
+        if isinstance(source, MaildirSource):
+            updates: dict[str, Path] = {"path": _anchor(source.path, base_dir)}
+            if source.move_to is not None:
+                updates["move_to"] = _anchor(source.move_to, base_dir)
+            source = source.model_copy(update=updates)
+        anchored.append(source)
+    url = config.database_url.get_secret_value()
+    if url.startswith("sqlite:///") and not url.startswith("sqlite:////") and ":memory:" not in url:
+        url = "sqlite:///" + str(_anchor(Path(url.removeprefix("sqlite:///")), base_dir))
+    return config.model_copy(update={"sources": anchored, "database_url": SecretStr(url)})
+
+
+def _anchor(path: Path, base_dir: Path) -> Path:
+    return path if path.is_absolute() else (base_dir / path)

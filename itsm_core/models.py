@@ -1,0 +1,179 @@
+"""The canonical model: what a ticket, comment, attachment and configuration item are, whatever their source.
+
+These pydantic models are the contract between mappings (which produce them) and the store (which persists
+them). Times are timezone-aware and UTC; a naive datetime is refused rather than guessed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from itsm_core.errors import InvalidTransition
+
+
+def _as_utc(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError("datetime must carry a time zone; convert local times at the edge, store UTC")
+    return value.astimezone(UTC)
+
+
+UTCDatetime = Annotated[datetime, AfterValidator(_as_utc)]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class TicketKind(StrEnum):
+    INCIDENT = "incident"
+    SERVICE_REQUEST = "service_request"
+    PROBLEM = "problem"
+    CHANGE = "change"
+
+
+class TicketStatus(StrEnum):
+    NEW = "new"
+    ASSIGNED = "assigned"
+    IN_PROGRESS = "in_progress"
+    PENDING = "pending"
+    RESOLVED = "resolved"
+    CLOSED = "closed"
+    CANCELLED = "cancelled"
+
+
+S = TicketStatus
+#: Which status may follow which. Resolved can be reopened (back to in_progress) until it is closed;
+#: closed and cancelled are final — a new request after closure is a new ticket, as in ITIL.
+STATUS_TRANSITIONS: dict[TicketStatus, frozenset[TicketStatus]] = {
+    S.NEW: frozenset({S.ASSIGNED, S.IN_PROGRESS, S.PENDING, S.RESOLVED, S.CANCELLED}),
+    S.ASSIGNED: frozenset({S.NEW, S.IN_PROGRESS, S.PENDING, S.RESOLVED, S.CANCELLED}),
+    S.IN_PROGRESS: frozenset({S.ASSIGNED, S.PENDING, S.RESOLVED, S.CANCELLED}),
+    S.PENDING: frozenset({S.ASSIGNED, S.IN_PROGRESS, S.RESOLVED, S.CANCELLED}),
+    S.RESOLVED: frozenset({S.IN_PROGRESS, S.CLOSED}),
+    S.CLOSED: frozenset(),
+    S.CANCELLED: frozenset(),
+}
+del S
+
+
+def check_transition(current: TicketStatus | str, requested: TicketStatus | str) -> None:
+    """Raise `InvalidTransition` unless the table allows `current` → `requested` (staying put is allowed)."""
+    current, requested = TicketStatus(current), TicketStatus(requested)
+    if current == requested:
+        return
+    allowed = STATUS_TRANSITIONS[current]
+    if requested not in allowed:
+        raise InvalidTransition(current.value, requested.value, sorted(s.value for s in allowed))
+
+
+class ClassifiedBy(StrEnum):
+    RULE = "rule"
+    MODEL = "model"
+    HUMAN = "human"
+    SOURCE = "source"  # taken as given from the upstream system
+
+
+class CanonicalModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class Attachment(CanonicalModel):
+    """A file attached to a ticket or comment. Content is stored once per sha256, whoever attaches it."""
+
+    name: str = Field(max_length=500)
+    content_type: str = Field(default="application/octet-stream", max_length=200)
+    content: bytes = Field(repr=False)
+    content_id: str | None = None  # for inline images referenced as cid: in HTML bodies
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.content).hexdigest()
+
+    @property
+    def size(self) -> int:
+        return len(self.content)
+
+
+class Comment(CanonicalModel):
+    body: str
+    author: str | None = None
+    public: bool = True
+    origin: str | None = None  # the source or system it came from
+    created_at: UTCDatetime = Field(default_factory=utcnow)
+    attachments: list[Attachment] = Field(default_factory=list)
+
+
+class Ticket(CanonicalModel):
+    """A ticket as the hub understands it. Fields left None are unknown, not empty."""
+
+    kind: TicketKind = TicketKind.INCIDENT
+    title: str = Field(min_length=1, max_length=500)
+    description: str = ""
+    description_html: str | None = None  # sanitised; the original markup, kept for display
+    status: TicketStatus = TicketStatus.NEW
+    impact: int | None = Field(default=None, ge=1)
+    urgency: int | None = Field(default=None, ge=1)
+    priority: int | None = Field(default=None, ge=1)
+    category: str | None = Field(default=None, max_length=200)
+    subcategory: str | None = Field(default=None, max_length=200)
+    classification_confidence: float | None = Field(default=None, ge=0, le=1)
+    classified_by: ClassifiedBy | None = None
+    requester: str | None = Field(default=None, max_length=320)
+    requester_name: str | None = Field(default=None, max_length=200)
+    assignment_group: str | None = Field(default=None, max_length=200)
+    assignee: str | None = Field(default=None, max_length=320)
+    source_type: str = Field(max_length=32)  # email, glpi, solman, webhook, web, chatbot, ...
+    tenant: str | None = Field(default=None, max_length=200)
+    created_at: UTCDatetime = Field(default_factory=utcnow)
+    updated_at: UTCDatetime = Field(default_factory=utcnow)
+    resolved_at: UTCDatetime | None = None
+    closed_at: UTCDatetime | None = None
+    custom_fields: dict[str, Any] = Field(default_factory=dict)
+    attachments: list[Attachment] = Field(default_factory=list)
+
+
+class CIStatus(StrEnum):
+    PLANNED = "planned"
+    ACTIVE = "active"
+    MAINTENANCE = "maintenance"
+    RETIRED = "retired"
+
+
+class ConfigurationItem(CanonicalModel):
+    ci_class: str  # computer, network_device, printer, monitor, software, service, ...
+    name: str
+    serial: str | None = None
+    status: CIStatus = CIStatus.ACTIVE
+    tenant: str | None = None
+    attributes: dict[str, Any] = Field(default_factory=dict)
+
+
+#: The ticket fields a mapping may set and the store compares to decide "updated" vs "unchanged".
+TICKET_FIELDS: tuple[str, ...] = tuple(
+    name for name in Ticket.model_fields if name not in {"attachments", "created_at", "updated_at"}
+)
+
+
+@dataclass(frozen=True)
+class RawRecord:
+    """One record as a connector fetched it.
+
+    `locator` says where it came from (a file path, a mailbox UID) so the source can acknowledge it after the
+    batch is committed; it is not part of the record's identity.
+    """
+
+    external_id: str
+    payload: bytes
+    payload_format: str
+    received_at: datetime
+    locator: str | None = None
+
+    @property
+    def payload_hash(self) -> str:
+        return hashlib.sha256(self.payload).hexdigest()

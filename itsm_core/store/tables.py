@@ -1,0 +1,341 @@
+"""The store's tables, as SQLAlchemy 2.0 typed declarative classes; the same schema on SQLite and PostgreSQL.
+
+The classes exist for typed queries and for Alembic; the hot path (landing, bulk upsert) uses their
+`__table__` with Core statements, never an ORM object per row.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from itsm_core.models import CIStatus, ClassifiedBy, TicketKind, TicketStatus
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timestamps stored as UTC and always read back timezone-aware.
+
+    PostgreSQL keeps `timestamptz`; SQLite has no time zones, so values are normalised to UTC before they
+    are written and tagged UTC when read.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store; pass an aware UTC datetime")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+#: JSON documents: JSONB on PostgreSQL (indexable, compact), JSON text on SQLite.
+JSONDoc = JSON().with_variant(postgresql.JSONB(), "postgresql")
+#: Raw payloads and attachment content: BYTEA on PostgreSQL, BLOB on SQLite.
+Blob = LargeBinary()
+#: Surrogate keys: BIGINT on PostgreSQL, INTEGER on SQLite (so it stays the rowid alias that autoincrements).
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def _one_of(column: str, values: list[str]) -> CheckConstraint:
+    quoted = ", ".join(f"'{v}'" for v in values)
+    return CheckConstraint(f"{column} IN ({quoted})", name=f"{column}_valid")
+
+
+def _values(enum: type) -> list[str]:
+    return [member.value for member in enum]  # type: ignore[attr-defined]
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class TicketRow(Base):
+    __tablename__ = "tickets"
+    __table_args__ = (
+        _one_of("kind", _values(TicketKind)),
+        _one_of("status", _values(TicketStatus)),
+        _one_of("classified_by", _values(ClassifiedBy)),
+        CheckConstraint(
+            "classification_confidence IS NULL OR (classification_confidence >= 0 AND classification_confidence <= 1)",
+            name="confidence_range",
+        ),
+        Index(None, "status", "updated_at"),
+        Index(None, "tenant", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    title: Mapped[str] = mapped_column(String(500))
+    description: Mapped[str] = mapped_column(Text, default="")
+    description_html: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(32))
+    impact: Mapped[int | None] = mapped_column(Integer)
+    urgency: Mapped[int | None] = mapped_column(Integer)
+    priority: Mapped[int | None] = mapped_column(Integer)
+    category: Mapped[str | None] = mapped_column(String(200))
+    subcategory: Mapped[str | None] = mapped_column(String(200))
+    classification_confidence: Mapped[float | None] = mapped_column(Float)
+    classified_by: Mapped[str | None] = mapped_column(String(16))
+    requester: Mapped[str | None] = mapped_column(String(320))
+    requester_name: Mapped[str | None] = mapped_column(String(200))
+    assignment_group: Mapped[str | None] = mapped_column(String(200))
+    assignee: Mapped[str | None] = mapped_column(String(320))
+    source_type: Mapped[str] = mapped_column(String(32))
+    tenant: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    custom_fields: Mapped[dict[str, Any]] = mapped_column(JSONDoc, default=dict)
+
+
+class CommentRow(Base):
+    __tablename__ = "comments"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), index=True)
+    public: Mapped[bool] = mapped_column(Boolean, default=True)
+    author: Mapped[str | None] = mapped_column(String(320))
+    body: Mapped[str] = mapped_column(Text)
+    origin: Mapped[str | None] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class AttachmentBlobRow(Base):
+    """Attachment content, stored once per sha256 whatever the number of tickets that carry it."""
+
+    __tablename__ = "attachment_blobs"
+
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    content: Mapped[bytes] = mapped_column(Blob)
+
+
+class AttachmentRow(Base):
+    __tablename__ = "attachments"
+    __table_args__ = (UniqueConstraint("ticket_id", "sha256", "name"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), index=True)
+    comment_id: Mapped[int | None] = mapped_column(ForeignKey("comments.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(500))
+    content_type: Mapped[str] = mapped_column(String(200))
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(ForeignKey("attachment_blobs.sha256"), index=True)
+    content_id: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ConfigurationItemRow(Base):
+    __tablename__ = "configuration_items"
+    __table_args__ = (_one_of("status", _values(CIStatus)), Index(None, "ci_class", "name"))
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    ci_class: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(300))
+    serial: Mapped[str | None] = mapped_column(String(200), index=True)
+    status: Mapped[str] = mapped_column(String(32))
+    tenant: Mapped[str | None] = mapped_column(String(200))
+    attributes: Mapped[dict[str, Any]] = mapped_column(JSONDoc, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class CIRelationshipRow(Base):
+    """A typed, directed edge between two CIs, e.g. `runs_on`, `depends_on`, `connected_to`, `installed_on`."""
+
+    __tablename__ = "ci_relationships"
+    __table_args__ = (
+        UniqueConstraint("source_ci_id", "rel_type", "target_ci_id"),
+        CheckConstraint("source_ci_id <> target_ci_id", name="no_self_loop"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    source_ci_id: Mapped[int] = mapped_column(ForeignKey("configuration_items.id", ondelete="CASCADE"))
+    target_ci_id: Mapped[int] = mapped_column(ForeignKey("configuration_items.id", ondelete="CASCADE"), index=True)
+    rel_type: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class TicketCILinkRow(Base):
+    __tablename__ = "ticket_ci_links"
+
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), primary_key=True)
+    ci_id: Mapped[int] = mapped_column(
+        ForeignKey("configuration_items.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    role: Mapped[str] = mapped_column(String(64), primary_key=True, default="affected")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ExternalRefRow(Base):
+    """Identity across systems: `(system, external_id)` names exactly one canonical ticket or CI.
+
+    `system` is the configured source name (two GLPI instances are two systems). Systems whose ids are
+    only unique per item type prefix them (e.g. ``Computer/42``).
+    """
+
+    __tablename__ = "external_refs"
+    __table_args__ = (
+        UniqueConstraint("system", "external_id"),
+        CheckConstraint(
+            "(ticket_id IS NOT NULL AND ci_id IS NULL) OR (ticket_id IS NULL AND ci_id IS NOT NULL)",
+            name="one_target",
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    system: Mapped[str] = mapped_column(String(100))
+    external_id: Mapped[str] = mapped_column(String(500))
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), index=True)
+    ci_id: Mapped[int | None] = mapped_column(ForeignKey("configuration_items.id", ondelete="CASCADE"), index=True)
+    remote_version: Mapped[str | None] = mapped_column(String(100))
+    remote_updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    landed_hash: Mapped[str | None] = mapped_column(String(64))
+    pushed_hash: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class AuditEventRow(Base):
+    """Append-only history: the database itself refuses UPDATE and DELETE (triggers from the migration)."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (Index(None, "entity", "entity_id", "at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    entity: Mapped[str] = mapped_column(String(32))  # ticket, ci
+    entity_id: Mapped[int] = mapped_column(BigInteger)
+    field: Mapped[str] = mapped_column(String(100))
+    old_value: Mapped[Any] = mapped_column(JSONDoc, nullable=True)
+    new_value: Mapped[Any] = mapped_column(JSONDoc, nullable=True)
+    actor: Mapped[str] = mapped_column(String(200))  # who or what: source:NAME, rule:NAME, user:LOGIN
+    source: Mapped[str | None] = mapped_column(String(100))
+
+
+class SyncStateRow(Base):
+    """Watermarks per source and entity; advanced only in the transaction that commits the page they cover."""
+
+    __tablename__ = "sync_state"
+
+    source: Mapped[str] = mapped_column(String(100), primary_key=True)
+    entity: Mapped[str] = mapped_column(String(64), primary_key=True)
+    watermark: Mapped[str | None] = mapped_column(String(200))
+    last_run_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_success_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    details: Mapped[dict[str, Any]] = mapped_column(JSONDoc, default=dict)
+
+
+INBOUND_OUTCOMES = ["pending", "created", "updated", "unchanged", "quarantined"]
+
+
+class InboundRecordRow(Base):
+    """The raw landing: every payload exactly as the upstream gave it, once per content hash."""
+
+    __tablename__ = "inbound_records"
+    __table_args__ = (
+        UniqueConstraint("source", "external_id", "payload_hash"),
+        _one_of("outcome", INBOUND_OUTCOMES),
+        Index(None, "source", "received_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    source: Mapped[str] = mapped_column(String(100))
+    external_id: Mapped[str] = mapped_column(String(500))
+    payload: Mapped[bytes] = mapped_column(Blob)
+    payload_format: Mapped[str] = mapped_column(String(16))  # eml, json, xml
+    payload_hash: Mapped[str] = mapped_column(String(64))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    outcome: Mapped[str] = mapped_column(String(16), default="pending")
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id", ondelete="SET NULL"))
+
+
+OUTBOX_STATES = ["pending", "sent", "dead"]
+
+
+class OutboxRow(Base):
+    """Changes to push to a target system, written in the same transaction as the change itself."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (_one_of("state", OUTBOX_STATES), Index(None, "target_system", "state", "next_attempt_at"))
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    target_system: Mapped[str] = mapped_column(String(100))
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"))
+    fields: Mapped[dict[str, Any]] = mapped_column(JSONDoc)
+    fields_hash: Mapped[str] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+DEAD_LETTER_STAGES = ["parse", "map", "store", "push"]
+
+
+class DeadLetterRow(Base):
+    """Quarantine: a record kept whole with why it failed, until someone fixes the cause and replays it."""
+
+    __tablename__ = "dead_letters"
+    __table_args__ = (_one_of("stage", DEAD_LETTER_STAGES), Index(None, "source", "replayed_at"))
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    source: Mapped[str] = mapped_column(String(100))
+    stage: Mapped[str] = mapped_column(String(16))
+    external_id: Mapped[str | None] = mapped_column(String(500))
+    inbound_record_id: Mapped[int | None] = mapped_column(
+        ForeignKey("inbound_records.id", ondelete="SET NULL"), index=True
+    )
+    payload: Mapped[bytes] = mapped_column(Blob)
+    payload_format: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(Text)
+    traceback: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    replay_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    replayed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    replay_ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id", ondelete="SET NULL"))
+
+
+metadata = Base.metadata

@@ -1,0 +1,336 @@
+"""Writing and reading canonical tickets, in batches.
+
+`upsert_tickets` is the hot path: a handful of set-based statements per batch whatever its size — one
+lookup of known identities, one multi-row INSERT … RETURNING for new tickets, one executemany UPDATE for
+changed ones, one INSERT each for identities, attachments and audit events.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from sqlalchemy import Connection, func, insert, select
+
+from itsm_core.errors import InvalidTransition, NotFound
+from itsm_core.models import Ticket, TicketStatus, check_transition, utcnow
+from itsm_core.store.bulk import insert_ignoring_conflicts, update_by_id
+from itsm_core.store.tables import (
+    AttachmentBlobRow,
+    AttachmentRow,
+    AuditEventRow,
+    CommentRow,
+    ExternalRefRow,
+    TicketRow,
+)
+
+tickets = TicketRow.__table__
+external_refs = ExternalRefRow.__table__
+audit_events = AuditEventRow.__table__
+attachment_blobs = AttachmentBlobRow.__table__
+attachments = AttachmentRow.__table__
+
+#: Fields whose initial value is worth an audit event: the history SLA clocks and reports are built from.
+AUDITED_ON_CREATE = ("status", "priority", "impact", "urgency", "category", "assignment_group", "assignee")
+#: Never changed by a later landing of the same record.
+CREATE_ONLY = frozenset({"created_at", "kind"})
+
+Outcome = Literal["created", "updated", "unchanged", "quarantined"]
+
+
+@dataclass(frozen=True)
+class TicketWrite:
+    """One mapped record to write: its identity in `system`, the canonical ticket and the landed payload's hash.
+
+    `update_fields` are the fields the source owns: on a later landing only they may change the ticket.
+    """
+
+    external_id: str
+    ticket: Ticket
+    payload_hash: str
+    update_fields: frozenset[str]
+
+
+@dataclass
+class WriteResult:
+    outcome: Outcome
+    ticket_id: int | None = None
+    error: str | None = None
+    changed: list[str] = field(default_factory=list)
+
+
+def upsert_tickets(conn: Connection, system: str, actor: str, items: Sequence[TicketWrite]) -> list[WriteResult]:
+    """Create or update the tickets `items` describe; results are in the order of `items`.
+
+    Idempotent: writing the same items again reports them unchanged and writes nothing but the landed hash.
+    A status change the transition table refuses leaves the ticket as it is and reports `quarantined`.
+    """
+    results: list[WriteResult | None] = [None] * len(items)
+    # Waves of distinct external ids, so two versions of one record in a batch apply in order.
+    pending = list(range(len(items)))
+    while pending:
+        seen: set[str] = set()
+        wave, later = [], []
+        for index in pending:
+            (later if items[index].external_id in seen else wave).append(index)
+            seen.add(items[index].external_id)
+        _write_wave(conn, system, actor, items, wave, results)
+        pending = later
+    return [r for r in results if r is not None]
+
+
+def _write_wave(
+    conn: Connection,
+    system: str,
+    actor: str,
+    items: Sequence[TicketWrite],
+    wave: list[int],
+    results: list[WriteResult | None],
+) -> None:
+    now = utcnow()
+    known: dict[str, tuple[int, int]] = {
+        external_id: (ref_id, ticket_id)
+        for external_id, ref_id, ticket_id in conn.execute(
+            select(external_refs.c.external_id, external_refs.c.id, external_refs.c.ticket_id).where(
+                external_refs.c.system == system,
+                external_refs.c.external_id.in_([items[i].external_id for i in wave]),
+            )
+        )
+    }
+    new = [i for i in wave if items[i].external_id not in known]
+    existing = [i for i in wave if items[i].external_id in known]
+
+    if new:
+        rows = [_row(items[i].ticket) for i in new]
+        ids = conn.execute(insert(tickets).returning(tickets.c.id, sort_by_parameter_order=True), rows).scalars().all()
+        conn.execute(
+            insert(external_refs),
+            [
+                {
+                    "system": system,
+                    "external_id": items[i].external_id,
+                    "ticket_id": ticket_id,
+                    "landed_hash": items[i].payload_hash,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+                for i, ticket_id in zip(new, ids, strict=True)
+            ],
+        )
+        events = [
+            _event(ticket_id, name, None, rows[k][name], actor, system, items[i].ticket.created_at)
+            for k, (i, ticket_id) in enumerate(zip(new, ids, strict=True))
+            for name in AUDITED_ON_CREATE
+            if rows[k][name] is not None
+        ]
+        if events:
+            conn.execute(insert(audit_events), events)
+        _attach(conn, [(ticket_id, items[i].ticket) for i, ticket_id in zip(new, ids, strict=True)], now)
+        for i, ticket_id in zip(new, ids, strict=True):
+            results[i] = WriteResult("created", ticket_id)
+
+    if existing:
+        _update_existing(conn, system, actor, items, existing, known, results, now)
+
+
+def _update_existing(
+    conn: Connection,
+    system: str,
+    actor: str,
+    items: Sequence[TicketWrite],
+    existing: list[int],
+    known: dict[str, tuple[int, int]],
+    results: list[WriteResult | None],
+    now: datetime,
+) -> None:
+    ids = [known[items[i].external_id][1] for i in existing]
+    current = {row["id"]: row for row in conn.execute(select(tickets).where(tickets.c.id.in_(ids))).mappings()}
+    updates: list[dict[str, Any]] = []
+    events: list[dict[str, Any]] = []
+    to_attach: list[tuple[int, Ticket]] = []
+    for i in existing:
+        item = items[i]
+        ticket_id = known[item.external_id][1]
+        old = current[ticket_id]
+        changes = _changes(old, _row(item.ticket), item.update_fields - CREATE_ONLY)
+        if "status" in changes:
+            try:
+                check_transition(old["status"], changes["status"])
+            except InvalidTransition as exc:
+                results[i] = WriteResult("quarantined", ticket_id, error=str(exc))
+                continue
+            changes.update(_status_timestamps(old, changes["status"], now))
+        new_attachments = "attachments" in item.update_fields and bool(item.ticket.attachments)
+        if new_attachments:
+            to_attach.append((ticket_id, item.ticket))
+        if changes:
+            updates.append({"id": ticket_id, **changes, "updated_at": now})
+            events.extend(_event(ticket_id, k, old[k], v, actor, system, now) for k, v in changes.items())
+        results[i] = WriteResult("updated" if changes else "unchanged", ticket_id, changed=sorted(changes))
+    update_by_id(conn, tickets, updates)
+    if events:
+        conn.execute(insert(audit_events), events)
+    _attach(conn, to_attach, now)
+    landed = [
+        {"id": known[items[i].external_id][0], "landed_hash": items[i].payload_hash, "updated_at": now}
+        for i in existing
+    ]
+    update_by_id(conn, external_refs, landed)
+
+
+def _changes(old: Any, new: dict[str, Any], owned: frozenset[str]) -> dict[str, Any]:
+    changes: dict[str, Any] = {}
+    for name in owned & new.keys():
+        value = new[name]
+        if name == "custom_fields":
+            value = {**(old[name] or {}), **value}  # merge: keys set by rules or people stay
+        if value is not None and value != old[name]:
+            changes[name] = value
+    return changes
+
+
+def _status_timestamps(old: Any, status: str, now: datetime) -> dict[str, Any]:
+    if status == TicketStatus.RESOLVED and old["resolved_at"] is None:
+        return {"resolved_at": now}
+    if status == TicketStatus.CLOSED and old["closed_at"] is None:
+        return {"closed_at": now}
+    if status == TicketStatus.IN_PROGRESS and old["status"] == TicketStatus.RESOLVED:
+        return {"resolved_at": None}  # reopened
+    return {}
+
+
+def _row(ticket: Ticket) -> dict[str, Any]:
+    row = ticket.model_dump(exclude={"attachments"})
+    for name in ("kind", "status", "classified_by"):
+        if row[name] is not None:
+            row[name] = str(row[name])
+    return row
+
+
+def _event(
+    ticket_id: int, name: str, old: Any, new: Any, actor: str, source: str | None, at: datetime
+) -> dict[str, Any]:
+    return {
+        "at": at,
+        "entity": "ticket",
+        "entity_id": ticket_id,
+        "field": name,
+        "old_value": _jsonable(old),
+        "new_value": _jsonable(new),
+        "actor": actor,
+        "source": source,
+    }
+
+
+def _jsonable(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, datetime) else value
+
+
+def _attach(conn: Connection, owners: Iterable[tuple[int, Ticket]], now: datetime) -> None:
+    """Store attachment content once per sha256, and link each ticket to it once per (hash, name)."""
+    blobs: dict[str, dict[str, Any]] = {}
+    links: list[dict[str, Any]] = []
+    for ticket_id, ticket in owners:
+        for attachment in ticket.attachments:
+            digest = attachment.sha256
+            blobs.setdefault(digest, {"sha256": digest, "size": attachment.size, "content": attachment.content})
+            links.append(
+                {
+                    "ticket_id": ticket_id,
+                    "name": attachment.name,
+                    "content_type": attachment.content_type,
+                    "size": attachment.size,
+                    "sha256": digest,
+                    "content_id": attachment.content_id,
+                    "created_at": now,
+                }
+            )
+    insert_ignoring_conflicts(conn, attachment_blobs, list(blobs.values()), ["sha256"])
+    insert_ignoring_conflicts(conn, attachments, links, ["ticket_id", "sha256", "name"])
+
+
+def change_status(conn: Connection, ticket_id: int, status: TicketStatus | str, actor: str) -> None:
+    """Move one ticket to `status`, refusing transitions the table does not allow, with an audit event."""
+    row = conn.execute(select(tickets).where(tickets.c.id == ticket_id)).mappings().one_or_none()
+    if row is None:
+        raise NotFound(f"no ticket {format_ticket_id(ticket_id)}")
+    status = TicketStatus(status)
+    check_transition(row["status"], status)
+    if status == row["status"]:
+        return
+    now = utcnow()
+    changes = {"status": status.value, **_status_timestamps(row, status, now)}
+    update_by_id(conn, tickets, [{"id": ticket_id, **changes, "updated_at": now}])
+    conn.execute(insert(audit_events), [_event(ticket_id, "status", row["status"], status.value, actor, None, now)])
+
+
+# --- reading ---------------------------------------------------------------------------------------------
+
+
+def format_ticket_id(ticket_id: int) -> str:
+    """How people see a ticket number: T-000123 (also the token later put in mail subjects)."""
+    return f"T-{ticket_id:06d}"
+
+
+def parse_ticket_id(text: str) -> int:
+    digits = text.strip().upper().removeprefix("T-").lstrip("#")
+    if not digits.isdigit():
+        raise NotFound(f"'{text}' is not a ticket number; use the number shown by `itsm tickets list`, e.g. T-000001")
+    return int(digits)
+
+
+def list_tickets(
+    conn: Connection, *, status: str | None = None, source_type: str | None = None, limit: int = 50
+) -> list[dict[str, Any]]:
+    query = select(tickets).order_by(tickets.c.id.desc()).limit(limit)
+    if status:
+        query = query.where(tickets.c.status == status)
+    if source_type:
+        query = query.where(tickets.c.source_type == source_type)
+    return [dict(row) for row in conn.execute(query).mappings()]
+
+
+def count_tickets(conn: Connection) -> int:
+    return conn.execute(select(func.count()).select_from(tickets)).scalar_one()
+
+
+def get_ticket(conn: Connection, ticket_id: int) -> dict[str, Any]:
+    """A ticket with its external identities, attachments, comments and audit trail."""
+    row = conn.execute(select(tickets).where(tickets.c.id == ticket_id)).mappings().one_or_none()
+    if row is None:
+        raise NotFound(f"no ticket {format_ticket_id(ticket_id)}; `itsm tickets list` shows the existing ones")
+    ticket = dict(row)
+    ticket["external_refs"] = [
+        dict(r)
+        for r in conn.execute(
+            select(external_refs.c.system, external_refs.c.external_id, external_refs.c.updated_at).where(
+                external_refs.c.ticket_id == ticket_id
+            )
+        ).mappings()
+    ]
+    ticket["attachments"] = [
+        dict(r)
+        for r in conn.execute(
+            select(attachments.c.name, attachments.c.content_type, attachments.c.size, attachments.c.sha256)
+            .where(attachments.c.ticket_id == ticket_id)
+            .order_by(attachments.c.id)
+        ).mappings()
+    ]
+    comments = CommentRow.__table__
+    ticket["comments"] = [
+        dict(r)
+        for r in conn.execute(
+            select(comments).where(comments.c.ticket_id == ticket_id).order_by(comments.c.created_at)
+        ).mappings()
+    ]
+    ticket["audit"] = [
+        dict(r)
+        for r in conn.execute(
+            select(audit_events)
+            .where(audit_events.c.entity == "ticket", audit_events.c.entity_id == ticket_id)
+            .order_by(audit_events.c.id)
+        ).mappings()
+    ]
+    return ticket
