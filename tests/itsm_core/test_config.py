@@ -48,7 +48,7 @@ def test_config_path_falls_back_to_env_then_cwd(monkeypatch, tmp_path):
     assert load_config().sources == []
     monkeypatch.delenv("ITSM_CONFIG")
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(ConfigError, match="itsm.yaml not found"):
+    with pytest.raises(ConfigError, match=r"itsm\.yaml not found"):
         load_config()
 
 
