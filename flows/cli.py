@@ -31,6 +31,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     rich_markup_mode=None,
+    pretty_exceptions_enable=False,  # a crash must never print local variables: they may hold secrets
 )
 db_app = typer.Typer(help="Create or migrate the store's database schema.", no_args_is_help=True)
 tickets_app = typer.Typer(help="Look at the tickets in the store.", no_args_is_help=True)

@@ -1,0 +1,142 @@
+"""The `itsm` command as people run it: real process, real exit statuses, real store."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from itsm_core.models import RawRecord, utcnow
+from itsm_core.store import Store
+from itsm_core.store.quarantine import quarantine
+
+ITSM = [sys.executable, "-c", "from flows.cli import main; main()"]
+
+
+def itsm(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    full_env = {**os.environ, "COLUMNS": "200", **(env or {})}
+    full_env.pop("ITSM_CONFIG", None)
+    return subprocess.run([*ITSM, *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    (tmp_path / "inbox").mkdir()
+    (tmp_path / "itsm.yaml").write_text(
+        "database_url: sqlite:///store.db\nsources:\n  - {name: drop, kind: maildir, path: inbox}\n"
+    )
+    return tmp_path
+
+
+def test_help_explains_every_command(tmp_path):
+    top = itsm("--help", cwd=tmp_path)
+    assert top.returncode == 0
+    for command in ("run", "sync", "tickets", "deadletters", "db", "demo"):
+        assert command in top.stdout
+    assert "itsm demo" in top.stdout
+    sub = itsm("tickets", "list", "--help", cwd=tmp_path)
+    assert "--status" in sub.stdout and "--json" in sub.stdout and "ITSM_CONFIG" in sub.stdout
+
+
+@pytest.mark.parametrize(
+    ("config", "key"),
+    [
+        ("sources:\n  - {name: drop, kind: maildir, path: inbox, colour: red}\n", "sources[0].colour"),
+        ("database_url: 42\n", "database_url"),
+        ("database_url: postgresql://u:${NOT_SET_ANYWHERE}@h/db\n", "database_url"),
+    ],
+)
+def test_bad_config_exits_2_naming_the_key(tmp_path, config, key):
+    (tmp_path / "itsm.yaml").write_text(config)
+    for command in (["run"], ["db", "upgrade"], ["tickets", "list"]):
+        result = itsm(*command, cwd=tmp_path)
+        assert result.returncode == 2, result.stderr
+        assert key in result.stderr
+        assert result.stderr.count("\n") == 1  # one line, no traceback
+
+
+def test_missing_config_exits_2_and_says_how_to_fix(tmp_path):
+    result = itsm("tickets", "list", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "itsm.yaml not found" in result.stderr and "--config" in result.stderr
+
+
+def test_unmigrated_store_says_to_run_db_upgrade(workdir):
+    result = itsm("tickets", "list", cwd=workdir)
+    assert result.returncode == 1
+    assert "itsm db upgrade" in result.stderr
+
+
+def test_unreachable_database_error_hides_the_password(tmp_path):
+    (tmp_path / "itsm.yaml").write_text("database_url: postgresql://itsm:${DB_PW}@127.0.0.1:9/itsm\n")
+    result = itsm("db", "upgrade", cwd=tmp_path, env={"DB_PW": "topsecret-pw"})
+    assert result.returncode == 1
+    assert "cannot reach the database postgresql+psycopg://itsm:***@127.0.0.1:9/itsm" in result.stderr
+    assert "topsecret-pw" not in result.stderr + result.stdout
+
+
+def test_db_upgrade_then_list_show_and_dead_letters(workdir):
+    first = itsm("db", "upgrade", cwd=workdir)
+    assert first.returncode == 0 and "→" in first.stdout
+    assert "already at" in itsm("db", "upgrade", cwd=workdir).stdout
+
+    empty = itsm("tickets", "list", "--json", cwd=workdir)
+    assert empty.returncode == 0 and json.loads(empty.stdout) == []
+
+    store = Store(f"sqlite:///{workdir / 'store.db'}")
+    with store.transaction() as conn:
+        (letter_id,) = quarantine(
+            conn,
+            [
+                {
+                    "source": "drop",
+                    "stage": "parse",
+                    "external_id": "m1",
+                    "payload": b"garbage",
+                    "payload_format": "eml",
+                    "reason": "not a message: no header fields",
+                    "traceback": None,
+                }
+            ],
+        )
+    listed = json.loads(itsm("deadletters", "list", "--json", cwd=workdir).stdout)
+    assert [(d["id"], d["reason"], d["size"]) for d in listed] == [(letter_id, "not a message: no header fields", 7)]
+    assert "garbage" not in itsm("deadletters", "list", cwd=workdir).stdout  # payloads are not dumped
+
+    replay = itsm("deadletters", "replay", str(letter_id), cwd=workdir)
+    assert replay.returncode == 1 and "still fails" in replay.stderr
+
+    missing = itsm("tickets", "show", "T-000099", cwd=workdir)
+    assert missing.returncode == 1 and "no ticket T-000099" in missing.stderr
+    store.dispose()
+
+
+def test_ticket_list_filters_and_show_prints_history(workdir):
+    from itsm_core.mapping import load_mapping
+    from itsm_core.rules import CompiledRules
+    from itsm_core.rules.priority import PriorityMatrix
+    from itsm_core.sync.ingest import SourcePipeline, ingest_batch
+
+    itsm("db", "upgrade", cwd=workdir)
+    store = Store(f"sqlite:///{workdir / 'store.db'}")
+
+    def decode(payload: bytes) -> dict:
+        return {"subject": payload.decode(), "from_address": "bob@example.org", "text": "details"}
+
+    pipeline = SourcePipeline("drop", decode, load_mapping("email"), CompiledRules(PriorityMatrix()))
+    with store.transaction() as conn:
+        ingest_batch(conn, pipeline, [RawRecord(f"m{i}", f"Printer {i}".encode(), "eml", utcnow()) for i in range(3)])
+    store.dispose()
+
+    rows = json.loads(itsm("tickets", "list", "--json", "--status", "new", cwd=workdir).stdout)
+    assert [r["number"] for r in rows] == ["T-000003", "T-000002", "T-000001"]
+    assert json.loads(itsm("tickets", "list", "--json", "--status", "closed", cwd=workdir).stdout) == []
+    bad = itsm("tickets", "list", "--status", "done", cwd=workdir)
+    assert bad.returncode == 2 and "done" in bad.stderr
+
+    shown = itsm("tickets", "show", "2", cwd=workdir)
+    assert shown.returncode == 0
+    assert "T-000002  Printer 1" in shown.stdout and "bob@example.org" in shown.stdout
+    assert "status: new" in shown.stdout and "by source:drop" in shown.stdout

@@ -1,0 +1,121 @@
+"""The hub-cycle flow end to end on a real Prefect API: sample mail in, tickets, dead letters and artifacts out."""
+
+import asyncio
+import io
+import shutil
+from importlib import resources
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from flows.cycle import hub_cycle
+from itsm_core.store import Store
+from itsm_core.store.quarantine import list_dead_letters
+from itsm_core.store.tickets import count_tickets, list_tickets
+
+pytestmark = [pytest.mark.prefect, pytest.mark.usefixtures("prefect_api")]
+
+SAMPLES = sorted(p for p in resources.files("flows.demo").joinpath("mail").iterdir() if p.name.endswith(".eml"))
+CORRUPT = Path(__file__).resolve().parents[1] / "connectors" / "mail" / "fixtures" / "corrupt-binary.eml"
+
+
+def make_hub(tmp_path: Path, extra_sources: str = "", database_url: str | None = None) -> Path:
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    for sample in SAMPLES:
+        with resources.as_file(sample) as path:
+            shutil.copyfile(path, inbox / sample.name)
+    shutil.copyfile(CORRUPT, inbox / "zz-corrupt.eml")
+    database_url = database_url or f"sqlite:///{tmp_path / 'store.db'}"
+    config = tmp_path / "itsm.yaml"
+    config.write_text(
+        f"database_url: {database_url}\n"
+        "sources:\n"
+        "  - {name: helpdesk, kind: maildir, path: inbox, page_size: 3}\n" + extra_sources
+    )
+    Store(database_url).upgrade()
+    return config
+
+
+def read_artifact(key: str):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    async def latest():
+        async with get_client() as client:
+            found = await client.read_artifacts(
+                artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])), limit=1
+            )
+            return found[0] if found else None
+
+    return asyncio.run(latest())
+
+
+def test_cycle_makes_tickets_quarantines_the_corrupt_mail_and_repeats_as_a_no_op(tmp_path, database_url):
+    config = make_hub(tmp_path, database_url=database_url)
+    files = len(SAMPLES) + 1
+
+    first = hub_cycle(config_path=str(config))
+    assert first["helpdesk"] == {
+        "fetched": files,
+        "created": files - 1,
+        "updated": 0,
+        "unchanged": 0,
+        "quarantined": 1,
+    }
+    store = Store(database_url)
+    with store.connect() as conn:
+        assert count_tickets(conn) == files - 1
+        (letter,) = list_dead_letters(conn)
+        titles = {t["title"] for t in list_tickets(conn, limit=100)}
+    assert letter["stage"] == "parse" and letter["external_id"].startswith("sha256:")
+    assert letter["reason"]
+    assert all(titles), titles
+
+    summary = read_artifact("hub-cycle-summary")
+    assert summary is not None and summary.type == "table"
+    assert '"quarantined": 1' in str(summary.data) or "'quarantined': 1" in str(summary.data)
+    detail = read_artifact("sync-helpdesk")
+    assert "## Quarantined" in detail.data and f"| {letter['id']} |" in detail.data
+
+    second = hub_cycle(config_path=str(config))
+    assert second["helpdesk"] == {
+        "fetched": files,
+        "created": 0,
+        "updated": 0,
+        "unchanged": files,
+        "quarantined": 0,
+    }
+    with store.connect() as conn:
+        assert count_tickets(conn) == files - 1
+    store.dispose()
+
+
+def test_a_failing_source_fails_the_cycle_but_not_the_other_sources(tmp_path):
+    config = make_hub(tmp_path, "  - {name: gone, kind: maildir, path: no-such-folder}\n")
+    state = hub_cycle(config_path=str(config), return_state=True)
+    assert state.is_failed()
+    assert "gone" in state.message
+    with Store(f"sqlite:///{tmp_path / 'store.db'}").connect() as conn:
+        assert count_tickets(conn) == len(SAMPLES)
+
+
+def test_move_after_import_empties_the_drop_folder(tmp_path):
+    config = make_hub(tmp_path)
+    text = config.read_text().replace("page_size: 3}", "page_size: 3, after_import: move, move_to: done}")
+    config.write_text(text)
+    hub_cycle(config_path=str(config))
+    assert list((tmp_path / "inbox").iterdir()) == []
+    assert len(list((tmp_path / "done").iterdir())) == len(SAMPLES) + 1
+
+
+def test_demo_twice(tmp_path):
+    from flows.demo import run_demo
+
+    first, second = io.StringIO(), io.StringIO()
+    run_demo(tmp_path / "demo", Console(file=first, width=160))
+    run_demo(tmp_path / "demo", Console(file=second, width=160))
+    assert "T-000001" in first.getvalue() and "where to look next" in first.getvalue()
+    assert "no new tickets" in second.getvalue()
+    assert "no new tickets" not in first.getvalue()
