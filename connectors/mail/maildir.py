@@ -7,23 +7,20 @@ file leaves the folder once its page is committed, so runs stay short on busy fo
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import shutil
 from collections.abc import Iterator, Sequence
-from email.parser import BytesHeaderParser
-from email.policy import default as default_policy
 from pathlib import Path
 from typing import Any
 
-from connectors.mail.parse import parse_message
+from connectors.mail.record import PAYLOAD_FORMAT, decode_message, message_identity
 from itsm_core.models import RawRecord, utcnow
 
 log = logging.getLogger("itsm.connectors.maildir")
 
 
 class MaildirConnector:
-    payload_format = "eml"
+    payload_format = PAYLOAD_FORMAT
     default_mapping = "email"
 
     def __init__(
@@ -74,13 +71,7 @@ class MaildirConnector:
         return records
 
     def decode(self, payload: bytes) -> dict[str, Any]:
-        message = parse_message(payload)
-        record = message.model_dump()
-        record["attachments"] = [
-            {"name": a.filename, "content_type": a.content_type, "content": a.content, "content_id": a.content_id}
-            for a in message.attachments
-        ]
-        return record
+        return decode_message(payload)
 
     def acknowledge(self, records: Sequence[RawRecord]) -> None:
         if self.move_to is None:
@@ -92,15 +83,3 @@ class MaildirConnector:
             source = self.path / record.locator
             if source.exists():
                 shutil.move(source, self.move_to / Path(record.locator).name)
-
-
-def message_identity(payload: bytes) -> str:
-    """The message's Message-ID, or `sha256:<hex>` of its bytes when it has none (or is not a message)."""
-    try:
-        headers = BytesHeaderParser(policy=default_policy).parsebytes(payload)
-        message_id = str(headers.get("Message-ID", "") or "").strip().strip("<>").strip()
-    except Exception:
-        message_id = ""
-    if message_id and len(message_id) <= 400:
-        return message_id
-    return "sha256:" + hashlib.sha256(payload).hexdigest()

@@ -3,7 +3,8 @@ from pathlib import Path
 
 import pytest
 
-from connectors.mail.maildir import MaildirConnector, message_identity
+from connectors.mail.maildir import MaildirConnector
+from connectors.mail.record import message_identity
 
 
 def mail(subject: str, message_id: str | None = "<m1@example.org>") -> bytes:

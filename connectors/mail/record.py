@@ -1,0 +1,38 @@
+"""A mail message as a landed record: its identity and its decoded form for the mapping.
+
+Shared by every mail source (drop folder now, IMAP next) so a message means the same wherever it arrives.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from email.parser import BytesHeaderParser
+from email.policy import default as default_policy
+from typing import Any
+
+from connectors.mail.parse import parse_message
+
+PAYLOAD_FORMAT = "eml"
+
+
+def message_identity(payload: bytes) -> str:
+    """The message's Message-ID, or `sha256:<hex>` of its bytes when it has none (or is not a message)."""
+    try:
+        headers = BytesHeaderParser(policy=default_policy).parsebytes(payload)
+        message_id = str(headers.get("Message-ID", "") or "").strip().strip("<>").strip()
+    except Exception:  # identity must never fail: a corrupt file is still landed, then quarantined
+        message_id = ""
+    if message_id and len(message_id) <= 400:
+        return message_id
+    return "sha256:" + hashlib.sha256(payload).hexdigest()
+
+
+def decode_message(payload: bytes) -> dict[str, Any]:
+    """The parsed message as the `email` mapping reads it; raises `MailParseError` when it is not a message."""
+    message = parse_message(payload)
+    record = message.model_dump()
+    record["attachments"] = [
+        {"name": a.filename, "content_type": a.content_type, "content": a.content, "content_id": a.content_id}
+        for a in message.attachments
+    ]
+    return record
