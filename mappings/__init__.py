@@ -1,0 +1,1 @@
+"""Declarative mappings, one YAML file per source kind; loaded by `itsm_core.mapping.load_mapping`."""
