@@ -154,12 +154,6 @@ class ConfigurationItem(CanonicalModel):
     attributes: dict[str, Any] = Field(default_factory=dict)
 
 
-#: The ticket fields a mapping may set and the store compares to decide "updated" vs "unchanged".
-TICKET_FIELDS: tuple[str, ...] = tuple(
-    name for name in Ticket.model_fields if name not in {"attachments", "created_at", "updated_at"}
-)
-
-
 @dataclass(frozen=True)
 class RawRecord:
     """One record as a connector fetched it.

@@ -12,6 +12,7 @@ from rich.console import Console
 from flows.cycle import hub_cycle
 from itsm_core.store import Store
 from itsm_core.store.quarantine import list_dead_letters
+from itsm_core.store.sync_state import get_state
 from itsm_core.store.tickets import count_tickets, list_tickets
 
 pytestmark = [pytest.mark.prefect, pytest.mark.usefixtures("prefect_api")]
@@ -69,6 +70,8 @@ def test_cycle_makes_tickets_quarantines_the_corrupt_mail_and_repeats_as_a_no_op
         assert count_tickets(conn) == files - 1
         (letter,) = list_dead_letters(conn)
         titles = {t["title"] for t in list_tickets(conn, limit=100)}
+        state = get_state(conn, "helpdesk", "tickets")
+    assert state["last_success_at"] is not None and state["last_success_at"] == state["last_run_at"]
     assert letter["stage"] == "parse" and letter["external_id"].startswith("sha256:")
     assert letter["reason"]
     assert all(titles), titles
@@ -97,6 +100,9 @@ def test_a_failing_source_fails_the_cycle_but_not_the_other_sources(tmp_path):
     state = hub_cycle(config_path=str(config), return_state=True)
     assert state.is_failed()
     assert "gone" in state.message
+    with Store(f"sqlite:///{tmp_path / 'store.db'}").connect() as conn:
+        gone = get_state(conn, "gone", "tickets")
+    assert gone["last_run_at"] is not None and gone["last_success_at"] is None
     with Store(f"sqlite:///{tmp_path / 'store.db'}").connect() as conn:
         assert count_tickets(conn) == len(SAMPLES)
 
