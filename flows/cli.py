@@ -44,7 +44,7 @@ app.add_typer(tickets_app, name="tickets")
 app.add_typer(deadletters_app, name="deadletters")
 
 out = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # one error, one line: never wrapped mid-sentence
 
 ConfigOption = Annotated[
     str | None,

@@ -20,7 +20,7 @@ def redact_url(url: str) -> str:
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """An engine for `url`. SQLite gets foreign keys, WAL and a busy timeout; its folder is created."""
     parsed = make_url(url)
-    if parsed.drivername.startswith("postgresql") and parsed.drivername == "postgresql":
+    if parsed.drivername == "postgresql":
         # Default to psycopg 3, the driver we ship, rather than psycopg2 which we do not.
         parsed = parsed.set(drivername="postgresql+psycopg")
     if parsed.get_backend_name() == "sqlite":
