@@ -43,7 +43,8 @@ app.add_typer(db_app, name="db")
 app.add_typer(tickets_app, name="tickets")
 app.add_typer(deadletters_app, name="deadletters")
 
-out = Console()
+# Piped or captured output (CI logs, `| less`) gets a wide page instead of rich's 80 columns.
+out = Console(width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True, soft_wrap=True)  # one error, one line: never wrapped mid-sentence
 
 ConfigOption = Annotated[
@@ -173,6 +174,8 @@ def tickets_list(
         _print_json([{"number": format_ticket_id(r["id"]), **r} for r in rows])
         return
     table = Table("ticket", "status", "prio", "kind", "requester", "title", "created")
+    for column in table.columns:
+        column.no_wrap = column.header != "title"
     for r in rows:
         table.add_row(
             format_ticket_id(r["id"]),
@@ -252,6 +255,9 @@ def deadletters_list(
         _print_json(rows)
         return
     table = Table("id", "source", "stage", "record", "reason", "since", "replayed")
+    for column in table.columns:
+        column.no_wrap = column.header != "reason"
+    table.columns[3].max_width, table.columns[3].overflow = 40, "ellipsis"
     for r in rows:
         table.add_row(
             str(r["id"]),

@@ -59,7 +59,11 @@ def run_demo(directory: Path, console: Console) -> None:
         total = count_tickets(conn)
         newest = list_tickets(conn, limit=8)
         waiting = count_dead_letters(conn)
-    tickets = Table("ticket", "prio", "requester", "title", title=f"{total} tickets in the store, newest first")
+    tickets = Table(title=f"{total} tickets in the store, newest first")
+    tickets.add_column("ticket", no_wrap=True)
+    tickets.add_column("prio", no_wrap=True)
+    tickets.add_column("requester", no_wrap=True)
+    tickets.add_column("title", no_wrap=True, overflow="ellipsis", max_width=60)
     for row in newest:
         tickets.add_row(format_ticket_id(row["id"]), str(row["priority"]), row["requester"] or "", row["title"])
     console.print(tickets)
@@ -67,13 +71,14 @@ def run_demo(directory: Path, console: Console) -> None:
         console.print("no new tickets: every sample was already in the store (the hub never imports a mail twice)")
     c = f"-c {config_file}"
     console.print(
-        "\nwhere to look next:\n"
-        f"  itsm tickets list {c}          all tickets (add --json for scripts)\n"
-        f"  itsm tickets show T-000001 {c}  one ticket with its history and attachments\n"
-        f"  itsm deadletters list {c}      the {waiting} record(s) quarantined, with the reason\n"
-        f"  itsm run {c}                   run the cycle again (nothing is imported twice)\n"
-        "  README.md, 'Operating it'       a Prefect server and worker, runs and artifacts in the Prefect UI",
+        "\nwhere to look next (the itsm command is in .venv/bin):\n"
+        f"  itsm tickets list {c}            all tickets; --json for scripts\n"
+        f"  itsm tickets show T-000001 {c}   one ticket, its attachments and history\n"
+        f"  itsm deadletters list {c}        {waiting} record(s) quarantined, with the reason\n"
+        f"  itsm run {c}                     the cycle again: nothing is imported twice\n"
+        "  README.md, 'Operating it with Prefect': a server, a worker, runs and artifacts in the Prefect UI",
         highlight=False,
+        soft_wrap=True,
     )
     store.dispose()
 
@@ -84,7 +89,7 @@ def _copy_samples(inbox: Path) -> int:
     copied = 0
     for sample in sorted(resources.files("flows.demo").joinpath("mail").iterdir(), key=lambda p: p.name):
         target = inbox / sample.name
-        if sample.name.endswith(".eml") and not target.exists():
+        if sample.name.endswith(".eml") and not target.exists():  # 12-… is a corrupt file, on purpose
             with resources.as_file(sample) as path:
                 shutil.copyfile(path, target)
             copied += 1

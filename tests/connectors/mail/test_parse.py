@@ -13,7 +13,9 @@ from itsm_core.errors import MailParseError, ParseError
 REPO = Path(__file__).resolve().parents[3]
 SAMPLES = REPO / "flows" / "demo" / "mail"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
-SAMPLE_FILES = sorted(SAMPLES.glob("*.eml"))
+# The demo also ships one file that is no message (a scanner's PDF), to show quarantine.
+NOT_A_MESSAGE = SAMPLES / "12-scanner-dropped-a-pdf.eml"
+SAMPLE_FILES = sorted(p for p in SAMPLES.glob("*.eml") if p != NOT_A_MESSAGE)
 
 
 def sample(name: str) -> ParsedMail:
@@ -38,6 +40,11 @@ def test_every_demo_sample_parses(path: Path):
     assert mail.date is not None and mail.date.utcoffset() == timedelta(0)
     assert (mail.date.year, mail.date.month) == (2026, 11)
     assert "\ufffd" not in mail.text + mail.subject  # no replacement characters: every charset decoded
+
+
+def test_the_demo_pdf_is_refused_as_no_message():
+    with pytest.raises(MailParseError, match="no header fields"):
+        parse_message(NOT_A_MESSAGE.read_bytes())
 
 
 def test_sample_message_ids_are_unique():
