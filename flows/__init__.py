@@ -12,5 +12,7 @@ for _name, _value in {
     "PREFECT_SERVER_UI_V2_ENABLED": "false",
     "PREFECT_SERVER_UI_SHOW_PROMOTIONAL_CONTENT": "false",
     "PREFECT_LOGGING_EXTRA_LOGGERS": "itsm",
+    # our loggers also run outside flows (CLI commands, replays): nothing to ship there, nothing to warn about
+    "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore",
 }.items():
     os.environ.setdefault(_name, _value)
