@@ -19,8 +19,15 @@ class SourceConnector(Protocol):
     #: Name of the mapping in `mappings/` used when the source's config names none.
     default_mapping: str
 
-    def plan_pages(self) -> Iterator[Any]:
-        """Small JSON-able references to pages of records (file names, ranges, cursors), in fetch order."""
+    def plan_pages(self, watermark: str | None) -> Iterator[Any]:
+        """Small JSON-able references to pages of records (file names, UID ranges, cursors), in fetch order.
+
+        `watermark` is what `page_watermark` returned for the last committed page (None on a first run).
+        """
+        ...
+
+    def page_watermark(self, page: Any, watermark: str | None) -> str | None:
+        """The watermark once `page` is committed; stored in the same transaction as the page's records."""
         ...
 
     def fetch_page(self, page: Any) -> list[RawRecord]:

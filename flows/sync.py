@@ -11,8 +11,10 @@ from prefect.utilities.annotations import quote
 
 from flows.artifacts import artifact_key, source_markdown
 from flows.runtime import SourceRuntime, build_runtime, load_hub_config
-from itsm_core.store.sync_state import record_run
+from itsm_core.store.sync_state import get_state, record_run, save_watermark
 from itsm_core.sync.ingest import BatchReport, ingest_batch
+
+ENTITY = "tickets"
 
 
 @task(
@@ -21,13 +23,16 @@ from itsm_core.sync.ingest import BatchReport, ingest_batch
     retries=2,
     retry_delay_seconds=[2, 10],  # safe: a page is one transaction and landing is idempotent
 )
-def ingest_page(runtime: SourceRuntime, page: Any) -> BatchReport:
-    """Fetch one page, land and apply it in one transaction, then acknowledge it upstream."""
+def ingest_page(runtime: SourceRuntime, page: Any, watermark: str | None) -> tuple[BatchReport, str | None]:
+    """Fetch one page, land and apply it and move the watermark in one transaction, then acknowledge upstream."""
     records = runtime.connector.fetch_page(page)
+    watermark = runtime.connector.page_watermark(page, watermark)
     with runtime.store.transaction() as conn:
         report = ingest_batch(conn, runtime.pipeline, records)
+        if watermark is not None:
+            save_watermark(conn, runtime.name, ENTITY, watermark)
     runtime.connector.acknowledge(records)  # only now: a crash before this re-reads, never loses
-    return report
+    return report, watermark
 
 
 @flow(name="sync-source", log_prints=False)
@@ -38,16 +43,19 @@ def sync_source(source: str, config_path: str | None = None) -> dict[str, int]:
     runtime = build_runtime(config, config.source(source))
     runtime.store.ensure_current()
     report, pages, succeeded = BatchReport(), 0, False
+    with runtime.store.connect() as conn:
+        watermark = (get_state(conn, source, ENTITY) or {}).get("watermark")
     try:
-        for page in runtime.connector.plan_pages():
+        for page in runtime.connector.plan_pages(watermark):
             pages += 1
-            page_report = ingest_page.with_options(task_run_name=f"{source}-page-{pages}")(quote(runtime), page)
+            task = ingest_page.with_options(task_run_name=f"{source}-page-{pages}")
+            page_report, watermark = task(quote(runtime), page, watermark)
             report += page_report
             logger.info("%s page %d: %s", source, pages, ", ".join(f"{k} {v}" for k, v in page_report.counts().items()))
         succeeded = True
     finally:
         with runtime.store.transaction() as conn:
-            record_run(conn, source, "tickets", success=succeeded)
+            record_run(conn, source, ENTITY, success=succeeded)
         runtime.store.dispose()
         create_markdown_artifact(
             key=artifact_key("sync", source),

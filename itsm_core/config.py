@@ -62,7 +62,76 @@ class MaildirSource(SourceBase):
         return self
 
 
-SourceConfig = Annotated[MaildirSource, Field(discriminator="kind")]
+class ImapSource(SourceBase):
+    """An IMAP mailbox, one or several folders, read exactly once per message.
+
+    Incremental contract: per folder, messages with UID > the last committed UID under the same UIDVALIDITY;
+    a changed UIDVALIDITY re-reads the folder, and the store's landing key (Message-ID + content hash) keeps
+    that from creating duplicates. A message is flagged / moved (`after_import`) only after its page commits.
+    """
+
+    kind: Literal["imap"]
+    host: str
+    port: int | None = Field(default=None, ge=1, le=65535, description="default: 993 for ssl, else 143")
+    security: Literal["ssl", "starttls", "plain"] = "ssl"
+    username: str
+    password: SecretStr | None = None
+    oauth2_token: SecretStr | None = Field(default=None, description="XOAUTH2 bearer token instead of a password")
+    folders: list[str] = Field(default_factory=lambda: ["INBOX"], min_length=1)
+    after_import: Literal["seen", "move", "leave"] = "seen"
+    move_to: str | None = Field(default=None, description="IMAP folder for imported mail (after_import: move)")
+    max_message_bytes: int = Field(default=25 * 1024 * 1024, ge=1024)
+    timeout_seconds: float = Field(default=60, gt=0)
+
+    @model_validator(mode="after")
+    def _credentials_and_target(self) -> ImapSource:
+        if (self.password is None) == (self.oauth2_token is None):
+            raise ValueError("give exactly one of password or oauth2_token")
+        if self.after_import == "move" and not self.move_to:
+            raise ValueError("after_import: move needs move_to, the IMAP folder that receives imported mail")
+        if self.security == "plain" and self.host not in {"127.0.0.1", "localhost", "::1"}:
+            raise ValueError("security: plain sends the password in clear; it is allowed on loopback only")
+        return self
+
+    @property
+    def effective_port(self) -> int:
+        return self.port or (993 if self.security == "ssl" else 143)
+
+
+SourceConfig = Annotated[MaildirSource | ImapSource, Field(discriminator="kind")]
+
+
+class SmtpConfig(_Strict):
+    """Where the hub's own mail (acknowledgements) goes out."""
+
+    host: str
+    port: int | None = Field(default=None, ge=1, le=65535, description="default: 465 for ssl, 587 starttls, 25 plain")
+    security: Literal["ssl", "starttls", "plain"] = "starttls"
+    username: str | None = None
+    password: SecretStr | None = None
+    from_address: str
+    from_name: str = "IT Service Desk"
+    timeout_seconds: float = Field(default=30, gt=0)
+
+    @property
+    def effective_port(self) -> int:
+        return self.port or {"ssl": 465, "starttls": 587, "plain": 25}[self.security]
+
+
+class EmailConfig(_Strict):
+    """How the hub treats mail, whichever mailbox it arrives in."""
+
+    hub_addresses: list[str] = Field(
+        default_factory=list, description="the hub's own addresses: mail from them is ignored (loop guard)"
+    )
+    ticket_token: str = Field(default="[#{number}]", description="put in subjects; {number} is T-000123")
+    external_number_patterns: dict[str, str] = Field(
+        default_factory=dict, description="system name → regex with one group finding its ticket number in a subject"
+    )
+    flood_per_sender: int = Field(default=20, ge=1, description="more mails than this from one sender ...")
+    flood_window_minutes: int = Field(default=10, ge=1, description="... within this window are quarantined")
+    acknowledge: bool = Field(default=True, description="mail the requester on a new, resolved or closed ticket")
+    smtp: SmtpConfig | None = None
 
 
 class RulesConfig(_Strict):
@@ -76,6 +145,7 @@ class ReportsConfig(_Strict):
 class HubConfig(_Strict):
     database_url: SecretStr = SecretStr("sqlite:///itsm.db")
     sources: list[SourceConfig] = Field(default_factory=list)
+    email: EmailConfig = Field(default_factory=EmailConfig)
     rules: RulesConfig = Field(default_factory=RulesConfig)
     reports: ReportsConfig = Field(default_factory=ReportsConfig)
 
@@ -192,10 +262,10 @@ def _config_error(exc: ValidationError, data: dict[str, Any], origin: str) -> Co
     if first["type"] == "extra_forbidden":
         message = f"{origin}: {key}: unknown key"
     elif first["type"] == "union_tag_invalid":
-        message = f"{origin}: {key}.kind: unknown source kind; known kinds: maildir"
+        message = f"{origin}: {key}.kind: unknown source kind; known kinds: maildir, imap"
         key = f"{key}.kind"
     elif first["type"] == "union_tag_not_found":
-        message = f"{origin}: {key}.kind: missing; every source needs a kind (maildir)"
+        message = f"{origin}: {key}.kind: missing; every source needs a kind (maildir, imap)"
         key = f"{key}.kind"
     else:
         message = f"{origin}: {key}: {first['msg'].removeprefix('Value error, ')}"

@@ -46,10 +46,14 @@ class MaildirConnector:
             found = [p for p in self.path.glob(self.pattern) if p.is_file()]
         return sorted(str(p.relative_to(self.path)) for p in found)
 
-    def plan_pages(self) -> Iterator[list[str]]:
+    def plan_pages(self, watermark: str | None = None) -> Iterator[list[str]]:
+        """Every file present, by name; a drop folder keeps no watermark (the landing key dedupes)."""
         names = self._files()
         for start in range(0, len(names), self.page_size):
             yield names[start : start + self.page_size]
+
+    def page_watermark(self, page: list[str], watermark: str | None) -> str | None:
+        return None
 
     def fetch_page(self, page: list[str]) -> list[RawRecord]:
         records = []

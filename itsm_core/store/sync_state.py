@@ -13,18 +13,24 @@ from itsm_core.store.tables import SyncStateRow
 sync_state = SyncStateRow.__table__
 
 
-def record_run(conn: Connection, source: str, entity: str, *, success: bool, watermark: str | None = None) -> None:
-    """Note a run of `source`; the watermark moves only with a successful run that covers it."""
-    now = utcnow()
+def _set(conn: Connection, source: str, entity: str, values: dict[str, Any]) -> None:
     insert_ignoring_conflicts(
         conn, sync_state, [{"source": source, "entity": entity, "details": {}}], ["source", "entity"]
     )
-    values: dict[str, Any] = {"last_run_at": now}
-    if success:
-        values["last_success_at"] = now
-        if watermark is not None:
-            values["watermark"] = watermark
-    conn.execute(sync_state.update().where(sync_state.c.source == source, sync_state.c.entity == entity).values(values))
+    conn.execute(
+        sync_state.update().where(sync_state.c.source == source, sync_state.c.entity == entity).values(values)
+    )
+
+
+def record_run(conn: Connection, source: str, entity: str, *, success: bool) -> None:
+    """Note that a run of `source` ended, and whether it succeeded."""
+    now = utcnow()
+    _set(conn, source, entity, {"last_run_at": now, **({"last_success_at": now} if success else {})})
+
+
+def save_watermark(conn: Connection, source: str, entity: str, watermark: str) -> None:
+    """Move the watermark; call it in the transaction that commits the records it covers."""
+    _set(conn, source, entity, {"watermark": watermark})
 
 
 def get_state(conn: Connection, source: str, entity: str) -> dict[str, Any] | None:
