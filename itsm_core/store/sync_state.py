@@ -17,9 +17,7 @@ def _set(conn: Connection, source: str, entity: str, values: dict[str, Any]) -> 
     insert_ignoring_conflicts(
         conn, sync_state, [{"source": source, "entity": entity, "details": {}}], ["source", "entity"]
     )
-    conn.execute(
-        sync_state.update().where(sync_state.c.source == source, sync_state.c.entity == entity).values(values)
-    )
+    conn.execute(sync_state.update().where(sync_state.c.source == source, sync_state.c.entity == entity).values(values))
 
 
 def record_run(conn: Connection, source: str, entity: str, *, success: bool) -> None:

@@ -140,6 +140,39 @@ class CommentRow(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
+class TicketWatcherRow(Base):
+    """People kept informed about a ticket without being its requester (e.g. CC'd on the mail that opened it)."""
+
+    __tablename__ = "ticket_watchers"
+
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), primary_key=True)
+    address: Mapped[str] = mapped_column(String(320), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class MailMessageRow(Base):
+    """Every Message-ID the hub received (`in`) or sent (`out`), and the ticket it belongs to: replies thread by it.
+
+    `address` is the sender of a received mail or the recipient of a sent one (flood limits count by it).
+    """
+
+    __tablename__ = "mail_messages"
+    __table_args__ = (
+        UniqueConstraint("direction", "message_id"),
+        _one_of("direction", ["in", "out"]),
+        Index(None, "address", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    message_id: Mapped[str] = mapped_column(String(500))
+    direction: Mapped[str] = mapped_column(String(3))
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), index=True)
+    comment_id: Mapped[int | None] = mapped_column(ForeignKey("comments.id", ondelete="SET NULL"))
+    address: Mapped[str | None] = mapped_column(String(320))
+    source: Mapped[str] = mapped_column(String(100))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
 class AttachmentBlobRow(Base):
     """Attachment content, stored once per sha256 whatever the number of tickets that carry it."""
 
@@ -266,7 +299,7 @@ class SyncStateRow(Base):
     details: Mapped[dict[str, Any]] = mapped_column(JSONDoc, default=dict)
 
 
-INBOUND_OUTCOMES = ["pending", "created", "updated", "unchanged", "quarantined"]
+INBOUND_OUTCOMES = ["pending", "created", "updated", "unchanged", "quarantined", "comment", "ignored", "duplicate"]
 
 
 class InboundRecordRow(Base):
@@ -312,7 +345,7 @@ class OutboxRow(Base):
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
-DEAD_LETTER_STAGES = ["parse", "map", "store", "push"]
+DEAD_LETTER_STAGES = ["parse", "triage", "map", "store", "push"]
 
 
 class DeadLetterRow(Base):
