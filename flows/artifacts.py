@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from itsm_core.sync.ingest import COUNTS as COUNT_COLUMNS
 from itsm_core.sync.ingest import BatchReport
 
-COUNT_COLUMNS = ("fetched", "created", "updated", "unchanged", "quarantined")
 MAX_NOTES = 50
 
 

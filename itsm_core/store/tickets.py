@@ -15,7 +15,7 @@ from typing import Any, Literal
 from sqlalchemy import Connection, func, insert, select
 
 from itsm_core.errors import InvalidTransition, NotFound
-from itsm_core.models import Ticket, TicketStatus, check_transition, utcnow
+from itsm_core.models import Attachment, Ticket, TicketStatus, check_transition, utcnow
 from itsm_core.store.bulk import insert_ignoring_conflicts, update_by_id
 from itsm_core.store.tables import (
     AttachmentBlobRow,
@@ -229,24 +229,28 @@ def _jsonable(value: Any) -> Any:
 
 
 def _attach(conn: Connection, owners: Iterable[tuple[int, Ticket]], now: datetime) -> None:
-    """Store attachment content once per sha256, and link each ticket to it once per (hash, name)."""
+    store_attachments(conn, [(ticket_id, None, a) for ticket_id, ticket in owners for a in ticket.attachments], now)
+
+
+def store_attachments(conn: Connection, items: Iterable[tuple[int, int | None, Attachment]], now: datetime) -> None:
+    """Store each (ticket id, comment id or None, attachment): content once per sha256, one link per (hash, name)."""
     blobs: dict[str, dict[str, Any]] = {}
     links: list[dict[str, Any]] = []
-    for ticket_id, ticket in owners:
-        for attachment in ticket.attachments:
-            digest = attachment.sha256
-            blobs.setdefault(digest, {"sha256": digest, "size": attachment.size, "content": attachment.content})
-            links.append(
-                {
-                    "ticket_id": ticket_id,
-                    "name": attachment.name,
-                    "content_type": attachment.content_type,
-                    "size": attachment.size,
-                    "sha256": digest,
-                    "content_id": attachment.content_id,
-                    "created_at": now,
-                }
-            )
+    for ticket_id, comment_id, attachment in items:
+        digest = attachment.sha256
+        blobs.setdefault(digest, {"sha256": digest, "size": attachment.size, "content": attachment.content})
+        links.append(
+            {
+                "ticket_id": ticket_id,
+                "comment_id": comment_id,
+                "name": attachment.name,
+                "content_type": attachment.content_type,
+                "size": attachment.size,
+                "sha256": digest,
+                "content_id": attachment.content_id,
+                "created_at": now,
+            }
+        )
     insert_ignoring_conflicts(conn, attachment_blobs, list(blobs.values()), ["sha256"])
     insert_ignoring_conflicts(conn, attachments, links, ["ticket_id", "sha256", "name"])
 

@@ -20,6 +20,7 @@ from itsm_core.rules import CompiledRules
 from itsm_core.store.landing import land_records, set_outcomes
 from itsm_core.store.quarantine import quarantine, record_replay
 from itsm_core.store.tickets import TicketWrite, WriteResult, upsert_tickets
+from itsm_core.sync.intake import AddComment, Disposition, Ignore, Intake, MakeTicket, Refuse, Triaged
 
 Decoder = Callable[[bytes], dict[str, Any]]
 
@@ -32,6 +33,7 @@ class SourcePipeline:
     decode: Decoder
     mapping: Mapping
     rules: CompiledRules
+    intake: Intake | None = None  # channel rules before mapping (email: noise, duplicates, floods, threading)
 
     @property
     def actor(self) -> str:
@@ -44,9 +46,11 @@ class SourcePipeline:
             owned.add("custom_fields")
         return frozenset(owned)
 
-    def to_ticket(self, record: RawRecord) -> TicketWrite:
-        """Decode, map and apply the rules to one record (pure: no I/O). Raises RecordError subclasses."""
-        ticket = map_ticket(self.decode(record.payload), self.mapping, received_at=record.received_at)
+    def to_ticket(self, record: RawRecord, decoded: dict[str, Any] | None = None) -> TicketWrite:
+        """Decode (unless done), map and apply the rules to one record (pure: no I/O). Raises RecordError."""
+        if decoded is None:
+            decoded = self.decode(record.payload)
+        ticket = map_ticket(decoded, self.mapping, received_at=record.received_at)
         return TicketWrite(record.external_id, self.rules.apply(ticket), record.payload_hash, self.update_fields)
 
 
@@ -58,29 +62,33 @@ class QuarantineNote:
     reason: str
 
 
+COUNTS = ("fetched", "created", "updated", "unchanged", "commented", "ignored", "quarantined")
+
+
 @dataclass
 class BatchReport:
+    """What became of a batch. Every fetched record is counted exactly once among the other counts."""
+
     fetched: int = 0
     created: int = 0
     updated: int = 0
-    unchanged: int = 0
+    unchanged: int = 0  # the same payload or the same message seen before
+    commented: int = 0  # continued an existing ticket
+    ignored: int = 0  # noise: auto-replies, bounces, the hub's own mail
     quarantined: int = 0
+    ignored_by_kind: dict[str, int] = field(default_factory=dict)
     notes: list[QuarantineNote] = field(default_factory=list)
 
     def __iadd__(self, other: BatchReport) -> BatchReport:
-        for name in ("fetched", "created", "updated", "unchanged", "quarantined"):
+        for name in COUNTS:
             setattr(self, name, getattr(self, name) + getattr(other, name))
+        for kind, count in other.ignored_by_kind.items():
+            self.ignored_by_kind[kind] = self.ignored_by_kind.get(kind, 0) + count
         self.notes.extend(other.notes)
         return self
 
     def counts(self) -> dict[str, int]:
-        return {
-            "fetched": self.fetched,
-            "created": self.created,
-            "updated": self.updated,
-            "unchanged": self.unchanged,
-            "quarantined": self.quarantined,
-        }
+        return {name: getattr(self, name) for name in COUNTS}
 
 
 def ingest_batch(conn: Connection, pipeline: SourcePipeline, records: Sequence[RawRecord]) -> BatchReport:
@@ -88,17 +96,36 @@ def ingest_batch(conn: Connection, pipeline: SourcePipeline, records: Sequence[R
     report = BatchReport(fetched=len(records))
     landed = land_records(conn, pipeline.source, records)
     report.unchanged += len(records) - len(landed)  # exact payload seen before
-
-    writes: list[tuple[int, TicketWrite]] = []  # (index in records, write)
     letters: list[tuple[int, dict[str, Any]]] = []
-    for index in landed:
-        record = records[index]
-        try:
-            writes.append((index, pipeline.to_ticket(record)))
-        except Exception as exc:
-            letters.append((index, _letter(pipeline.source, record, landed[index], exc)))
-
     outcomes: list[dict[str, Any]] = []
+
+    decoded: list[tuple[int, dict[str, Any]]] = []
+    for index in landed:
+        try:
+            decoded.append((index, pipeline.decode(records[index].payload)))
+        except Exception as exc:
+            letters.append((index, _letter(pipeline.source, records[index], landed[index], exc)))
+
+    dispositions: list[Disposition] = (
+        pipeline.intake.triage(conn, [(records[i], d) for i, d in decoded]) if pipeline.intake else []
+    ) or [MakeTicket()] * len(decoded)
+
+    writes: list[tuple[int, TicketWrite]] = []
+    for (index, record_data), disposition in zip(decoded, dispositions, strict=True):
+        if isinstance(disposition, Refuse):
+            letters.append(
+                (
+                    index,
+                    _letter(pipeline.source, records[index], landed[index], stage="triage", reason=disposition.reason),
+                )
+            )
+        elif isinstance(disposition, MakeTicket):
+            try:
+                writes.append((index, pipeline.to_ticket(records[index], record_data)))
+            except Exception as exc:
+                letters.append((index, _letter(pipeline.source, records[index], landed[index], exc)))
+
+    ticket_of: dict[int, tuple[int | None, bool]] = {}
     results = upsert_tickets(conn, pipeline.source, pipeline.actor, [w for _, w in writes])
     for (index, _write), result in zip(writes, results, strict=True):
         if result.outcome == "quarantined":
@@ -106,8 +133,12 @@ def ingest_batch(conn: Connection, pipeline: SourcePipeline, records: Sequence[R
                 (index, _letter(pipeline.source, records[index], landed[index], stage="store", reason=result.error))
             )
             continue
+        ticket_of[index] = (result.ticket_id, result.outcome == "created")
         setattr(report, result.outcome, getattr(report, result.outcome) + 1)
         outcomes.append({"id": landed[index], "outcome": result.outcome, "ticket_id": result.ticket_id})
+
+    if pipeline.intake:
+        outcomes += _record_intake(conn, pipeline.intake, records, landed, decoded, dispositions, ticket_of, report)
 
     letter_ids = quarantine(conn, [letter for _, letter in letters])
     for (index, letter), letter_id in zip(letters, letter_ids, strict=True):
@@ -116,6 +147,43 @@ def ingest_batch(conn: Connection, pipeline: SourcePipeline, records: Sequence[R
         outcomes.append({"id": landed[index], "outcome": "quarantined"})
     set_outcomes(conn, outcomes)
     return report
+
+
+def _record_intake(
+    conn: Connection,
+    intake: Intake,
+    records: Sequence[RawRecord],
+    landed: dict[int, int],
+    decoded: list[tuple[int, dict[str, Any]]],
+    dispositions: list[Disposition],
+    ticket_of: dict[int, tuple[int | None, bool]],
+    report: BatchReport,
+) -> list[dict[str, Any]]:
+    """Let the channel record its side of the batch; count comments and ignored records."""
+    triaged: list[tuple[int, Triaged]] = []
+    for (index, record_data), disposition in zip(decoded, dispositions, strict=True):
+        if isinstance(disposition, MakeTicket) and index not in ticket_of:
+            continue  # quarantined while mapping or storing
+        if isinstance(disposition, Refuse):
+            continue
+        ticket_id, created = ticket_of.get(index, (getattr(disposition, "ticket_id", None), False))
+        triaged.append((index, Triaged(records[index], record_data, disposition, ticket_id, created)))
+    intake.record(conn, [t for _, t in triaged])
+    outcomes = []
+    for index, item in triaged:
+        if isinstance(item.disposition, AddComment):
+            report.commented += 1
+            outcomes.append({"id": landed[index], "outcome": "comment", "ticket_id": item.ticket_id})
+        elif isinstance(item.disposition, Ignore):
+            kind = item.disposition.kind
+            if kind == "duplicate":
+                report.unchanged += 1
+                outcomes.append({"id": landed[index], "outcome": "duplicate", "ticket_id": None})
+            else:
+                report.ignored += 1
+                report.ignored_by_kind[kind] = report.ignored_by_kind.get(kind, 0) + 1
+                outcomes.append({"id": landed[index], "outcome": "ignored", "ticket_id": item.ticket_id})
+    return outcomes
 
 
 def _letter(

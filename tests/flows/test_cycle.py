@@ -69,6 +69,8 @@ def test_cycle_makes_tickets_quarantines_the_corrupt_mail_and_repeats_as_a_no_op
         "created": files - bad,
         "updated": 0,
         "unchanged": 0,
+        "commented": 0,
+        "ignored": 0,
         "quarantined": bad,
     }
     store = Store(database_url)
@@ -97,6 +99,8 @@ def test_cycle_makes_tickets_quarantines_the_corrupt_mail_and_repeats_as_a_no_op
         "created": 0,
         "updated": 0,
         "unchanged": files,
+        "commented": 0,
+        "ignored": 0,
         "quarantined": 0,
     }
     with store.connect() as conn:

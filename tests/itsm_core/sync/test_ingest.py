@@ -51,10 +51,26 @@ def test_a_batch_creates_then_a_replay_of_it_changes_nothing(store):
     records = [record(f"E{i}", impact=1, urgency=2) for i in range(250)]
     with store.transaction() as conn:
         report = ingest_batch(conn, pipeline(), records)
-    assert report.counts() == {"fetched": 250, "created": 250, "updated": 0, "unchanged": 0, "quarantined": 0}
+    assert report.counts() == {
+        "fetched": 250,
+        "created": 250,
+        "updated": 0,
+        "unchanged": 0,
+        "commented": 0,
+        "ignored": 0,
+        "quarantined": 0,
+    }
     with store.transaction() as conn:
         again = ingest_batch(conn, pipeline(), records)
-        assert again.counts() == {"fetched": 250, "created": 0, "updated": 0, "unchanged": 250, "quarantined": 0}
+        assert again.counts() == {
+            "fetched": 250,
+            "created": 0,
+            "updated": 0,
+            "unchanged": 250,
+            "commented": 0,
+            "ignored": 0,
+            "quarantined": 0,
+        }
         assert count(conn, TicketRow.__table__) == 250
         assert count(conn, InboundRecordRow.__table__) == 250
         ticket = get_ticket(conn, 1)
