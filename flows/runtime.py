@@ -7,7 +7,8 @@ from dataclasses import dataclass
 
 from connectors.base import SourceConnector
 from connectors.registry import build_connector
-from itsm_core.config import HubConfig, SourceConfig, load_config
+from itsm_core.config import HubConfig, ImapSource, MaildirSource, SourceConfig, load_config
+from itsm_core.email.intake import EmailIntake
 from itsm_core.mapping import load_mapping
 from itsm_core.rules import CompiledRules
 from itsm_core.store import Store
@@ -28,6 +29,9 @@ def load_hub_config(config_path: str | None) -> HubConfig:
     return load_config(config_path, secret_resolver=prefect_secret)
 
 
+MAIL_SOURCES = (MaildirSource, ImapSource)
+
+
 @dataclass(frozen=True)
 class SourceRuntime:
     name: str
@@ -43,6 +47,7 @@ def build_runtime(config: HubConfig, source: SourceConfig, store: Store | None =
         decode=connector.decode,
         mapping=load_mapping(source.mapping or connector.default_mapping),
         rules=CompiledRules.compile(config.rules),
+        intake=EmailIntake(config.email, source.name) if isinstance(source, MAIL_SOURCES) else None,
     )
     store = store or Store(config.database_url.get_secret_value())
     return SourceRuntime(source.name, store, connector, pipeline)

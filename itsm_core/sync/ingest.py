@@ -20,7 +20,7 @@ from itsm_core.rules import CompiledRules
 from itsm_core.store.landing import land_records, set_outcomes
 from itsm_core.store.quarantine import quarantine, record_replay
 from itsm_core.store.tickets import TicketWrite, WriteResult, upsert_tickets
-from itsm_core.sync.intake import AddComment, Disposition, Ignore, Intake, MakeTicket, Refuse, Triaged
+from itsm_core.sync.intake import AddComment, Defer, Disposition, Ignore, Intake, MakeTicket, Refuse, Triaged
 
 Decoder = Callable[[bytes], dict[str, Any]]
 
@@ -62,6 +62,7 @@ class QuarantineNote:
     reason: str
 
 
+MAX_WAVES = 5
 COUNTS = ("fetched", "created", "updated", "unchanged", "commented", "ignored", "quarantined")
 
 
@@ -98,7 +99,6 @@ def ingest_batch(conn: Connection, pipeline: SourcePipeline, records: Sequence[R
     report.unchanged += len(records) - len(landed)  # exact payload seen before
     letters: list[tuple[int, dict[str, Any]]] = []
     outcomes: list[dict[str, Any]] = []
-
     decoded: list[tuple[int, dict[str, Any]]] = []
     for index in landed:
         try:
@@ -106,19 +106,48 @@ def ingest_batch(conn: Connection, pipeline: SourcePipeline, records: Sequence[R
         except Exception as exc:
             letters.append((index, _letter(pipeline.source, records[index], landed[index], exc)))
 
-    dispositions: list[Disposition] = (
-        pipeline.intake.triage(conn, [(records[i], d) for i, d in decoded]) if pipeline.intake else []
-    ) or [MakeTicket()] * len(decoded)
+    # Waves: a record the intake defers (a reply to a mail earlier in this batch) is decided again once the
+    # records it depends on are written. The last wave may not defer.
+    pending = decoded
+    for wave in range(MAX_WAVES):
+        final = wave == MAX_WAVES - 1
+        dispositions: list[Disposition] = (
+            pipeline.intake.triage(conn, [(records[i], d) for i, d in pending], final=final)
+            if pipeline.intake
+            else [MakeTicket()] * len(pending)
+        )
+        deferred = [item for item, d in zip(pending, dispositions, strict=True) if isinstance(d, Defer)]
+        current = [(item, d) for item, d in zip(pending, dispositions, strict=True) if not isinstance(d, Defer)]
+        outcomes += _apply(conn, pipeline, records, landed, current, letters, report)
+        pending = deferred
+        if not pending:
+            break
 
+    letter_ids = quarantine(conn, [letter for _, letter in letters])
+    for (index, letter), letter_id in zip(letters, letter_ids, strict=True):
+        report.quarantined += 1
+        report.notes.append(QuarantineNote(letter_id, records[index].external_id, letter["stage"], letter["reason"]))
+        outcomes.append({"id": landed[index], "outcome": "quarantined"})
+    set_outcomes(conn, outcomes)
+    return report
+
+
+def _apply(
+    conn: Connection,
+    pipeline: SourcePipeline,
+    records: Sequence[RawRecord],
+    landed: dict[int, int],
+    items: list[tuple[tuple[int, dict[str, Any]], Disposition]],
+    letters: list[tuple[int, dict[str, Any]]],
+    report: BatchReport,
+) -> list[dict[str, Any]]:
+    """Write one wave: tickets for MakeTicket, quarantine for Refuse, then the intake's own records."""
+    outcomes: list[dict[str, Any]] = []
     writes: list[tuple[int, TicketWrite]] = []
-    for (index, record_data), disposition in zip(decoded, dispositions, strict=True):
+    for (index, record_data), disposition in items:
         if isinstance(disposition, Refuse):
-            letters.append(
-                (
-                    index,
-                    _letter(pipeline.source, records[index], landed[index], stage="triage", reason=disposition.reason),
-                )
-            )
+            letter = _letter(pipeline.source, records[index], landed[index], stage="triage", reason=disposition.reason)
+            letters.append((index, letter))
         elif isinstance(disposition, MakeTicket):
             try:
                 writes.append((index, pipeline.to_ticket(records[index], record_data)))
@@ -138,15 +167,10 @@ def ingest_batch(conn: Connection, pipeline: SourcePipeline, records: Sequence[R
         outcomes.append({"id": landed[index], "outcome": result.outcome, "ticket_id": result.ticket_id})
 
     if pipeline.intake:
+        decoded = [item for item, _ in items]
+        dispositions = [d for _, d in items]
         outcomes += _record_intake(conn, pipeline.intake, records, landed, decoded, dispositions, ticket_of, report)
-
-    letter_ids = quarantine(conn, [letter for _, letter in letters])
-    for (index, letter), letter_id in zip(letters, letter_ids, strict=True):
-        report.quarantined += 1
-        report.notes.append(QuarantineNote(letter_id, records[index].external_id, letter["stage"], letter["reason"]))
-        outcomes.append({"id": landed[index], "outcome": "quarantined"})
-    set_outcomes(conn, outcomes)
-    return report
+    return outcomes
 
 
 def _record_intake(

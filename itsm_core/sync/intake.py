@@ -46,7 +46,12 @@ class Refuse:
     reason: str
 
 
-Disposition = MakeTicket | AddComment | Ignore | Refuse
+@dataclass(frozen=True)
+class Defer:
+    """Decide again once the rest of the batch is written (e.g. a reply to a mail earlier in the same batch)."""
+
+
+Disposition = MakeTicket | AddComment | Ignore | Refuse | Defer
 
 
 @dataclass(frozen=True)
@@ -61,8 +66,10 @@ class Triaged:
 
 
 class Intake(Protocol):
-    def triage(self, conn: Connection, items: Sequence[tuple[RawRecord, dict[str, Any]]]) -> list[Disposition]:
-        """One disposition per item, in order. May read the store, never writes."""
+    def triage(
+        self, conn: Connection, items: Sequence[tuple[RawRecord, dict[str, Any]]], *, final: bool
+    ) -> list[Disposition]:
+        """One disposition per item, in order. May read the store, never writes. `Defer` only when not `final`."""
         ...
 
     def record(self, conn: Connection, items: Sequence[Triaged]) -> dict[int, int]:

@@ -1,0 +1,213 @@
+"""What a received mail is for, decided in this order (first match wins):
+
+1. sent from one of the hub's own addresses → ignored (`own`): the hub never answers itself;
+2. an auto-reply or a bounce (the connector's `noise`) → ignored; a bounce of the hub's own mail is noted
+   on its ticket as a private comment;
+3. a Message-ID already received (the same mail in another mailbox, or fetched again) → `duplicate`;
+4. more than `flood_per_sender` mails from one sender within `flood_window_minutes` → quarantined;
+5. a reply (In-Reply-To / References to any Message-ID the hub received or sent, else the ticket token in
+   the subject, else a linked system's number in the subject) → a comment on that ticket;
+6. otherwise a new ticket.
+
+What it records, in the batch's transaction: every Message-ID with its ticket (so replies thread), CC'd
+addresses as watchers, and — for a new ticket from a real person — an acknowledgement in the outbox.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, func, select
+
+from itsm_core.config import EmailConfig
+from itsm_core.email.threads import ThreadIndex, ThreadMatcher
+from itsm_core.models import Attachment, Comment, RawRecord, utcnow
+from itsm_core.store.bulk import insert_ignoring_conflicts
+from itsm_core.store.comments import add_comments
+from itsm_core.store.outbox import enqueue
+from itsm_core.store.tables import MailMessageRow, TicketWatcherRow
+from itsm_core.sync.intake import AddComment, Defer, Disposition, Ignore, MakeTicket, Refuse, Triaged
+
+mail_messages = MailMessageRow.__table__
+watchers = TicketWatcherRow.__table__
+
+#: The outbox target for the hub's own mail.
+EMAIL_TARGET = "email"
+
+
+class EmailIntake:
+    def __init__(self, config: EmailConfig, source: str, now: Callable[[], datetime] = utcnow) -> None:
+        self.config = config
+        self.source = source
+        self.now = now
+        self.hub_addresses = {a.lower() for a in config.hub_addresses}
+        if config.smtp is not None:
+            self.hub_addresses.add(config.smtp.from_address.lower())
+        self.matcher = ThreadMatcher.compile(config.ticket_token, config.external_number_patterns)
+
+    # --- deciding ------------------------------------------------------------------------------------
+
+    def triage(
+        self, conn: Connection, items: Sequence[tuple[RawRecord, dict[str, Any]]], *, final: bool
+    ) -> list[Disposition]:
+        mails = [mail for _, mail in items]
+        candidates = [self.matcher.candidates(mail) for mail in mails]
+        bounced = [(mail.get("noise") or {}).get("original_message_id") for mail in mails]
+        index = ThreadIndex.lookup(
+            conn,
+            [ref for refs, _, _ in candidates for ref in refs] + [b for b in bounced if b],
+            [n for _, numbers, _ in candidates for n in numbers],
+            [pair for _, _, pairs in candidates for pair in pairs],
+        )
+        received = self._received(conn, [m.get("message_id") for m in mails])
+        recent = self._recent_by_sender(conn, {m.get("from_address", "") for m in mails})
+        batch_ids = {m.get("message_id"): i for i, m in enumerate(mails) if m.get("message_id")}
+        seen_in_batch: set[str] = set()
+        counted: Counter[str] = Counter()
+        dispositions: list[Disposition] = []
+        for position, (mail, (refs, numbers, pairs)) in enumerate(zip(mails, candidates, strict=True)):
+            sender = (mail.get("from_address") or "").lower()
+            message_id = mail.get("message_id")
+            noise = mail.get("noise")
+            if sender in self.hub_addresses:
+                dispositions.append(Ignore("own", f"sent from the hub's own address {sender}"))
+            elif noise:
+                ticket = index.by_message_id.get(noise.get("original_message_id") or "")
+                dispositions.append(Ignore(noise["kind"], noise["reason"], ticket))
+            elif message_id and (message_id in received or message_id in seen_in_batch):
+                dispositions.append(Ignore("duplicate", f"Message-ID {message_id} was received before"))
+            elif recent.get(sender, 0) + counted[sender] >= self.config.flood_per_sender:
+                dispositions.append(
+                    Refuse(
+                        f"flood: more than {self.config.flood_per_sender} mails from {sender} within "
+                        f"{self.config.flood_window_minutes} minutes; replay once the sender is dealt with"
+                    )
+                )
+            elif match := index.match(refs, numbers, pairs):
+                counted[sender] += 1
+                dispositions.append(AddComment(*match))
+            elif not final and any(batch_ids.get(ref, position) < position for ref in refs):
+                dispositions.append(Defer())  # replies to a mail earlier in this batch: thread after it is written
+            else:
+                counted[sender] += 1
+                dispositions.append(MakeTicket())
+            if message_id:
+                seen_in_batch.add(message_id)
+        return dispositions
+
+    def _received(self, conn: Connection, message_ids: list[str | None]) -> set[str]:
+        wanted = {m for m in message_ids if m}
+        if not wanted:
+            return set()
+        query = select(mail_messages.c.message_id).where(
+            mail_messages.c.direction == "in", mail_messages.c.message_id.in_(wanted)
+        )
+        return set(conn.execute(query).scalars())
+
+    def _recent_by_sender(self, conn: Connection, senders: set[str]) -> dict[str, int]:
+        senders = {s.lower() for s in senders if s}
+        if not senders:
+            return {}
+        since = self.now() - timedelta(minutes=self.config.flood_window_minutes)
+        query = (
+            select(mail_messages.c.address, func.count())
+            .where(
+                mail_messages.c.direction == "in",
+                mail_messages.c.address.in_(senders),
+                mail_messages.c.at >= since,
+            )
+            .group_by(mail_messages.c.address)
+        )
+        return {address: count for address, count in conn.execute(query)}
+
+    # --- recording -----------------------------------------------------------------------------------
+
+    def record(self, conn: Connection, items: Sequence[Triaged]) -> dict[int, int]:
+        now = self.now()
+        comment_items = [(i, item) for i, item in enumerate(items) if isinstance(item.disposition, AddComment)]
+        comment_ids = add_comments(conn, [(item.ticket_id, self._comment(item)) for _, item in comment_items])
+        comment_of = {i: cid for (i, _), cid in zip(comment_items, comment_ids, strict=True)}
+
+        bounce_notes = [
+            (item.ticket_id, self._bounce_note(item))
+            for item in items
+            if isinstance(item.disposition, Ignore) and item.disposition.kind == "bounce" and item.ticket_id
+        ]
+        add_comments(conn, bounce_notes)
+
+        messages, watcher_rows, acknowledgements = [], [], []
+        for i, item in enumerate(items):
+            mail, ticket_id = item.decoded, item.ticket_id
+            threaded = isinstance(item.disposition, AddComment | MakeTicket) and ticket_id is not None
+            if threaded and mail.get("message_id"):
+                messages.append(
+                    {
+                        "message_id": mail["message_id"],
+                        "direction": "in",
+                        "ticket_id": ticket_id,
+                        "comment_id": comment_of.get(i),
+                        "address": (mail.get("from_address") or "").lower(),
+                        "source": self.source,
+                        "at": now,
+                    }
+                )
+            if threaded:
+                watcher_rows += self._watchers(mail, ticket_id, now)
+            if isinstance(item.disposition, MakeTicket) and item.created and self._acknowledges():
+                acknowledgements.append((ticket_id, self._acknowledgement(mail)))
+        insert_ignoring_conflicts(conn, mail_messages, messages, ["direction", "message_id"])
+        insert_ignoring_conflicts(conn, watchers, watcher_rows, ["ticket_id", "address"])
+        enqueue(conn, EMAIL_TARGET, acknowledgements)
+        return comment_of
+
+    def _comment(self, item: Triaged) -> Comment:
+        mail = item.decoded
+        attachments = [Attachment.model_validate(a) for a in mail.get("attachments") or []]
+        # The full original stays with the comment, whatever the reply parser cut away.
+        attachments.append(Attachment(name="original.eml", content_type="message/rfc822", content=item.record.payload))
+        body = (mail.get("reply_text") or mail.get("text") or "").strip() or "(empty reply)"
+        author = mail.get("from_address")
+        if mail.get("from_name"):
+            author = f"{mail['from_name']} <{author}>"
+        return Comment(
+            body=body,
+            author=author,
+            public=True,
+            origin=self.source,
+            created_at=item.record.received_at,
+            attachments=attachments,
+        )
+
+    def _bounce_note(self, item: Triaged) -> Comment:
+        reason = item.disposition.reason if isinstance(item.disposition, Ignore) else ""
+        return Comment(
+            body=f"The hub's mail to the requester bounced: {reason}. Check the requester's address.",
+            author=item.decoded.get("from_address"),
+            public=False,
+            origin=self.source,
+            created_at=item.record.received_at,
+        )
+
+    def _watchers(self, mail: dict[str, Any], ticket_id: int | None, now: datetime) -> list[dict[str, Any]]:
+        requester = (mail.get("from_address") or "").lower()
+        addresses = {a.lower() for a in mail.get("cc") or []} - self.hub_addresses - {requester}
+        return [{"ticket_id": ticket_id, "address": a, "created_at": now} for a in sorted(addresses)]
+
+    def _acknowledges(self) -> bool:
+        return self.config.acknowledge and self.config.smtp is not None
+
+    def _acknowledgement(self, mail: dict[str, Any]) -> dict[str, Any]:
+        to = (mail.get("reply_to") or [mail.get("from_address")])[:1]
+        references = list(mail.get("references") or [])
+        if mail.get("message_id"):
+            references.append(mail["message_id"])
+        return {
+            "kind": "created",
+            "to": to,
+            "requester_name": mail.get("from_name"),
+            "in_reply_to": mail.get("message_id"),
+            "references": references,
+        }

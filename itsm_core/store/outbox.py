@@ -1,0 +1,100 @@
+"""The transactional outbox: changes to push to other systems, written in the transaction of the change.
+
+A push step drains it per target: `due` rows are sent, then `mark_sent`; a failure is retried with backoff
+and becomes a dead letter (stage `push`) once the retry budget is spent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import Connection, func, insert, select, update
+
+from itsm_core.models import utcnow
+from itsm_core.store.quarantine import quarantine
+from itsm_core.store.tables import OutboxRow
+
+outbox = OutboxRow.__table__
+MAX_ATTEMPTS = 6
+BACKOFF = (timedelta(minutes=1), timedelta(minutes=5), timedelta(minutes=15), timedelta(hours=1), timedelta(hours=4))
+
+
+def enqueue(conn: Connection, target_system: str, items: Sequence[tuple[int, dict[str, Any]]]) -> None:
+    """Queue (ticket id, fields) changes for `target_system`."""
+    if not items:
+        return
+    now = utcnow()
+    conn.execute(
+        insert(outbox),
+        [
+            {
+                "target_system": target_system,
+                "ticket_id": ticket_id,
+                "fields": fields,
+                "fields_hash": hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest(),
+                "state": "pending",
+                "attempts": 0,
+                "next_attempt_at": now,
+                "created_at": now,
+            }
+            for ticket_id, fields in items
+        ],
+    )
+
+
+def due(conn: Connection, target_system: str, limit: int = 200) -> list[dict[str, Any]]:
+    query = (
+        select(outbox)
+        .where(
+            outbox.c.target_system == target_system, outbox.c.state == "pending", outbox.c.next_attempt_at <= utcnow()
+        )
+        .order_by(outbox.c.id)
+        .limit(limit)
+    )
+    return [dict(row) for row in conn.execute(query).mappings()]
+
+
+def mark_sent(conn: Connection, ids: Sequence[int]) -> None:
+    if ids:
+        conn.execute(update(outbox).where(outbox.c.id.in_(ids)).values(state="sent", sent_at=utcnow()))
+
+
+def mark_failed(conn: Connection, row: dict[str, Any], error: str) -> None:
+    """Count a failed attempt: retry later with backoff, or dead-letter it when the budget is spent."""
+    attempts = row["attempts"] + 1
+    if attempts >= MAX_ATTEMPTS:
+        conn.execute(
+            update(outbox).where(outbox.c.id == row["id"]).values(state="dead", attempts=attempts, last_error=error)
+        )
+        quarantine(
+            conn,
+            [
+                {
+                    "source": row["target_system"],
+                    "stage": "push",
+                    "external_id": f"outbox-{row['id']}",
+                    "payload": json.dumps(row["fields"], sort_keys=True).encode(),
+                    "payload_format": "json",
+                    "reason": f"gave up after {attempts} attempts: {error}",
+                    "traceback": None,
+                }
+            ],
+        )
+        return
+    delay = BACKOFF[min(attempts - 1, len(BACKOFF) - 1)]
+    conn.execute(
+        update(outbox)
+        .where(outbox.c.id == row["id"])
+        .values(attempts=attempts, last_error=error, next_attempt_at=utcnow() + delay)
+    )
+
+
+def depth(conn: Connection, target_system: str | None = None) -> int:
+    query = select(func.count()).select_from(outbox).where(outbox.c.state == "pending")
+    if target_system:
+        query = query.where(outbox.c.target_system == target_system)
+    return conn.execute(query).scalar_one()
