@@ -41,7 +41,9 @@ deadletters_app = typer.Typer(
 )
 app.add_typer(db_app, name="db")
 app.add_typer(tickets_app, name="tickets")
+email_app = typer.Typer(help="The email channel: import mail folders.", no_args_is_help=True)
 app.add_typer(deadletters_app, name="deadletters")
+app.add_typer(email_app, name="email")
 
 # Piped or captured output (CI logs, `| less`) gets a wide page instead of rich's 80 columns.
 out = Console(width=None if sys.stdout.isatty() else 160)
@@ -299,6 +301,58 @@ def deadletters_replay(
         err.print(f"dead letter {letter} still fails: {result.error}")
         raise typer.Exit(1)
     out.print(f"dead letter {letter} replayed: ticket {format_ticket_id(result.ticket_id or 0)} {result.outcome}")
+
+
+# --- email -----------------------------------------------------------------------------------------------
+
+
+@email_app.command("import-dir")
+def email_import_dir(
+    directory: Annotated[Path, typer.Argument(help="Folder of .eml files.", exists=True, file_okay=False)],
+    config: ConfigOption = None,
+    source: Annotated[str, typer.Option(help="Source name the messages are recorded under.")] = "email-import",
+    as_json: Annotated[bool, typer.Option("--json", help="Print the counts as one JSON line.")] = False,
+) -> None:
+    """Import every .eml file of DIRECTORY once, with the same rules as a mailbox: replies thread, auto-replies
+    and bounces are ignored, duplicates are recognised, unreadable files are quarantined.
+
+    Counts: files = tickets_created + comments_added + ignored_autoreply + ignored_bounce + duplicates + quarantined.
+    """
+    from rich.progress import Progress
+
+    from flows.runtime import build_runtime
+    from itsm_core.config import MaildirSource
+    from itsm_core.sync.ingest import BatchReport, ingest_batch
+
+    hub = _config(config)
+    store = _store(config)
+    runtime = build_runtime(hub, MaildirSource(name=source, kind="maildir", path=directory), store=store)
+    pages = list(runtime.connector.plan_pages(None))
+    report = BatchReport()
+    with Progress(console=err, transient=True, disable=as_json) as progress:
+        bar = progress.add_task("importing", total=sum(len(p) for p in pages))
+        for page in pages:
+            records = runtime.connector.fetch_page(page)
+            with store.transaction() as conn:
+                report += ingest_batch(conn, runtime.pipeline, records)
+            progress.advance(bar, len(page))
+    ignored = report.ignored_by_kind
+    counts = {
+        "files": report.fetched,
+        "tickets_created": report.created,
+        "comments_added": report.commented,
+        "ignored_autoreply": ignored.get("autoreply", 0) + ignored.get("own", 0),
+        "ignored_bounce": ignored.get("bounce", 0),
+        "duplicates": report.unchanged + report.updated,
+        "quarantined": report.quarantined,
+    }
+    if as_json:
+        sys.stdout.write(json.dumps(counts) + "\n")
+        return
+    for name, value in counts.items():
+        out.print(f"{name:<18} {value}", highlight=False)
+    if report.quarantined:
+        out.print("see why with: itsm deadletters list", highlight=False)
 
 
 # --- demo ------------------------------------------------------------------------------------------------
