@@ -1,0 +1,40 @@
+"""prefect.yaml is accepted by Prefect itself: `prefect deploy --all` against a real (test) Prefect API."""
+
+import asyncio
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.prefect, pytest.mark.usefixtures("prefect_api")]
+REPO = Path(__file__).resolve().parents[2]
+
+
+def prefect_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    from prefect.settings import PREFECT_API_URL
+
+    env = {**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value()), "ITSM_HOME": str(REPO)}
+    command = [sys.executable, "-m", "prefect", "--no-prompt", *args]
+    return subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=180)
+
+
+def test_prefect_deploy_registers_the_scheduled_hub_cycle():
+    pool = prefect_cli("work-pool", "create", "itsm-process", "--type", "process", "--overwrite")
+    assert pool.returncode == 0, pool.stdout + pool.stderr
+    deployed = prefect_cli("deploy", "--all")
+    assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+
+    from prefect.client.orchestration import get_client
+
+    async def read():
+        async with get_client() as client:
+            return await client.read_deployment_by_name("hub-cycle/every-5-minutes")
+
+    deployment = asyncio.run(read())
+    assert deployment.work_pool_name == "itsm-process"
+    assert deployment.entrypoint == "flows/cycle.py:hub_cycle"
+    (schedule,) = deployment.schedules
+    assert schedule.schedule.interval.total_seconds() == 300
+    assert deployment.global_concurrency_limit is not None and deployment.global_concurrency_limit.limit == 1
