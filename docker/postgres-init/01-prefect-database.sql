@@ -1,0 +1,2 @@
+-- The Prefect server keeps its own database beside the hub's store (created by POSTGRES_DB).
+CREATE DATABASE prefect;
