@@ -94,120 +94,119 @@ class BatchReport:
 
 def ingest_batch(conn: Connection, pipeline: SourcePipeline, records: Sequence[RawRecord]) -> BatchReport:
     """Land and apply one batch inside the caller's transaction. Safe to repeat: nothing lands twice."""
-    report = BatchReport(fetched=len(records))
-    landed = land_records(conn, pipeline.source, records)
-    report.unchanged += len(records) - len(landed)  # exact payload seen before
-    letters: list[tuple[int, dict[str, Any]]] = []
-    outcomes: list[dict[str, Any]] = []
-    decoded: list[tuple[int, dict[str, Any]]] = []
-    for index in landed:
-        try:
-            decoded.append((index, pipeline.decode(records[index].payload)))
-        except Exception as exc:
-            letters.append((index, _letter(pipeline.source, records[index], landed[index], exc)))
-
-    # Waves: a record the intake defers (a reply to a mail earlier in this batch) is decided again once the
-    # records it depends on are written. The last wave may not defer.
-    pending = decoded
-    for wave in range(MAX_WAVES):
-        final = wave == MAX_WAVES - 1
-        dispositions: list[Disposition] = (
-            pipeline.intake.triage(conn, [(records[i], d) for i, d in pending], final=final)
-            if pipeline.intake
-            else [MakeTicket()] * len(pending)
-        )
-        deferred = [item for item, d in zip(pending, dispositions, strict=True) if isinstance(d, Defer)]
-        current = [(item, d) for item, d in zip(pending, dispositions, strict=True) if not isinstance(d, Defer)]
-        outcomes += _apply(conn, pipeline, records, landed, current, letters, report)
-        pending = deferred
-        if not pending:
-            break
-
-    letter_ids = quarantine(conn, [letter for _, letter in letters])
-    for (index, letter), letter_id in zip(letters, letter_ids, strict=True):
-        report.quarantined += 1
-        report.notes.append(QuarantineNote(letter_id, records[index].external_id, letter["stage"], letter["reason"]))
-        outcomes.append({"id": landed[index], "outcome": "quarantined"})
-    set_outcomes(conn, outcomes)
-    return report
+    return _Batch(conn, pipeline, records).run()
 
 
-def _apply(
-    conn: Connection,
-    pipeline: SourcePipeline,
-    records: Sequence[RawRecord],
-    landed: dict[int, int],
-    items: list[tuple[tuple[int, dict[str, Any]], Disposition]],
-    letters: list[tuple[int, dict[str, Any]]],
-    report: BatchReport,
-) -> list[dict[str, Any]]:
-    """Write one wave: tickets for MakeTicket, quarantine for Refuse, then the intake's own records."""
-    outcomes: list[dict[str, Any]] = []
-    writes: list[tuple[int, TicketWrite]] = []
-    for (index, record_data), disposition in items:
-        if isinstance(disposition, Refuse):
-            letter = _letter(pipeline.source, records[index], landed[index], stage="triage", reason=disposition.reason)
-            letters.append((index, letter))
-        elif isinstance(disposition, MakeTicket):
+#: landing outcome → the report's counter, where their names differ
+_COUNTER = {"comment": "commented", "duplicate": "unchanged"}
+
+
+class _Batch:
+    """One batch in flight: what landed, what each record became, and the dead letters to write."""
+
+    def __init__(self, conn: Connection, pipeline: SourcePipeline, records: Sequence[RawRecord]) -> None:
+        self.conn, self.pipeline, self.records = conn, pipeline, records
+        self.report = BatchReport(fetched=len(records))
+        self.landed: dict[int, int] = {}  # index in records → inbound record id
+        self.outcomes: list[dict[str, Any]] = []
+        self.letters: list[tuple[int, dict[str, Any]]] = []
+
+    def run(self) -> BatchReport:
+        self.landed = land_records(self.conn, self.pipeline.source, self.records)
+        self.report.unchanged += len(self.records) - len(self.landed)  # exact payload seen before
+        pending = self._decode()
+        # Waves: a record the intake defers (a reply to a mail earlier in this batch) is decided again once
+        # the records it depends on are written. The last wave may not defer.
+        for wave in range(MAX_WAVES):
+            dispositions = self._triage(pending, final=wave == MAX_WAVES - 1)
+            decided = [(item, d) for item, d in zip(pending, dispositions, strict=True) if not isinstance(d, Defer)]
+            pending = [item for item, d in zip(pending, dispositions, strict=True) if isinstance(d, Defer)]
+            self._apply(decided)
+            if not pending:
+                break
+        self._quarantine()
+        set_outcomes(self.conn, self.outcomes)
+        return self.report
+
+    def _decode(self) -> list[tuple[int, dict[str, Any]]]:
+        decoded = []
+        for index in self.landed:
             try:
-                writes.append((index, pipeline.to_ticket(records[index], record_data)))
+                decoded.append((index, self.pipeline.decode(self.records[index].payload)))
             except Exception as exc:
-                letters.append((index, _letter(pipeline.source, records[index], landed[index], exc)))
+                self._refuse(index, exc)
+        return decoded
 
-    ticket_of: dict[int, tuple[int | None, bool]] = {}
-    results = upsert_tickets(conn, pipeline.source, pipeline.actor, [w for _, w in writes])
-    for (index, _write), result in zip(writes, results, strict=True):
-        if result.outcome == "quarantined":
-            letters.append(
-                (index, _letter(pipeline.source, records[index], landed[index], stage="store", reason=result.error))
-            )
-            continue
-        ticket_of[index] = (result.ticket_id, result.outcome == "created")
-        setattr(report, result.outcome, getattr(report, result.outcome) + 1)
-        outcomes.append({"id": landed[index], "outcome": result.outcome, "ticket_id": result.ticket_id})
+    def _triage(self, items: list[tuple[int, dict[str, Any]]], *, final: bool) -> list[Disposition]:
+        if self.pipeline.intake is None:
+            return [MakeTicket()] * len(items)
+        return self.pipeline.intake.triage(self.conn, [(self.records[i], d) for i, d in items], final=final)
 
-    if pipeline.intake:
-        decoded = [item for item, _ in items]
-        dispositions = [d for _, d in items]
-        outcomes += _record_intake(conn, pipeline.intake, records, landed, decoded, dispositions, ticket_of, report)
-    return outcomes
+    def _apply(self, items: list[tuple[tuple[int, dict[str, Any]], Disposition]]) -> None:
+        """Write one wave: tickets for MakeTicket, dead letters for Refuse, then the intake's own records."""
+        writes: list[tuple[int, TicketWrite]] = []
+        for (index, data), disposition in items:
+            if isinstance(disposition, Refuse):
+                self._refuse(index, stage="triage", reason=disposition.reason)
+            elif isinstance(disposition, MakeTicket):
+                try:
+                    writes.append((index, self.pipeline.to_ticket(self.records[index], data)))
+                except Exception as exc:
+                    self._refuse(index, exc)
 
+        ticket_of: dict[int, tuple[int | None, bool]] = {}
+        results = upsert_tickets(self.conn, self.pipeline.source, self.pipeline.actor, [w for _, w in writes])
+        for (index, _write), result in zip(writes, results, strict=True):
+            if result.outcome == "quarantined":
+                self._refuse(index, stage="store", reason=result.error)
+                continue
+            ticket_of[index] = (result.ticket_id, result.outcome == "created")
+            self._count(index, result.outcome, result.ticket_id)
+        if self.pipeline.intake is not None:
+            self._record_intake(self.pipeline.intake, items, ticket_of)
 
-def _record_intake(
-    conn: Connection,
-    intake: Intake,
-    records: Sequence[RawRecord],
-    landed: dict[int, int],
-    decoded: list[tuple[int, dict[str, Any]]],
-    dispositions: list[Disposition],
-    ticket_of: dict[int, tuple[int | None, bool]],
-    report: BatchReport,
-) -> list[dict[str, Any]]:
-    """Let the channel record its side of the batch; count comments and ignored records."""
-    triaged: list[tuple[int, Triaged]] = []
-    for (index, record_data), disposition in zip(decoded, dispositions, strict=True):
-        if isinstance(disposition, MakeTicket) and index not in ticket_of:
-            continue  # quarantined while mapping or storing
-        if isinstance(disposition, Refuse):
-            continue
-        ticket_id, created = ticket_of.get(index, (getattr(disposition, "ticket_id", None), False))
-        triaged.append((index, Triaged(records[index], record_data, disposition, ticket_id, created)))
-    intake.record(conn, [t for _, t in triaged])
-    outcomes = []
-    for index, item in triaged:
-        if isinstance(item.disposition, AddComment):
-            report.commented += 1
-            outcomes.append({"id": landed[index], "outcome": "comment", "ticket_id": item.ticket_id})
-        elif isinstance(item.disposition, Ignore):
-            kind = item.disposition.kind
-            if kind == "duplicate":
-                report.unchanged += 1
-                outcomes.append({"id": landed[index], "outcome": "duplicate", "ticket_id": None})
-            else:
-                report.ignored += 1
-                report.ignored_by_kind[kind] = report.ignored_by_kind.get(kind, 0) + 1
-                outcomes.append({"id": landed[index], "outcome": "ignored", "ticket_id": item.ticket_id})
-    return outcomes
+    def _record_intake(
+        self,
+        intake: Intake,
+        items: list[tuple[tuple[int, dict[str, Any]], Disposition]],
+        ticket_of: dict[int, tuple[int | None, bool]],
+    ) -> None:
+        """Let the channel record its side of the wave; count comments and ignored records."""
+        triaged: list[tuple[int, Triaged]] = []
+        for (index, data), disposition in items:
+            if isinstance(disposition, Refuse) or (isinstance(disposition, MakeTicket) and index not in ticket_of):
+                continue  # quarantined
+            ticket_id, created = ticket_of.get(index, (getattr(disposition, "ticket_id", None), False))
+            triaged.append((index, Triaged(self.records[index], data, disposition, ticket_id, created)))
+        intake.record(self.conn, [t for _, t in triaged])
+        for index, item in triaged:
+            if isinstance(item.disposition, AddComment):
+                self._count(index, "comment", item.ticket_id)
+            elif isinstance(item.disposition, Ignore) and item.disposition.kind == "duplicate":
+                self._count(index, "duplicate", None)
+            elif isinstance(item.disposition, Ignore):
+                kind = item.disposition.kind
+                self.report.ignored_by_kind[kind] = self.report.ignored_by_kind.get(kind, 0) + 1
+                self._count(index, "ignored", item.ticket_id)
+
+    def _count(self, index: int, outcome: str, ticket_id: int | None) -> None:
+        counter = _COUNTER.get(outcome, outcome)
+        setattr(self.report, counter, getattr(self.report, counter) + 1)
+        self.outcomes.append({"id": self.landed[index], "outcome": outcome, "ticket_id": ticket_id})
+
+    def _refuse(
+        self, index: int, exc: Exception | None = None, *, stage: str | None = None, reason: str | None = None
+    ) -> None:
+        letter = _letter(self.pipeline.source, self.records[index], self.landed[index], exc, stage=stage, reason=reason)
+        self.letters.append((index, letter))
+
+    def _quarantine(self) -> None:
+        letter_ids = quarantine(self.conn, [letter for _, letter in self.letters])
+        for (index, letter), letter_id in zip(self.letters, letter_ids, strict=True):
+            self.report.quarantined += 1
+            note = QuarantineNote(letter_id, self.records[index].external_id, letter["stage"], letter["reason"])
+            self.report.notes.append(note)
+            self.outcomes.append({"id": self.landed[index], "outcome": "quarantined"})
 
 
 def _letter(
