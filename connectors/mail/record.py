@@ -10,7 +10,9 @@ from email.parser import BytesHeaderParser
 from email.policy import default as default_policy
 from typing import Any
 
+from connectors.mail.noise import classify_noise
 from connectors.mail.parse import parse_message
+from connectors.mail.reply import reply_text
 
 PAYLOAD_FORMAT = "eml"
 
@@ -28,9 +30,15 @@ def message_identity(payload: bytes) -> str:
 
 
 def decode_message(payload: bytes) -> dict[str, Any]:
-    """The parsed message as the `email` mapping reads it; raises `MailParseError` when it is not a message."""
+    """The parsed message as the `email` mapping and intake read it; raises `MailParseError` if it is no message.
+
+    Adds `noise` (auto-reply or bounce, or None) and `reply_text` (the new part of a reply).
+    """
     message = parse_message(payload)
     record = message.model_dump()
+    noise = classify_noise(payload)
+    record["noise"] = noise.model_dump() if noise else None
+    record["reply_text"] = reply_text(message.text)
     record["attachments"] = [
         {"name": a.filename, "content_type": a.content_type, "content": a.content, "content_id": a.content_id}
         for a in message.attachments

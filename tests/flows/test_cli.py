@@ -141,3 +141,28 @@ def test_ticket_list_filters_and_show_prints_history(workdir):
     assert shown.returncode == 0
     assert "T-000002  Printer 1" in shown.stdout and "bob@example.org" in shown.stdout
     assert "status: new" in shown.stdout and "by source:drop" in shown.stdout
+
+
+def test_email_import_dir_counts_add_up_and_a_second_import_adds_nothing(workdir):
+    import shutil
+
+    demo_mail = Path(__file__).resolve().parents[2] / "flows" / "demo" / "mail"
+    folder = workdir / "import"
+    shutil.copytree(demo_mail, folder)
+    itsm("db", "upgrade", cwd=workdir)
+
+    first = itsm("email", "import-dir", str(folder), "--json", cwd=workdir)
+    assert first.returncode == 0, first.stderr
+    counts = json.loads(first.stdout)
+    files = len(list(folder.glob("*.eml")))
+    assert counts == {
+        "files": files,
+        "tickets_created": files - 3,  # minus the reply, the out-of-office and the scanner PDF
+        "comments_added": 1,
+        "ignored_autoreply": 1,
+        "ignored_bounce": 0,
+        "duplicates": 0,
+        "quarantined": 1,
+    }
+    again = json.loads(itsm("email", "import-dir", str(folder), "--json", cwd=workdir).stdout)
+    assert again == {**dict.fromkeys(counts, 0), "files": files, "duplicates": files}

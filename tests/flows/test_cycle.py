@@ -20,6 +20,8 @@ pytestmark = [pytest.mark.prefect, pytest.mark.usefixtures("prefect_api")]
 
 SAMPLES = sorted(p for p in resources.files("flows.demo").joinpath("mail").iterdir() if p.name.endswith(".eml"))
 BAD_SAMPLES = 1  # the demo's scanner PDF is no message, on purpose
+REPLIES = 1  # 09 answers 01: a comment on its ticket
+AUTOREPLIES = 1  # 10 is an out-of-office: no ticket
 CORRUPT = Path(__file__).resolve().parents[1] / "connectors" / "mail" / "fixtures" / "corrupt-binary.eml"
 
 
@@ -66,16 +68,16 @@ def test_cycle_makes_tickets_quarantines_the_corrupt_mail_and_repeats_as_a_no_op
     first = hub_cycle(config_path=str(config))
     assert first["helpdesk"] == {
         "fetched": files,
-        "created": files - bad,
+        "created": files - bad - REPLIES - AUTOREPLIES,
         "updated": 0,
         "unchanged": 0,
-        "commented": 0,
-        "ignored": 0,
+        "commented": REPLIES,
+        "ignored": AUTOREPLIES,
         "quarantined": bad,
     }
     store = Store(database_url)
     with store.connect() as conn:
-        assert count_tickets(conn) == files - bad
+        assert count_tickets(conn) == files - bad - REPLIES - AUTOREPLIES
         letters = list_dead_letters(conn)
         titles = {t["title"] for t in list_tickets(conn, limit=100)}
         state = get_state(conn, "helpdesk", "tickets")
@@ -104,7 +106,7 @@ def test_cycle_makes_tickets_quarantines_the_corrupt_mail_and_repeats_as_a_no_op
         "quarantined": 0,
     }
     with store.connect() as conn:
-        assert count_tickets(conn) == files - bad
+        assert count_tickets(conn) == files - bad - REPLIES - AUTOREPLIES
     store.dispose()
 
 
@@ -117,7 +119,7 @@ def test_a_failing_source_fails_the_cycle_but_not_the_other_sources(tmp_path):
         gone = get_state(conn, "gone", "tickets")
     assert gone["last_run_at"] is not None and gone["last_success_at"] is None
     with Store(f"sqlite:///{tmp_path / 'store.db'}").connect() as conn:
-        assert count_tickets(conn) == len(SAMPLES) - BAD_SAMPLES
+        assert count_tickets(conn) == len(SAMPLES) - BAD_SAMPLES - REPLIES - AUTOREPLIES
 
 
 def test_move_after_import_empties_the_drop_folder(tmp_path):
