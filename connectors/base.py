@@ -41,3 +41,7 @@ class SourceConnector(Protocol):
     def acknowledge(self, records: Sequence[RawRecord]) -> None:
         """Called after the records are committed (as tickets or dead letters): mark, move or forget them."""
         ...
+
+    def close(self) -> None:
+        """Release connections at the end of a run."""
+        ...

@@ -56,6 +56,7 @@ def sync_source(source: str, config_path: str | None = None) -> dict[str, int]:
     finally:
         with runtime.store.transaction() as conn:
             record_run(conn, source, ENTITY, success=succeeded)
+        runtime.connector.close()
         runtime.store.dispose()
         create_markdown_artifact(
             key=artifact_key("sync", source),

@@ -65,3 +65,7 @@ class NotFound(HubError):
 
 class StoreError(HubError):
     """The store cannot be reached or is not at the expected schema version."""
+
+
+class ImapUnavailable(HubError):
+    """An IMAP mailbox cannot be opened (unreachable, TLS failure, login refused)."""

@@ -87,3 +87,6 @@ class MaildirConnector:
             source = self.path / record.locator
             if source.exists():
                 shutil.move(source, self.move_to / Path(record.locator).name)
+
+    def close(self) -> None:
+        """A folder holds no connection."""
