@@ -1,0 +1,80 @@
+"""200 varied messages in a real Dovecot mailbox become the right tickets and comments, once."""
+
+from email.message import EmailMessage
+
+import pytest
+from imapclient import IMAPClient
+from sqlalchemy import func, select
+
+from flows.cycle import hub_cycle
+from itsm_core.store import Store
+from itsm_core.store.tables import CommentRow, TicketRow
+from tests.support.dovecot import start_dovecot, stop_dovecot
+
+pytestmark = [pytest.mark.prefect, pytest.mark.usefixtures("prefect_api")]
+PASSWORD = "imap-pw"
+
+
+def message(i: int, subject: str, **headers: str) -> bytes:
+    m = EmailMessage()
+    m["From"] = headers.pop("From", f"Person {i % 37} <person{i % 37}@northwind.example>")
+    m["To"] = "helpdesk@northwind.example"
+    m["Subject"] = subject
+    m["Message-ID"] = f"<msg{i}@northwind.example>"
+    for name, value in headers.items():
+        m[name.replace("_", "-")] = value
+    m.set_content(f"Message {i}.\n\nOn Monday someone wrote:\n> earlier text\n")
+    return bytes(m)
+
+
+def corpus() -> list[bytes]:
+    """120 new requests, 40 replies by In-Reply-To, 10 by subject token, 20 auto-replies, 10 bounces."""
+    mails = [message(i, f"Request {i}: laptop slow") for i in range(120)]
+    mails += [message(200 + i, f"Re: Request {i}", In_Reply_To=f"<msg{i}@northwind.example>") for i in range(40)]
+    mails += [message(300 + i, f"More on [#T-{i + 1:06d}]") for i in range(10)]
+    mails += [message(400 + i, "Out of office", Auto_Submitted="auto-replied") for i in range(20)]
+    mails += [
+        message(500 + i, "Undelivered Mail", Return_Path="<>", From="MAILER-DAEMON@mx.northwind.example")
+        for i in range(10)
+    ]
+    return mails
+
+
+def test_two_hundred_messages_from_dovecot_then_nothing_new(tmp_path):
+    server = start_dovecot(tmp_path / "dovecot", {"helpdesk": PASSWORD})
+    try:
+        with IMAPClient(server.host, port=server.port, ssl=False) as client:
+            client.login("helpdesk", PASSWORD)
+            for raw in corpus():
+                client.append("INBOX", raw)
+        url = f"sqlite:///{tmp_path / 'store.db'}"
+        config = tmp_path / "itsm.yaml"
+        config.write_text(
+            f"database_url: {url}\n"
+            "sources:\n"
+            f"  - {{name: helpdesk, kind: imap, host: 127.0.0.1, port: {server.port}, security: plain,\n"
+            f"      username: helpdesk, password: {PASSWORD}, page_size: 50}}\n"
+        )
+        Store(url).upgrade()
+
+        first = hub_cycle(config_path=str(config))["helpdesk"]
+        assert first == {
+            "fetched": 200, "created": 120, "updated": 0, "unchanged": 0, "commented": 50, "ignored": 30,
+            "quarantined": 0,
+        }  # fmt: skip
+        second = hub_cycle(config_path=str(config))["helpdesk"]
+        assert second["fetched"] == 0  # the watermark: nothing re-read
+
+        store = Store(url)
+        with store.connect() as conn:
+            assert conn.execute(select(func.count()).select_from(TicketRow)).scalar_one() == 120
+            per_ticket = dict(
+                conn.execute(select(CommentRow.ticket_id, func.count()).group_by(CommentRow.ticket_id)).all()
+            )
+            bodies = set(conn.execute(select(CommentRow.body)).scalars())
+        assert sum(per_ticket.values()) == 50
+        assert all(per_ticket[t] == 2 for t in range(1, 11)) and all(per_ticket[t] == 1 for t in range(11, 41))
+        assert "earlier text" not in " ".join(bodies)  # quoted history cut
+        store.dispose()
+    finally:
+        stop_dovecot(server)
