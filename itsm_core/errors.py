@@ -69,3 +69,7 @@ class StoreError(HubError):
 
 class ImapUnavailable(HubError):
     """An IMAP mailbox cannot be opened (unreachable, TLS failure, login refused)."""
+
+
+class SmtpUnavailable(HubError):
+    """The outgoing mail server cannot be reached or refuses the login; the mail stays queued."""
