@@ -67,7 +67,12 @@ def _free_port() -> int:
 
 def start_dovecot(base: Path, users: dict[str, str]) -> ImapServer:
     if not Path(DOVECOT).exists():
-        raise RuntimeError("Dovecot is not installed: apt-get install dovecot-imapd (.ci/run does this)")
+        message = "Dovecot is not installed: apt-get install dovecot-imapd (.ci/run does this)"
+        if os.environ.get("CI"):
+            raise RuntimeError(message)  # in CI the mail tests must run, never skip
+        import pytest
+
+        pytest.skip(message)
     for folder in (base, base / "run", base / "state", base / "mail", base / "home"):
         folder.mkdir(parents=True, exist_ok=True)
     # every parent must be traversable by the dovecot user; mail folders must be its own
