@@ -19,10 +19,10 @@ from typing import Any
 from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError
 
-from connectors.mail.record import PAYLOAD_FORMAT, decode_message, message_identity
+from connectors.mail.record import PAYLOAD_FORMAT, decode_message, mail_record
 from itsm_core.config import ImapSource
 from itsm_core.errors import ImapUnavailable, MailParseError
-from itsm_core.models import RawRecord, utcnow
+from itsm_core.models import RawRecord
 
 log = logging.getLogger("itsm.connectors.imap")
 OVERSIZE_HEADER = b"X-Itsm-Oversize: "
@@ -136,16 +136,7 @@ class ImapConnector:
             if uid not in bodies:
                 log.info("%s UID %s vanished between SEARCH and FETCH; skipped", folder, uid)
                 continue
-            payload = bodies[uid]
-            records.append(
-                RawRecord(
-                    external_id=message_identity(payload),
-                    payload=payload,
-                    payload_format=self.payload_format,
-                    received_at=utcnow(),
-                    locator=f"{folder}\t{page['uidvalidity']}\t{uid}",
-                )
-            )
+            records.append(mail_record(bodies[uid], locator=f"{folder}\t{page['uidvalidity']}\t{uid}"))
         return records
 
     def decode(self, payload: bytes) -> dict[str, Any]:

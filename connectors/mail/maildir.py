@@ -13,8 +13,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from connectors.mail.record import PAYLOAD_FORMAT, decode_message, message_identity
-from itsm_core.models import RawRecord, utcnow
+from connectors.mail.record import PAYLOAD_FORMAT, decode_message, mail_record
+from itsm_core.models import RawRecord
 
 log = logging.getLogger("itsm.connectors.maildir")
 
@@ -63,15 +63,7 @@ class MaildirConnector:
             except FileNotFoundError:  # moved or deleted since the listing: someone else took it
                 log.info("skipping %s: gone since the folder was listed", name)
                 continue
-            records.append(
-                RawRecord(
-                    external_id=message_identity(payload),
-                    payload=payload,
-                    payload_format=self.payload_format,
-                    received_at=utcnow(),
-                    locator=name,
-                )
-            )
+            records.append(mail_record(payload, locator=name))
         return records
 
     def decode(self, payload: bytes) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from typing import Any
 from connectors.mail.noise import classify_noise
 from connectors.mail.parse import parse_message
 from connectors.mail.reply import reply_text
+from itsm_core.models import RawRecord, utcnow
 
 PAYLOAD_FORMAT = "eml"
 
@@ -27,6 +28,11 @@ def message_identity(payload: bytes) -> str:
     if message_id and len(message_id) <= 400:
         return message_id
     return "sha256:" + hashlib.sha256(payload).hexdigest()
+
+
+def mail_record(payload: bytes, locator: str) -> RawRecord:
+    """A fetched message as a raw record, identified by its Message-ID; `locator` says where it lies."""
+    return RawRecord(message_identity(payload), payload, PAYLOAD_FORMAT, utcnow(), locator)
 
 
 def decode_message(payload: bytes) -> dict[str, Any]:
