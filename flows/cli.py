@@ -237,6 +237,53 @@ def tickets_show(
             out.print(f"  {_when(e['at'])}  {e['field']}: {old}{e['new_value']}  by {e['actor']}", markup=False)
 
 
+@tickets_app.command("set-status")
+def tickets_set_status(
+    ticket: Annotated[str, typer.Argument(help="Ticket number, e.g. T-000001 or 1.")],
+    status: Annotated[TicketStatus, typer.Argument(help="The new status.")],
+    config: ConfigOption = None,
+    actor: Annotated[str, typer.Option(help="Who makes the change, for the audit trail.")] = "user:cli",
+) -> None:
+    """Move a ticket to another status, as a person would; linked systems and the requester hear of it.
+
+    Moves the status table refuses (e.g. out of closed) are refused with the allowed ones. Notices and pushes
+    are queued with the change and go out with the next `itsm push` or cycle.
+    """
+    from flows.runtime import build_propagator
+    from itsm_core.store.tickets import change_status, format_ticket_id, parse_ticket_id
+    from itsm_core.sync.propagate import HUB, Change
+
+    hub = _config(config)
+    store = _store(config)
+    ticket_id = parse_ticket_id(ticket)
+    with store.transaction() as conn:
+        changed = change_status(conn, ticket_id, status, actor if ":" in actor else f"user:{actor}")
+        queued = build_propagator(hub).propagate(conn, [Change(ticket_id, frozenset({"status"}), origin=HUB)])
+    number = format_ticket_id(ticket_id)
+    if not changed:
+        out.print(f"{number} is already {status.value}; nothing changed", highlight=False)
+        return
+    told = ", ".join(f"{target} ({count})" for target, count in queued.items()) or "nobody"
+    out.print(f"{number} → {status.value}; queued for: {told}", highlight=False)
+
+
+@app.command("push")
+def push(config: ConfigOption = None) -> None:
+    """Send what the outbox holds for every target (acknowledgements, notices, pushes to linked systems)."""
+    _config(config)
+    from flows.push import push_outbox
+
+    state = push_outbox(config_path=config, return_state=True)
+    if not state.is_completed():
+        err.print(f"error: push: {state.message}")
+        raise typer.Exit(1)
+    results = state.result()
+    for target, counts in results.items():
+        out.print(f"{target}: {counts['sent']} sent, {counts['retry_later']} waiting for a retry", highlight=False)
+    if not results:
+        out.print("no push target configured (email.smtp, or a two-way source)", highlight=False)
+
+
 # --- dead letters ----------------------------------------------------------------------------------------
 
 

@@ -6,13 +6,14 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 
 from flows.artifacts import cycle_rows
+from flows.push import push_outbox
 from flows.runtime import load_hub_config
 from flows.sync import sync_source
 
 
 @flow(name="hub-cycle")
 def hub_cycle(config_path: str | None = None) -> dict[str, dict[str, int] | str]:
-    """Sync every enabled source (one `sync-source` subflow each), then publish a summary table.
+    """Sync every enabled source (one `sync-source` subflow each), push the outbox, publish a summary table.
 
     A failing source does not stop the others; the cycle fails at the end if any source failed, so the
     failure is visible in the UI while the other sources' work is kept.
@@ -32,6 +33,10 @@ def hub_cycle(config_path: str | None = None) -> dict[str, dict[str, int] | str]
         else:
             results[source.name] = state.message or state.name
             logger.error("%s failed: %s", source.name, results[source.name])
+    push = push_outbox.with_options(flow_run_name="push-outbox")(config_path, return_state=True)
+    if not push.is_completed():
+        results["push-outbox"] = push.message or push.name
+        logger.error("push-outbox failed: %s", results["push-outbox"])
     create_table_artifact(
         key="hub-cycle-summary",
         table=cycle_rows(results),

@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from connectors.mail.outbound import OutgoingMail, render_acknowledgement, send_mail
 from itsm_core.config import EmailConfig
-from itsm_core.email.intake import EMAIL_TARGET
+from itsm_core.email.notify import EMAIL_TARGET
 from itsm_core.errors import SmtpUnavailable
 from itsm_core.models import utcnow
 from itsm_core.store import Store
@@ -32,8 +32,8 @@ class DeliveryReport:
     failed: int = 0
 
 
-def deliver_email(store: Store, config: EmailConfig, source: str, limit: int = 200) -> DeliveryReport:
-    """Send what is due in the email outbox; returns how many went out and how many will be retried."""
+def deliver_email(store: Store, config: EmailConfig, limit: int = 200) -> DeliveryReport:
+    """Send up to `limit` mails due in the email outbox; returns how many went out and how many will be retried."""
     report = DeliveryReport()
     smtp = config.smtp
     if smtp is None:
@@ -60,6 +60,7 @@ def deliver_email(store: Store, config: EmailConfig, source: str, limit: int = 2
                 from_domain=domain,
                 in_reply_to=fields.get("in_reply_to"),
                 references=fields.get("references") or [],
+                solution=fields.get("solution"),
             )
         )
     try:
@@ -83,7 +84,7 @@ def deliver_email(store: Store, config: EmailConfig, source: str, limit: int = 2
                         "direction": "out",
                         "ticket_id": row["ticket_id"],
                         "address": mail.to[0].lower(),
-                        "source": source,
+                        "source": EMAIL_TARGET,
                         "at": now,
                     }
                 )

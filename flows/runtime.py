@@ -9,10 +9,12 @@ from connectors.base import SourceConnector
 from connectors.registry import build_connector
 from itsm_core.config import HubConfig, ImapSource, MaildirSource, SourceConfig, load_config
 from itsm_core.email.intake import EmailIntake
+from itsm_core.email.notify import EmailNotifier
 from itsm_core.mapping import load_mapping
 from itsm_core.rules import CompiledRules
 from itsm_core.store import Store
 from itsm_core.sync.ingest import SourcePipeline
+from itsm_core.sync.propagate import Propagator
 
 # Our own modules log under "itsm"; Prefect ships them to the UI (PREFECT_LOGGING_EXTRA_LOGGERS) at INFO.
 logging.getLogger("itsm").setLevel(logging.INFO)
@@ -40,6 +42,11 @@ class SourceRuntime:
     pipeline: SourcePipeline
 
 
+def build_propagator(config: HubConfig) -> Propagator:
+    """Every system that hears of ticket changes: the requester's mailbox, and each two-way source."""
+    return Propagator((EmailNotifier(config.email),))
+
+
 def build_runtime(config: HubConfig, source: SourceConfig, store: Store | None = None) -> SourceRuntime:
     connector = build_connector(source)
     pipeline = SourcePipeline(
@@ -48,6 +55,7 @@ def build_runtime(config: HubConfig, source: SourceConfig, store: Store | None =
         mapping=load_mapping(source.mapping or connector.default_mapping),
         rules=CompiledRules.compile(config.rules),
         intake=EmailIntake(config.email, source.name) if isinstance(source, MAIL_SOURCES) else None,
+        propagator=build_propagator(config),
     )
     store = store or Store(config.database_url.get_secret_value())
     return SourceRuntime(source.name, store, connector, pipeline)

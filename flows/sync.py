@@ -10,9 +10,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.utilities.annotations import quote
 
 from flows.artifacts import artifact_key, source_markdown
-from flows.outbound import DeliveryReport, deliver_email
 from flows.runtime import SourceRuntime, build_runtime, load_hub_config
-from itsm_core.config import EmailConfig
 from itsm_core.store.sync_state import get_state, record_run, save_watermark
 from itsm_core.sync.ingest import BatchReport, ingest_batch
 
@@ -37,12 +35,6 @@ def ingest_page(runtime: SourceRuntime, page: Any, watermark: str | None) -> tup
     return report, watermark
 
 
-@task(name="send-acknowledgements", cache_policy=NO_CACHE)
-def send_acknowledgements(runtime: SourceRuntime, email: EmailConfig) -> DeliveryReport:
-    """Drain the email outbox (the acknowledgements this and earlier runs queued) through SMTP."""
-    return deliver_email(runtime.store, email, runtime.name)
-
-
 @flow(name="sync-source", log_prints=False)
 def sync_source(source: str, config_path: str | None = None) -> dict[str, int]:
     """Pull one configured source into the store; returns counts (fetched, created, updated, unchanged, quarantined)."""
@@ -60,9 +52,6 @@ def sync_source(source: str, config_path: str | None = None) -> dict[str, int]:
             page_report, watermark = task(quote(runtime), page, watermark)
             report += page_report
             logger.info("%s page %d: %s", source, pages, ", ".join(f"{k} {v}" for k, v in page_report.counts().items()))
-        if runtime.pipeline.intake is not None and config.email.smtp is not None:
-            delivered = send_acknowledgements(quote(runtime), config.email)
-            logger.info("%s: %d acknowledgement(s) sent, %d to retry", source, delivered.sent, delivered.failed)
         succeeded = True
     finally:
         with runtime.store.transaction() as conn:

@@ -130,6 +130,9 @@ class EmailConfig(_Strict):
     )
     flood_per_sender: int = Field(default=20, ge=1, description="more mails than this from one sender ...")
     flood_window_minutes: int = Field(default=10, ge=1, description="... within this window are quarantined")
+    flood_per_ticket: int = Field(
+        default=50, ge=1, description="more mails to one ticket (its first included) in the window are quarantined"
+    )
     acknowledge: bool = Field(default=True, description="mail the requester on a new, resolved or closed ticket")
     smtp: SmtpConfig | None = None
 

@@ -6,7 +6,9 @@
 3. a Message-ID already received (the same mail in another mailbox, or fetched again) → `duplicate`;
 4. more than `flood_per_sender` mails from one sender within `flood_window_minutes` → quarantined;
 5. a reply (In-Reply-To / References to any Message-ID the hub received or sent, else the ticket token in
-   the subject, else a linked system's number in the subject) → a comment on that ticket;
+   the subject, else a linked system's number in the subject) → a comment on that ticket, unless that
+   ticket got more than `flood_per_ticket` mails in the window (quarantined); a reply to a resolved ticket
+   opens it again (the resolution notice promises so);
 6. otherwise a new ticket.
 
 What it records, in the batch's transaction: every Message-ID with its ticket (so replies thread), CC'd
@@ -23,19 +25,19 @@ from typing import Any
 from sqlalchemy import Connection, func, select
 
 from itsm_core.config import EmailConfig
+from itsm_core.email.notify import EMAIL_TARGET, mail_payload
 from itsm_core.email.threads import ThreadIndex, ThreadMatcher
-from itsm_core.models import Attachment, Comment, RawRecord, utcnow
+from itsm_core.models import Attachment, Comment, RawRecord, TicketStatus, utcnow
 from itsm_core.store.bulk import insert_ignoring_conflicts
 from itsm_core.store.comments import add_comments
 from itsm_core.store.outbox import enqueue
 from itsm_core.store.tables import MailMessageRow, TicketWatcherRow
+from itsm_core.store.tickets import format_ticket_id, set_statuses
 from itsm_core.sync.intake import AddComment, Defer, Disposition, Ignore, MakeTicket, Refuse, Triaged
+from itsm_core.sync.propagate import Change
 
 mail_messages = MailMessageRow.__table__
 watchers = TicketWatcherRow.__table__
-
-#: The outbox target for the hub's own mail.
-EMAIL_TARGET = "email"
 
 
 class EmailIntake:
@@ -64,9 +66,11 @@ class EmailIntake:
         )
         received = self._received(conn, [m.get("message_id") for m in mails])
         recent = self._recent_by_sender(conn, {m.get("from_address", "") for m in mails})
+        recent_per_ticket = self._recent_by_ticket(conn, set(index.tickets()))
         batch_ids = {m.get("message_id"): i for i, m in enumerate(mails) if m.get("message_id")}
         seen_in_batch: set[str] = set()
         counted: Counter[str] = Counter()
+        counted_per_ticket: Counter[int] = Counter()
         dispositions: list[Disposition] = []
         for position, (mail, (refs, numbers, pairs)) in enumerate(zip(mails, candidates, strict=True)):
             sender = (mail.get("from_address") or "").lower()
@@ -87,8 +91,19 @@ class EmailIntake:
                     )
                 )
             elif match := index.match(refs, numbers, pairs):
-                counted[sender] += 1
-                dispositions.append(AddComment(*match))
+                ticket_id = match[0]
+                if recent_per_ticket.get(ticket_id, 0) + counted_per_ticket[ticket_id] >= self.config.flood_per_ticket:
+                    dispositions.append(
+                        Refuse(
+                            f"flood: more than {self.config.flood_per_ticket} mails to ticket "
+                            f"{format_ticket_id(ticket_id)} within {self.config.flood_window_minutes} minutes; "
+                            "replay once the loop or the storm is dealt with"
+                        )
+                    )
+                else:
+                    counted[sender] += 1
+                    counted_per_ticket[ticket_id] += 1
+                    dispositions.append(AddComment(*match))
             elif not final and any(batch_ids.get(ref, position) < position for ref in refs):
                 dispositions.append(Defer())  # replies to a mail earlier in this batch: thread after it is written
             else:
@@ -123,9 +138,24 @@ class EmailIntake:
         )
         return {address: count for address, count in conn.execute(query)}
 
+    def _recent_by_ticket(self, conn: Connection, ticket_ids: set[int]) -> dict[int, int]:
+        if not ticket_ids:
+            return {}
+        since = self.now() - timedelta(minutes=self.config.flood_window_minutes)
+        query = (
+            select(mail_messages.c.ticket_id, func.count())
+            .where(
+                mail_messages.c.direction == "in",
+                mail_messages.c.ticket_id.in_(ticket_ids),
+                mail_messages.c.at >= since,
+            )
+            .group_by(mail_messages.c.ticket_id)
+        )
+        return {ticket_id: count for ticket_id, count in conn.execute(query)}
+
     # --- recording -----------------------------------------------------------------------------------
 
-    def record(self, conn: Connection, items: Sequence[Triaged]) -> dict[int, int]:
+    def record(self, conn: Connection, items: Sequence[Triaged]) -> list[Change]:
         now = self.now()
         comment_items = [(i, item) for i, item in enumerate(items) if isinstance(item.disposition, AddComment)]
         comment_ids = add_comments(conn, [(item.ticket_id, self._comment(item)) for _, item in comment_items])
@@ -161,7 +191,27 @@ class EmailIntake:
         insert_ignoring_conflicts(conn, mail_messages, messages, ["direction", "message_id"])
         insert_ignoring_conflicts(conn, watchers, watcher_rows, ["ticket_id", "address"])
         enqueue(conn, EMAIL_TARGET, acknowledgements)
-        return comment_of
+        return self._reopen_and_describe(conn, [(item.ticket_id, comment_of[i]) for i, item in comment_items])
+
+    def _reopen_and_describe(self, conn: Connection, comments: list[tuple[int | None, int]]) -> list[Change]:
+        """Reopen resolved tickets that got a reply; the changes (comments, reopenings) for propagation."""
+        per_ticket: dict[int, list[int]] = {}
+        for ticket_id, comment_id in comments:
+            if ticket_id is not None:
+                per_ticket.setdefault(ticket_id, []).append(comment_id)
+        reopened = set(
+            set_statuses(
+                conn,
+                dict.fromkeys(per_ticket, TicketStatus.IN_PROGRESS),
+                f"source:{self.source}",
+                source=self.source,
+                only_from=frozenset({TicketStatus.RESOLVED.value}),
+            )
+        )
+        return [
+            Change(ticket_id, frozenset({"status"}) if ticket_id in reopened else frozenset(), tuple(ids), self.source)
+            for ticket_id, ids in per_ticket.items()
+        ]
 
     def _comment(self, item: Triaged) -> Comment:
         mail = item.decoded
@@ -200,14 +250,6 @@ class EmailIntake:
         return self.config.acknowledge and self.config.smtp is not None
 
     def _acknowledgement(self, mail: dict[str, Any]) -> dict[str, Any]:
-        to = (mail.get("reply_to") or [mail.get("from_address")])[:1]
-        references = list(mail.get("references") or [])
-        if mail.get("message_id"):
-            references.append(mail["message_id"])
-        return {
-            "kind": "created",
-            "to": to,
-            "requester_name": mail.get("from_name"),
-            "in_reply_to": mail.get("message_id"),
-            "references": references,
-        }
+        to = (mail.get("reply_to") or [mail.get("from_address")])[0]
+        thread = [*(mail.get("references") or []), *([mail["message_id"]] if mail.get("message_id") else [])]
+        return mail_payload("created", to, requester_name=mail.get("from_name"), thread=thread)

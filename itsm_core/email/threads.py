@@ -84,6 +84,10 @@ class ThreadIndex:
             by_external.update({(system, external_id): ticket_id for external_id, ticket_id in rows})
         return cls(by_message_id, existing, by_external)
 
+    def tickets(self) -> set[int]:
+        """Every ticket a candidate of the batch may thread to."""
+        return {*self.by_message_id.values(), *self.existing_tickets, *self.by_external.values()}
+
     def match(self, refs: list[str], numbers: list[int], external: list[tuple[str, str]]) -> tuple[int, str] | None:
         for ref in refs:
             if ref in self.by_message_id:

@@ -140,6 +140,38 @@ class CommentRow(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
+class CommentRefRow(Base):
+    """Identity of a comment in another system: a GLPI followup pulled, or the followup a hub comment became.
+
+    `(system, external_id)` names one comment, so a followup the hub pushed is recognised when it comes back.
+    """
+
+    __tablename__ = "comment_refs"
+    __table_args__ = (UniqueConstraint("system", "external_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    system: Mapped[str] = mapped_column(String(100))
+    external_id: Mapped[str] = mapped_column(String(500))
+    comment_id: Mapped[int] = mapped_column(ForeignKey("comments.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class PushedValueRow(Base):
+    """What the hub last pushed to a system, per ticket and field, as a hash: echo suppression.
+
+    When that system later reports the same value for the field, it is the hub's own change coming back,
+    not news: it is neither applied again nor propagated to other systems.
+    """
+
+    __tablename__ = "pushed_values"
+
+    system: Mapped[str] = mapped_column(String(100), primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), primary_key=True)
+    field: Mapped[str] = mapped_column(String(100), primary_key=True)
+    value_hash: Mapped[str] = mapped_column(String(64))
+    pushed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
 class TicketWatcherRow(Base):
     """People kept informed about a ticket without being its requester (e.g. CC'd on the mail that opened it)."""
 
@@ -334,7 +366,8 @@ class OutboxRow(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     target_system: Mapped[str] = mapped_column(String(100))
-    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"))
+    # None for mail about no ticket (e.g. telling a sender their message was too large to import)
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"))
     fields: Mapped[dict[str, Any]] = mapped_column(JSONDoc)
     fields_hash: Mapped[str] = mapped_column(String(64))
     state: Mapped[str] = mapped_column(String(16), default="pending")

@@ -255,19 +255,51 @@ def store_attachments(conn: Connection, items: Iterable[tuple[int, int | None, A
     insert_ignoring_conflicts(conn, attachments, links, ["ticket_id", "sha256", "name"])
 
 
-def change_status(conn: Connection, ticket_id: int, status: TicketStatus | str, actor: str) -> None:
-    """Move one ticket to `status`, refusing transitions the table does not allow, with an audit event."""
-    row = conn.execute(select(tickets).where(tickets.c.id == ticket_id)).mappings().one_or_none()
+def change_status(conn: Connection, ticket_id: int, status: TicketStatus | str, actor: str) -> bool:
+    """Move one ticket to `status`, refusing transitions the table does not allow; True if it changed.
+
+    Raises `NotFound` for an unknown ticket and `InvalidTransition` for a move the table refuses.
+    """
+    row = conn.execute(select(tickets.c.id, tickets.c.status).where(tickets.c.id == ticket_id)).one_or_none()
     if row is None:
         raise NotFound(f"no ticket {format_ticket_id(ticket_id)}")
-    status = TicketStatus(status)
-    check_transition(row["status"], status)
-    if status == row["status"]:
-        return
+    check_transition(row.status, status)
+    return bool(set_statuses(conn, {ticket_id: TicketStatus(status)}, actor))
+
+
+def set_statuses(
+    conn: Connection,
+    wanted: dict[int, TicketStatus],
+    actor: str,
+    *,
+    source: str | None = None,
+    only_from: frozenset[str] | None = None,
+) -> list[int]:
+    """Move many tickets at once, with their timestamps and audit events; returns the ids that changed.
+
+    Tickets already in the wanted status, whose move the transition table refuses, or (with `only_from`)
+    not in one of those statuses, are left as they are.
+    """
+    if not wanted:
+        return []
+    rows = conn.execute(select(tickets).where(tickets.c.id.in_(wanted))).mappings().all()
     now = utcnow()
-    changes = {"status": status.value, **_status_timestamps(row, status, now)}
-    update_by_id(conn, tickets, [{"id": ticket_id, **changes, "updated_at": now}])
-    conn.execute(insert(audit_events), [_event(ticket_id, "status", row["status"], status.value, actor, None, now)])
+    updates, events = [], []
+    for row in rows:
+        status = TicketStatus(wanted[row["id"]])
+        if status == row["status"] or (only_from is not None and row["status"] not in only_from):
+            continue
+        try:
+            check_transition(row["status"], status)
+        except InvalidTransition:
+            continue
+        timestamps = _status_timestamps(row, status, now)
+        updates.append({"id": row["id"], "status": status.value, **timestamps, "updated_at": now})
+        events.append(_event(row["id"], "status", row["status"], status.value, actor, source, now))
+    update_by_id(conn, tickets, updates)
+    if events:
+        conn.execute(insert(audit_events), events)
+    return [u["id"] for u in updates]
 
 
 # --- reading ---------------------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from itsm_core.store.landing import land_records, set_outcomes
 from itsm_core.store.quarantine import quarantine, record_replay
 from itsm_core.store.tickets import TicketWrite, WriteResult, upsert_tickets
 from itsm_core.sync.intake import AddComment, Defer, Disposition, Ignore, Intake, MakeTicket, Refuse, Triaged
+from itsm_core.sync.propagate import Change, Propagator
 
 Decoder = Callable[[bytes], dict[str, Any]]
 
@@ -34,6 +35,7 @@ class SourcePipeline:
     mapping: Mapping
     rules: CompiledRules
     intake: Intake | None = None  # channel rules before mapping (email: noise, duplicates, floods, threading)
+    propagator: Propagator = field(default_factory=Propagator)  # who hears of the changes, in the same transaction
 
     @property
     def actor(self) -> str:
@@ -110,6 +112,7 @@ class _Batch:
         self.landed: dict[int, int] = {}  # index in records → inbound record id
         self.outcomes: list[dict[str, Any]] = []
         self.letters: list[tuple[int, dict[str, Any]]] = []
+        self.changes: list[Change] = []
 
     def run(self) -> BatchReport:
         self.landed = land_records(self.conn, self.pipeline.source, self.records)
@@ -126,6 +129,7 @@ class _Batch:
                 break
         self._quarantine()
         set_outcomes(self.conn, self.outcomes)
+        self.pipeline.propagator.propagate(self.conn, self.changes)
         return self.report
 
     def _decode(self) -> list[tuple[int, dict[str, Any]]]:
@@ -162,6 +166,15 @@ class _Batch:
                 continue
             ticket_of[index] = (result.ticket_id, result.outcome == "created")
             self._count(index, result.outcome, result.ticket_id)
+            if result.outcome in ("created", "updated") and result.ticket_id is not None:
+                self.changes.append(
+                    Change(
+                        result.ticket_id,
+                        frozenset(result.changed),
+                        origin=self.pipeline.source,
+                        created=result.outcome == "created",
+                    )
+                )
         if self.pipeline.intake is not None:
             self._record_intake(self.pipeline.intake, items, ticket_of)
 
@@ -178,7 +191,7 @@ class _Batch:
                 continue  # quarantined
             ticket_id, created = ticket_of.get(index, (getattr(disposition, "ticket_id", None), False))
             triaged.append((index, Triaged(self.records[index], data, disposition, ticket_id, created)))
-        intake.record(self.conn, [t for _, t in triaged])
+        self.changes += intake.record(self.conn, [t for _, t in triaged])
         for index, item in triaged:
             if isinstance(item.disposition, AddComment):
                 self._count(index, "comment", item.ticket_id)

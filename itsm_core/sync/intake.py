@@ -15,6 +15,7 @@ from typing import Any, Protocol
 from sqlalchemy import Connection
 
 from itsm_core.models import RawRecord
+from itsm_core.sync.propagate import Change
 
 
 @dataclass(frozen=True)
@@ -72,9 +73,9 @@ class Intake(Protocol):
         """One disposition per item, in order. May read the store, never writes. `Defer` only when not `final`."""
         ...
 
-    def record(self, conn: Connection, items: Sequence[Triaged]) -> dict[int, int]:
+    def record(self, conn: Connection, items: Sequence[Triaged]) -> list[Change]:
         """Write what the channel keeps (comments, Message-IDs, outbox) in the batch's transaction.
 
-        Returns {index in items: comment id} for the comments it added.
+        Returns the changes it made to tickets (comments added, tickets reopened), for propagation.
         """
         ...

@@ -166,3 +166,32 @@ def test_email_import_dir_counts_add_up_and_a_second_import_adds_nothing(workdir
     }
     again = json.loads(itsm("email", "import-dir", str(folder), "--json", cwd=workdir).stdout)
     assert again == {**dict.fromkeys(counts, 0), "files": files, "duplicates": files}
+
+
+def test_set_status_resolved_then_push_mails_the_requester_a_threaded_notice(workdir):
+    from connectors.mail.record import message_identity
+    from tests.support.smtp_sink import SmtpSink
+
+    demo = Path(__file__).resolve().parents[2] / "flows" / "demo" / "mail" / "01-vpn-not-connecting.eml"
+    (workdir / "inbox" / "01.eml").write_bytes(demo.read_bytes())
+    with SmtpSink() as sink:
+        (workdir / "itsm.yaml").write_text(
+            "database_url: sqlite:///store.db\n"
+            "sources:\n  - {name: drop, kind: maildir, path: inbox}\n"
+            "email:\n  hub_addresses: [helpdesk@northwind.example]\n"
+            f"  smtp: {{host: 127.0.0.1, port: {sink.port}, security: plain, from_address: helpdesk@northwind.example}}\n"
+        )
+        assert itsm("db", "upgrade", cwd=workdir).returncode == 0
+        assert itsm("email", "import-dir", "inbox", cwd=workdir).returncode == 0
+        refused = itsm("tickets", "set-status", "T-000001", "closed", cwd=workdir)
+        assert refused.returncode == 1 and "allowed from 'new'" in refused.stderr
+        resolved = itsm("tickets", "set-status", "T-000001", "resolved", cwd=workdir)
+        assert resolved.returncode == 0 and "queued for: email (1)" in resolved.stdout, resolved.stderr
+        pushed = itsm("push", cwd=workdir)
+        assert pushed.returncode == 0, pushed.stderr
+        assert "email: 2 sent" in pushed.stdout  # the acknowledgement of the new ticket, then the resolution
+        subjects = [m["Subject"] for m in sink.messages]
+        original = sink.messages[-1]["In-Reply-To"]
+    assert len(subjects) == 2 and all(s.startswith("[#T-000001] Re: ") for s in subjects)
+    assert "has been resolved" in sink.messages[-1].get_body(("plain",)).get_content()
+    assert original.strip("<>") == message_identity(demo.read_bytes())  # threads under the requester's mail

@@ -6,7 +6,8 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select
 
 from itsm_core.config import EmailConfig, SmtpConfig
-from itsm_core.email.intake import EMAIL_TARGET, EmailIntake
+from itsm_core.email.intake import EmailIntake
+from itsm_core.email.notify import EMAIL_TARGET
 from itsm_core.email.threads import token_pattern
 from itsm_core.mapping import load_mapping
 from itsm_core.models import RawRecord

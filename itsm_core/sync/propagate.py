@@ -1,0 +1,61 @@
+"""Propagation: which change goes to which linked system, queued in the outbox in the change's own transaction.
+
+A `Change` says what happened to one ticket (fields changed, comments added) and which system it came
+from. Each `PushTarget` decides what, if anything, it needs to hear of it and returns outbox items; a target
+never hears of a change that came from itself (the first half of loop prevention; the second half, echo
+suppression, recognises the target's report of what the hub pushed: see `itsm_core/sync/echo.py`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from sqlalchemy import Connection
+
+from itsm_core.store.outbox import enqueue
+
+#: The origin of a change the hub made itself (rules, a person at the CLI): every target hears of it.
+HUB = None
+
+
+@dataclass(frozen=True)
+class Change:
+    """One ticket's change. `origin` is the system (source name) it came from, or `HUB`; `created`: a new ticket."""
+
+    ticket_id: int
+    fields: frozenset[str] = frozenset()
+    comment_ids: tuple[int, ...] = ()
+    origin: str | None = HUB
+    created: bool = False
+
+
+OutboxItem = tuple[int | None, dict[str, Any]]
+
+
+class PushTarget(Protocol):
+    #: The outbox's `target_system`: "email", or the name of a two-way source (e.g. "glpi-main").
+    name: str
+
+    def plan(self, conn: Connection, changes: Sequence[Change]) -> list[OutboxItem]:
+        """The outbox items (ticket id or None, payload) these changes call for. Reads the store, never writes."""
+        ...
+
+
+@dataclass(frozen=True)
+class Propagator:
+    """The push targets of one run, built once from the config."""
+
+    targets: tuple[PushTarget, ...] = ()
+
+    def propagate(self, conn: Connection, changes: Sequence[Change]) -> dict[str, int]:
+        """Queue what each target needs of `changes`, in the caller's transaction; returns items per target."""
+        queued: dict[str, int] = {}
+        for target in self.targets:
+            relevant = [c for c in changes if c.origin != target.name]
+            items = target.plan(conn, relevant) if relevant else []
+            enqueue(conn, target.name, items)
+            if items:
+                queued[target.name] = len(items)
+        return queued
