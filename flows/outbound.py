@@ -48,19 +48,20 @@ def deliver_email(store: Store, config: EmailConfig, limit: int = 200) -> Delive
     mails: list[OutgoingMail] = []
     for row in rows:
         fields = row["fields"]
-        number = format_ticket_id(row["ticket_id"])
+        number = format_ticket_id(row["ticket_id"]) if row["ticket_id"] is not None else None
         mails.append(
             render_acknowledgement(
                 fields["kind"],
                 ticket_number=number,
-                title=titles.get(row["ticket_id"], ""),
+                title=titles.get(row["ticket_id"], fields.get("subject", "")),
                 requester_name=fields.get("requester_name"),
                 requester=fields["to"][0],
-                token=config.ticket_token.format(number=number),
+                token=config.ticket_token.format(number=number) if number else "",
                 from_domain=domain,
                 in_reply_to=fields.get("in_reply_to"),
                 references=fields.get("references") or [],
                 solution=fields.get("solution"),
+                reason=fields.get("reason"),
             )
         )
     try:

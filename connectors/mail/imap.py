@@ -250,14 +250,24 @@ class ImapConnector:
         return payloads
 
     def decode(self, payload: bytes) -> dict[str, Any]:
-        """`decode_message`, except a header-only oversize payload, refused with its size (it is quarantined)."""
-        if payload.startswith(OVERSIZE_HEADER):
-            size = payload[len(OVERSIZE_HEADER) :].split(b"\r\n", 1)[0].decode("ascii", "replace")
-            raise MailParseError(
-                f"message of {size} bytes exceeds max_message_bytes ({self.settings.max_message_bytes}); "
-                "only its headers were kept"
-            )
-        return decode_message(payload)
+        """`decode_message`; for a header-only oversize payload, its headers plus ``oversize: {size, reason}``.
+
+        The email intake quarantines such a message with the reason and tells its sender.
+        """
+        if not payload.startswith(OVERSIZE_HEADER):
+            return decode_message(payload)
+        first, _, header = payload[len(OVERSIZE_HEADER) :].partition(b"\r\n")
+        size = first.decode("ascii", "replace")
+        reason = (
+            f"message of {size} bytes exceeds max_message_bytes ({self.settings.max_message_bytes}); "
+            "only its headers were kept"
+        )
+        try:
+            mail = decode_message(header + b"\r\n")
+        except MailParseError:
+            raise MailParseError(reason) from None
+        mail["oversize"] = {"size": int(size) if size.isdigit() else None, "reason": reason}
+        return mail
 
     # --- after the commit -----------------------------------------------------------------------------
 

@@ -35,7 +35,8 @@ from itsm_core.errors import ConfigError, SmtpUnavailable
 
 log = logging.getLogger("itsm.connectors.mail.outbound")
 
-Kind = Literal["created", "resolved", "closed"]
+#: What the mail is about: a ticket opened, resolved or closed, or a message refused (no ticket; e.g. too large).
+Kind = Literal["created", "resolved", "closed", "refused"]
 
 # 7bit: non-ASCII bodies go out quoted-printable or base64, so servers without 8BITMIME take them unchanged.
 _POLICY = policy.default.clone(cte_type="7bit")
@@ -107,7 +108,7 @@ def make_message_id(domain: str) -> str:
 def render_acknowledgement(
     kind: Kind,
     *,
-    ticket_number: str,
+    ticket_number: str | None,
     title: str,
     requester_name: str | None,
     requester: str,
@@ -116,6 +117,7 @@ def render_acknowledgement(
     in_reply_to: str | None,
     references: list[str],
     solution: str | None = None,
+    reason: str | None = None,
     signature: str = "IT Service Desk",
     with_html: bool = False,
 ) -> OutgoingMail:
@@ -132,6 +134,7 @@ def render_acknowledgement(
         "requester": requester,
         "token": token,
         "solution": solution,
+        "reason": reason,
         "signature": signature,
     }
     return OutgoingMail(
@@ -147,9 +150,9 @@ def render_acknowledgement(
 
 def acknowledgement_subject(token: str, title: str) -> str:
     """``<token> Re: <title>``, on one line, with no second reply prefix and no second copy of the token."""
-    bare = " ".join(title.replace(token, " ").split())  # titles from other systems may hold line breaks
+    bare = " ".join(title.replace(token, " ").split()) if token else " ".join(title.split())  # line breaks
     bare = _REPLY_PREFIX.sub("", bare) or "(no subject)"
-    return f"{token} Re: {bare}"
+    return f"{token} Re: {bare}" if token else f"Re: {bare}"
 
 
 def thread_references(references: Iterable[str], in_reply_to: str | None) -> list[str]:

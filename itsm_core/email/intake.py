@@ -3,6 +3,7 @@
 1. sent from one of the hub's own addresses → ignored (`own`): the hub never answers itself;
 2. an auto-reply or a bounce (the connector's `noise`) → ignored; a bounce of the hub's own mail is noted
    on its ticket as a private comment;
+   a message too large to import (the connector kept only its headers) → quarantined, the sender told;
 3. a Message-ID already received (the same mail in another mailbox, or fetched again) → `duplicate`;
 4. more than `flood_per_sender` mails from one sender within `flood_window_minutes` → quarantined;
 5. a reply (In-Reply-To / References to any Message-ID the hub received or sent, else the ticket token in
@@ -81,6 +82,8 @@ class EmailIntake:
             elif noise:
                 ticket = index.by_message_id.get(noise.get("original_message_id") or "")
                 dispositions.append(Ignore(noise["kind"], noise["reason"], ticket))
+            elif oversize := mail.get("oversize"):
+                dispositions.append(Refuse(oversize["reason"]))
             elif message_id and (message_id in received or message_id in seen_in_batch):
                 dispositions.append(Ignore("duplicate", f"Message-ID {message_id} was received before"))
             elif recent.get(sender, 0) + counted[sender] >= self.config.flood_per_sender:
@@ -188,6 +191,8 @@ class EmailIntake:
                 watcher_rows += self._watchers(mail, ticket_id, now)
             if isinstance(item.disposition, MakeTicket) and item.created and self._acknowledges():
                 acknowledgements.append((ticket_id, self._acknowledgement(mail)))
+            elif isinstance(item.disposition, Refuse) and mail.get("oversize") and self._acknowledges():
+                acknowledgements.append((None, self._acknowledgement(mail, "refused", reason=item.disposition.reason)))
         insert_ignoring_conflicts(conn, mail_messages, messages, ["direction", "message_id"])
         insert_ignoring_conflicts(conn, watchers, watcher_rows, ["ticket_id", "address"])
         enqueue(conn, EMAIL_TARGET, acknowledgements)
@@ -249,7 +254,9 @@ class EmailIntake:
     def _acknowledges(self) -> bool:
         return self.config.acknowledge and self.config.smtp is not None
 
-    def _acknowledgement(self, mail: dict[str, Any]) -> dict[str, Any]:
+    def _acknowledgement(self, mail: dict[str, Any], kind: str = "created", **extra: Any) -> dict[str, Any]:
         to = (mail.get("reply_to") or [mail.get("from_address")])[0]
         thread = [*(mail.get("references") or []), *([mail["message_id"]] if mail.get("message_id") else [])]
-        return mail_payload("created", to, requester_name=mail.get("from_name"), thread=thread)
+        return mail_payload(
+            kind, to, requester_name=mail.get("from_name"), thread=thread, subject=mail.get("subject") or "", **extra
+        )

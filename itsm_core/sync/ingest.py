@@ -187,8 +187,8 @@ class _Batch:
         """Let the channel record its side of the wave; count comments and ignored records."""
         triaged: list[tuple[int, Triaged]] = []
         for (index, data), disposition in items:
-            if isinstance(disposition, Refuse) or (isinstance(disposition, MakeTicket) and index not in ticket_of):
-                continue  # quarantined
+            if isinstance(disposition, MakeTicket) and index not in ticket_of:
+                continue  # quarantined by the mapping or the store; a Refuse is the intake's own (it may answer)
             ticket_id, created = ticket_of.get(index, (getattr(disposition, "ticket_id", None), False))
             triaged.append((index, Triaged(self.records[index], data, disposition, ticket_id, created)))
         self.changes += intake.record(self.conn, [t for _, t in triaged])

@@ -76,6 +76,9 @@ class Intake(Protocol):
     def record(self, conn: Connection, items: Sequence[Triaged]) -> list[Change]:
         """Write what the channel keeps (comments, Message-IDs, outbox) in the batch's transaction.
 
+        `items` holds every record the intake decided, its `Refuse`s included (they are quarantined; the
+        channel may still answer the sender), but not records the mapping or the store refused.
+
         Returns the changes it made to tickets (comments added, tickets reopened), for propagation.
         """
         ...

@@ -179,7 +179,8 @@ def test_set_status_resolved_then_push_mails_the_requester_a_threaded_notice(wor
             "database_url: sqlite:///store.db\n"
             "sources:\n  - {name: drop, kind: maildir, path: inbox}\n"
             "email:\n  hub_addresses: [helpdesk@northwind.example]\n"
-            f"  smtp: {{host: 127.0.0.1, port: {sink.port}, security: plain, from_address: helpdesk@northwind.example}}\n"
+            f"  smtp: {{host: 127.0.0.1, port: {sink.port}, security: plain,\n"
+            "         from_address: helpdesk@northwind.example}\n"
         )
         assert itsm("db", "upgrade", cwd=workdir).returncode == 0
         assert itsm("email", "import-dir", "inbox", cwd=workdir).returncode == 0

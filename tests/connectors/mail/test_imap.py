@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import signal
 import socket
 import ssl
@@ -15,7 +16,7 @@ from imapclient import IMAPClient
 from connectors.mail.imap import ImapConnector
 from connectors.registry import build_connector
 from itsm_core.config import ImapSource
-from itsm_core.errors import ImapUnavailable, MailParseError
+from itsm_core.errors import ImapUnavailable
 from tests.support.dovecot import ImapServer, start_dovecot, stop_dovecot
 
 PASSWORD = "s3cret-imap-pw"
@@ -189,8 +190,10 @@ def test_oversize_mail_keeps_headers_and_is_refused_with_its_size(dovecot, mailb
     big, small = connector.fetch_page(page)
     assert big.external_id == ids(mailbox, [0])[0]
     assert b"Subject: Problem 0" in big.payload and b"xxxx" not in big.payload
-    with pytest.raises(MailParseError, match=r"message of \d{4,} bytes exceeds max_message_bytes \(2048\)"):
-        connector.decode(big.payload)
+    refused = connector.decode(big.payload)  # headers only, flagged: the intake quarantines it and tells the sender
+    assert refused["subject"] == "Problem 0" and refused["from_address"] == "user0@northwind.example"
+    assert refused["oversize"]["size"] > 5000
+    assert re.fullmatch(r"message of \d{4,} bytes exceeds max_message_bytes \(2048\).*", refused["oversize"]["reason"])
     assert connector.decode(small.payload)["subject"] == "Problem 1"  # the rest of the page is whole
     connector.close()
 

@@ -118,3 +118,45 @@ def test_more_replies_to_one_ticket_than_the_limit_are_quarantined(store):
         ).quarantined
         == 1
     )
+
+
+def test_an_oversize_mail_is_quarantined_and_its_sender_told_once(store):
+    reason = "message of 40000000 bytes exceeds max_message_bytes (26214400); only its headers were kept"
+    big = mail("big@x", "Scans", reply_to=["ann.private@example.org"], oversize={"size": 40_000_000, "reason": reason})
+    report = run(store, big)
+    assert (report.created, report.quarantined) == (0, 1) and report.notes[0].reason == reason
+    with store.connect() as conn:
+        (row,) = due(conn, EMAIL_TARGET)
+    assert row["ticket_id"] is None
+    assert row["fields"]["kind"] == "refused" and row["fields"]["to"] == ["ann.private@example.org"]
+    assert row["fields"]["reason"] == reason and row["fields"]["in_reply_to"] == "big@x"
+    assert run(store, big).unchanged == 1  # fetched again: landed before, nobody told twice
+    with store.connect() as conn:
+        assert len(due(conn, EMAIL_TARGET)) == 1
+
+
+def test_an_oversize_auto_reply_is_ignored_not_answered(store):
+    noise = {"kind": "autoreply", "reason": "Auto-Submitted: auto-replied", "original_message_id": None}
+    report = run(store, mail("big@x", oversize={"size": 1, "reason": "too big"}, noise=noise))
+    assert report.ignored == 1
+    with store.connect() as conn:
+        assert due(conn, EMAIL_TARGET) == []
+
+
+def test_the_refusal_notice_renders_without_a_ticket():
+    from connectors.mail.outbound import render_acknowledgement
+
+    notice = render_acknowledgement(
+        "refused",
+        ticket_number=None,
+        title="Scans",
+        requester_name="Ann",
+        requester="ann@northwind.example",
+        token="",
+        from_domain="northwind.example",
+        in_reply_to="big@x",
+        references=[],
+        reason="message of 40000000 bytes exceeds max_message_bytes (26214400)",
+    )
+    assert notice.subject == "Re: Scans" and notice.in_reply_to == "big@x"
+    assert "40000000 bytes exceeds" in notice.text and "No ticket was opened" in notice.text
