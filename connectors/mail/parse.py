@@ -18,10 +18,10 @@ from email.message import EmailMessage, Message
 from email.utils import getaddresses, parsedate_to_datetime, unquote
 
 import charset_normalizer
-import nh3
 from inscriptis import get_text
 from pydantic import BaseModel
 
+from connectors._html import normalise_text, sanitise_html
 from itsm_core.errors import MailParseError
 
 # Labels that mail clients use for a superset: decoding by the superset reads the same text and also the extra
@@ -45,7 +45,6 @@ _LIKELY_CHARSETS = (
 _ANGLE_ID = re.compile(r"<([^<>\s]+)>")
 _FOLD = re.compile(r"\r?\n(?=[ \t])")
 _UNSAFE_FILENAME = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|]+')
-_HTML_URL_SCHEMES = nh3.ALLOWED_URL_SCHEMES | {"cid"}  # cid: points at an inline part of this same message
 
 
 class MailAttachment(BaseModel):
@@ -96,8 +95,8 @@ def parse_message(raw: bytes) -> ParsedMail:
         date=_date(msg),
         in_reply_to=_first_id(_raw_header(msg, "In-Reply-To")),
         references=_id_list(_raw_header(msg, "References")),
-        text=_normalise_text(_body_text(plain, html)),
-        html=_sanitise_html(html) if html is not None else None,
+        text=normalise_text(_body_text(plain, html)),
+        html=sanitise_html(html) if html is not None else None,
         attachments=_attachments(msg, skip=[p for p in (plain, html_part) if p is not None]),
         auto_submitted=(_raw_header(msg, "Auto-Submitted") or "").strip() or None,
     )
@@ -268,23 +267,6 @@ def _body_text(plain: Message | None, html: str | None) -> str:
     if not text.strip() and html:  # some mailers send an empty text/plain next to the real HTML
         text = get_text(html)
     return text
-
-
-def _normalise_text(text: str) -> str:
-    text = text.replace("\x00", "")  # a NUL in a body is never text, and PostgreSQL refuses it in text columns
-    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-    return "\n".join(line.rstrip() for line in lines).strip("\n")
-
-
-def _sanitise_html(html: str) -> str:
-    return nh3.clean(html, url_schemes=_HTML_URL_SCHEMES, attribute_filter=_drop_remote_images).strip()
-
-
-def _drop_remote_images(tag: str, attribute: str, value: str) -> str | None:
-    # a remote image is a read receipt for whoever sent it (tracking pixel); inline cid: images stay
-    if tag == "img" and attribute in ("src", "srcset") and not value.strip().lower().startswith("cid:"):
-        return None
-    return value
 
 
 # --- attachments -------------------------------------------------------------------------------------------

@@ -1,0 +1,35 @@
+"""Rich text from upstream systems (mail bodies, GLPI content): sanitised HTML to keep, plain text to read.
+
+Shared by every connector that receives HTML, so a body means the same whichever system it came from.
+"""
+
+from __future__ import annotations
+
+import nh3
+from inscriptis import get_text
+
+_URL_SCHEMES = nh3.ALLOWED_URL_SCHEMES | {"cid"}  # cid: points at an inline part of the same message
+
+
+def sanitise_html(html: str) -> str:
+    """`html` with scripts, styles, event handlers and remote images removed (nh3's allow-list)."""
+    return nh3.clean(html, url_schemes=_URL_SCHEMES, attribute_filter=_drop_remote_images).strip()
+
+
+def html_to_text(html: str) -> str:
+    """The text a reader sees in `html` (layout-aware: tables, lists and paragraphs keep their lines)."""
+    return normalise_text(get_text(html))
+
+
+def normalise_text(text: str) -> str:
+    """Unix line ends, no trailing blanks, no NUL (PostgreSQL refuses it in text columns), no blank edges."""
+    text = text.replace("\x00", "")
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    return "\n".join(line.rstrip() for line in lines).strip("\n")
+
+
+def _drop_remote_images(tag: str, attribute: str, value: str) -> str | None:
+    # a remote image is a read receipt for whoever sent it (tracking pixel); inline cid: images stay
+    if tag == "img" and attribute in ("src", "srcset") and not value.strip().lower().startswith("cid:"):
+        return None
+    return value
