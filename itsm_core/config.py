@@ -17,6 +17,7 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
@@ -98,7 +99,53 @@ class ImapSource(SourceBase):
         return self.port or (993 if self.security == "ssl" else 143)
 
 
-SourceConfig = Annotated[MaildirSource | ImapSource, Field(discriminator="kind")]
+#: GLPI itemtypes pulled as configuration items by default.
+DEFAULT_GLPI_ASSETS = ["Computer", "NetworkEquipment", "Printer", "Monitor"]
+
+
+class GlpiSource(SourceBase):
+    """A GLPI instance (9.5, 10 or 11) through its legacy REST API (`apirest.php`), both ways.
+
+    Incremental contract: tickets whose `date_mod` ≥ (last committed watermark − `overlap_seconds`), in
+    `date_mod` order; the overlap re-reads records sharing a second with the watermark, and the landing's
+    content hash makes those re-reads create nothing. Use a dedicated GLPI account for the hub, with READALL
+    on tickets and "see private" on followups and tasks: GLPI hides what the account may not see, silently.
+    """
+
+    kind: Literal["glpi"]
+    url: str = Field(description="the API's base URL, ending in apirest.php")
+    app_token: SecretStr | None = Field(default=None, description="the API client's App-Token, if it has one")
+    user_token: SecretStr | None = Field(default=None, description="the hub account's API token")
+    login: str | None = Field(default=None, description="instead of user_token (GLPI must allow it)")
+    password: SecretStr | None = None
+    timezone: str = Field(default="UTC", description="GLPI's dates carry no zone: the zone they are in")
+    verify_tls: bool = True
+    ca_file: Path | None = Field(default=None, description="a private CA's certificate for TLS")
+    timeout_seconds: float = Field(default=30, gt=0)
+    max_concurrent_requests: int = Field(default=4, ge=1, le=64, description="in flight at once, per instance")
+    overlap_seconds: int = Field(default=120, ge=0, description="re-read window before the watermark")
+    assets: list[str] = Field(default_factory=lambda: list(DEFAULT_GLPI_ASSETS), description="itemtypes → CIs")
+    push: bool = Field(default=True, description="send the hub's changes (status, assignment, followups) back")
+
+    @model_validator(mode="after")
+    def _credentials_and_zone(self) -> GlpiSource:
+        if (self.user_token is None) == (self.login is None):
+            raise ValueError("give exactly one of user_token or login (with password)")
+        if self.login is not None and self.password is None:
+            raise ValueError("login needs a password")
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"timezone {self.timezone!r} is not an IANA time zone (e.g. Europe/Paris)") from None
+        if not self.url.rstrip("/").endswith("apirest.php"):
+            raise ValueError(
+                "url must be GLPI's REST API, ending in apirest.php (e.g. https://glpi.example/apirest.php)"
+            )
+        return self
+
+
+SourceConfig = Annotated[MaildirSource | ImapSource | GlpiSource, Field(discriminator="kind")]
+SOURCE_KINDS = "maildir, imap, glpi"
 
 
 class SmtpConfig(_Strict):
@@ -265,10 +312,10 @@ def _config_error(exc: ValidationError, data: dict[str, Any], origin: str) -> Co
     if first["type"] == "extra_forbidden":
         message = f"{origin}: {key}: unknown key"
     elif first["type"] == "union_tag_invalid":
-        message = f"{origin}: {key}.kind: unknown source kind; known kinds: maildir, imap"
+        message = f"{origin}: {key}.kind: unknown source kind; known kinds: {SOURCE_KINDS}"
         key = f"{key}.kind"
     elif first["type"] == "union_tag_not_found":
-        message = f"{origin}: {key}.kind: missing; every source needs a kind (maildir, imap)"
+        message = f"{origin}: {key}.kind: missing; every source needs a kind ({SOURCE_KINDS})"
         key = f"{key}.kind"
     else:
         message = f"{origin}: {key}: {first['msg'].removeprefix('Value error, ')}"

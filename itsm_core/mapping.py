@@ -9,6 +9,7 @@ fields: {title: subject, requester: from_address, created_at: $received_at}
 value_maps: {status: {"1": new, "2": assigned}}   # upstream codes → canonical values
 custom_fields: {message_id: message_id}           # kept verbatim in tickets.custom_fields
 required: [requester]                             # a record without these is quarantined
+ownership: {title: source, assignee: hub}         # who wins a conflict; unlisted: the later change
 ```
 
 Field paths are dotted (`actors.0.email`); `$received_at` is the time the hub landed the record.
@@ -21,7 +22,7 @@ from datetime import datetime
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -43,10 +44,11 @@ class Mapping(BaseModel):
     value_maps: dict[str, dict[str, Any]] = Field(default_factory=dict)
     custom_fields: dict[str, str] = Field(default_factory=dict)
     required: list[str] = Field(default_factory=list)
+    ownership: dict[str, Literal["source", "hub"]] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _known_fields(self) -> Mapping:
-        for section in ("defaults", "fields", "value_maps"):
+        for section in ("defaults", "fields", "value_maps", "ownership"):
             unknown = set(getattr(self, section)) - _TICKET_FIELDS
             if unknown:
                 raise ValueError(f"{section}: {', '.join(sorted(unknown))} not canonical ticket fields")
@@ -81,6 +83,14 @@ def _read(path: Path) -> str:
 
 
 _MISSING = object()
+
+
+def reverse_value_map(mapping: Mapping, field: str) -> dict[str, str]:
+    """Canonical value → upstream code for pushing `field` back; the first code listed for a value wins."""
+    reverse: dict[str, str] = {}
+    for code, value in mapping.value_maps.get(field, {}).items():
+        reverse.setdefault(str(value), code)
+    return reverse
 
 
 def _get(record: dict[str, Any], path: str) -> Any:

@@ -25,6 +25,7 @@ from itsm_core.store.tables import (
     ExternalRefRow,
     TicketRow,
 )
+from itsm_core.sync.conflicts import FieldPolicy, forget_pushed
 
 tickets = TicketRow.__table__
 external_refs = ExternalRefRow.__table__
@@ -59,13 +60,18 @@ class WriteResult:
     ticket_id: int | None = None
     error: str | None = None
     changed: list[str] = field(default_factory=list)
+    repush: list[str] = field(default_factory=list)  # fields whose hub value won a conflict: send it again
 
 
-def upsert_tickets(conn: Connection, system: str, actor: str, items: Sequence[TicketWrite]) -> list[WriteResult]:
+def upsert_tickets(
+    conn: Connection, system: str, actor: str, items: Sequence[TicketWrite], policy: FieldPolicy | None = None
+) -> list[WriteResult]:
     """Create or update the tickets `items` describe; results are in the order of `items`.
 
     Idempotent: writing the same items again reports them unchanged and writes nothing but the landed hash.
     A status change the transition table refuses leaves the ticket as it is and reports `quarantined`.
+    With a `policy`, changes to existing tickets go through ownership, the later-timestamp rule and echo
+    suppression first (`itsm_core/sync/conflicts.py`).
     """
     results: list[WriteResult | None] = [None] * len(items)
     # Waves of distinct external ids, so two versions of one record in a batch apply in order.
@@ -76,7 +82,7 @@ def upsert_tickets(conn: Connection, system: str, actor: str, items: Sequence[Ti
         for index in pending:
             (later if items[index].external_id in seen else wave).append(index)
             seen.add(items[index].external_id)
-        _write_wave(conn, system, actor, items, wave, results)
+        _write_wave(conn, system, actor, items, wave, results, policy)
         pending = later
     return [r for r in results if r is not None]
 
@@ -88,6 +94,7 @@ def _write_wave(
     items: Sequence[TicketWrite],
     wave: list[int],
     results: list[WriteResult | None],
+    policy: FieldPolicy | None,
 ) -> None:
     now = utcnow()
     known: dict[str, tuple[int, int]] = {
@@ -132,7 +139,7 @@ def _write_wave(
             results[i] = WriteResult("created", ticket_id)
 
     if existing:
-        _update_existing(conn, system, actor, items, existing, known, results, now)
+        _update_existing(conn, system, actor, items, existing, known, results, now, policy)
 
 
 def _update_existing(
@@ -144,17 +151,29 @@ def _update_existing(
     known: dict[str, tuple[int, int]],
     results: list[WriteResult | None],
     now: datetime,
+    policy: FieldPolicy | None,
 ) -> None:
     ids = [known[items[i].external_id][1] for i in existing]
     current = {row["id"]: row for row in conn.execute(select(tickets).where(tickets.c.id.in_(ids))).mappings()}
+    context = policy.prepare(conn, system, ids) if policy is not None else None
     updates: list[dict[str, Any]] = []
     events: list[dict[str, Any]] = []
     to_attach: list[tuple[int, Ticket]] = []
+    forget: list[tuple[int, str]] = []
     for i in existing:
         item = items[i]
         ticket_id = known[item.external_id][1]
         old = current[ticket_id]
         changes = _changes(old, _row(item.ticket), item.update_fields - CREATE_ONLY)
+        repush: list[str] = []
+        if context is not None and changes:
+            settled = context.settle(ticket_id, old, changes, item.ticket.updated_at)
+            changes, repush = settled.apply, settled.repush
+            forget += [(ticket_id, name) for name in settled.forget]
+            events += [
+                _event(ticket_id, f"conflict:{name}", hub, upstream, f"conflict:{winner}-kept", system, now)
+                for name, hub, upstream, winner in settled.conflicts
+            ]
         if "status" in changes:
             try:
                 check_transition(old["status"], changes["status"])
@@ -168,8 +187,11 @@ def _update_existing(
         if changes:
             updates.append({"id": ticket_id, **changes, "updated_at": now})
             events.extend(_event(ticket_id, k, old[k], v, actor, system, now) for k, v in changes.items())
-        results[i] = WriteResult("updated" if changes else "unchanged", ticket_id, changed=sorted(changes))
+        results[i] = WriteResult(
+            "updated" if changes else "unchanged", ticket_id, changed=sorted(changes), repush=sorted(repush)
+        )
     update_by_id(conn, tickets, updates)
+    forget_pushed(conn, system, forget)
     if events:
         conn.execute(insert(audit_events), events)
     _attach(conn, to_attach, now)

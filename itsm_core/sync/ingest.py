@@ -9,6 +9,7 @@ from __future__ import annotations
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from sqlalchemy import Connection
@@ -20,8 +21,9 @@ from itsm_core.rules import CompiledRules
 from itsm_core.store.landing import land_records, set_outcomes
 from itsm_core.store.quarantine import quarantine, record_replay
 from itsm_core.store.tickets import TicketWrite, WriteResult, upsert_tickets
+from itsm_core.sync.conflicts import FieldPolicy
 from itsm_core.sync.intake import AddComment, Defer, Disposition, Ignore, Intake, MakeTicket, Refuse, Triaged
-from itsm_core.sync.propagate import Change, Propagator
+from itsm_core.sync.propagate import HUB, Change, Propagator
 
 Decoder = Callable[[bytes], dict[str, Any]]
 
@@ -40,6 +42,11 @@ class SourcePipeline:
     @property
     def actor(self) -> str:
         return f"source:{self.source}"
+
+    @cached_property
+    def policy(self) -> FieldPolicy | None:
+        """Ownership and echo rules, for sources that also receive the hub's changes (they declare ownership)."""
+        return FieldPolicy(self.mapping.ownership) if self.mapping.ownership else None
 
     @property
     def update_fields(self) -> frozenset[str]:
@@ -159,7 +166,9 @@ class _Batch:
                     self._refuse(index, exc)
 
         ticket_of: dict[int, tuple[int | None, bool]] = {}
-        results = upsert_tickets(self.conn, self.pipeline.source, self.pipeline.actor, [w for _, w in writes])
+        results = upsert_tickets(
+            self.conn, self.pipeline.source, self.pipeline.actor, [w for _, w in writes], self.pipeline.policy
+        )
         for (index, _write), result in zip(writes, results, strict=True):
             if result.outcome == "quarantined":
                 self._refuse(index, stage="store", reason=result.error)
@@ -175,6 +184,8 @@ class _Batch:
                         created=result.outcome == "created",
                     )
                 )
+            if result.repush and result.ticket_id is not None:
+                self.changes.append(Change(result.ticket_id, frozenset(result.repush), origin=HUB))
         if self.pipeline.intake is not None:
             self._record_intake(self.pipeline.intake, items, ticket_of)
 
