@@ -1,0 +1,83 @@
+"""The push target of a two-way source (GLPI now, Solman next): what of a ticket's changes it must hear.
+
+For tickets linked to the system (an identity in `external_refs`) and changes that did not come from it:
+
+- ``{"op": "update", "external_id": "Ticket/42", "fields": {"status": "resolved", ...}}`` for the pushable
+  fields that changed, with their canonical values at the time of the change;
+- ``{"op": "comment", "external_id": "Ticket/42", "comment_id": 7, "body": ..., "public": ..., "author": ...}``
+  for each comment added in the hub or by another system.
+
+The connector's writer turns these into the system's own input format; the push flow records what was sent
+(`pushed_values`, `comment_refs`) so the system's report of it is recognised as an echo.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import Connection, select
+
+from itsm_core.store.tables import CommentRow, ExternalRefRow, TicketRow
+from itsm_core.sync.propagate import Change, OutboxItem
+
+#: Canonical fields a linked system is told of when the hub (or another system) changes them.
+PUSHED_FIELDS = frozenset({"status", "assignee", "assignment_group", "priority", "urgency", "impact"})
+
+tickets = TicketRow.__table__
+comments = CommentRow.__table__
+external_refs = ExternalRefRow.__table__
+
+
+class LinkedSystemTarget:
+    def __init__(self, system: str, fields: frozenset[str] = PUSHED_FIELDS) -> None:
+        self.name = system
+        self.fields = fields
+
+    def plan(self, conn: Connection, changes: Sequence[Change]) -> list[OutboxItem]:
+        relevant = [c for c in changes if (c.fields & self.fields) or c.comment_ids]
+        if not relevant:
+            return []
+        refs = dict(
+            conn.execute(
+                select(external_refs.c.ticket_id, external_refs.c.external_id).where(
+                    external_refs.c.system == self.name,
+                    external_refs.c.ticket_id.in_({c.ticket_id for c in relevant}),
+                )
+            ).all()
+        )
+        linked = [c for c in relevant if c.ticket_id in refs]
+        if not linked:
+            return []
+        rows = {
+            row["id"]: row
+            for row in conn.execute(select(tickets).where(tickets.c.id.in_({c.ticket_id for c in linked}))).mappings()
+        }
+        comment_rows = {
+            row["id"]: row
+            for row in conn.execute(
+                select(comments).where(comments.c.id.in_({i for c in linked for i in c.comment_ids}))
+            ).mappings()
+        }
+        items: list[OutboxItem] = []
+        for change in linked:
+            external_id = refs[change.ticket_id]
+            fields = sorted(change.fields & self.fields)
+            if fields:
+                values = {name: rows[change.ticket_id][name] for name in fields}
+                items.append((change.ticket_id, {"op": "update", "external_id": external_id, "fields": values}))
+            for comment_id in change.comment_ids:
+                comment = comment_rows[comment_id]
+                items.append(
+                    (
+                        change.ticket_id,
+                        {
+                            "op": "comment",
+                            "external_id": external_id,
+                            "comment_id": comment_id,
+                            "body": comment["body"],
+                            "public": comment["public"],
+                            "author": comment["author"],
+                        },
+                    )
+                )
+        return items
