@@ -132,11 +132,20 @@ def run(config: ConfigOption = None) -> None:
 
 @app.command("sync")
 def sync(
-    name: Annotated[str, typer.Argument(help="The source's `name` in the config.")],
+    name: Annotated[str, typer.Argument(help="The source's `name` in the config, or `status`.")],
     config: ConfigOption = None,
+    as_json: JsonOption = False,
 ) -> None:
-    """Run one source only (a `sync-source` flow run)."""
-    _config(config).source(name)
+    """Run one source only (a `sync-source` flow run); `itsm sync status` shows how every source stands.
+
+    Status: per source its last run and success, lag since the last success, watermark, the changes waiting
+    in its outbox (and how old the oldest is), and its dead letters waiting for a replay.
+    """
+    hub = _config(config)
+    if name == "status":
+        _sync_status(hub, config, as_json)
+        return
+    hub.source(name)
     from flows.sync import sync_source
 
     state = sync_source(name, config_path=config, return_state=True)
@@ -144,6 +153,59 @@ def sync(
         err.print(f"error: {name}: {state.message}")
         raise typer.Exit(1)
     _print_counts({name: state.result()})
+
+
+def _sync_status(hub: HubConfig, config: str | None, as_json: bool) -> None:
+    from itsm_core.models import utcnow
+    from itsm_core.store.sync_state import sync_overview
+
+    store = _store(config)
+    with store.connect() as conn:
+        overview = sync_overview(conn)
+    kinds = {s.name: s.kind for s in hub.sources}
+    names = [*kinds, *sorted(set(overview) - set(kinds))]
+    rows = []
+    now = utcnow()
+    for name in names:
+        data = overview.get(name, {"entities": []})
+        states = data["entities"] or [{}]
+        for state in states:
+            success = state.get("last_success_at")
+            rows.append(
+                {
+                    "system": name,
+                    "kind": kinds.get(name, "push target"),
+                    "entity": state.get("entity", ""),
+                    "last_run": state.get("last_run_at"),
+                    "last_success": success,
+                    "lag_seconds": round((now - success).total_seconds()) if success else None,
+                    "watermark": state.get("watermark"),
+                    "outbox_pending": data.get("outbox_pending", 0),
+                    "oldest_pending": data.get("oldest_pending_at"),
+                    "outbox_dead": data.get("outbox_dead", 0),
+                    "dead_letters": data.get("dead_letters", 0),
+                }
+            )
+    if as_json:
+        _print_json(rows)
+        return
+    table = Table("system", "kind", "entity", "last success", "lag", "watermark", "outbox", "oldest", "dead letters")
+    for r in rows:
+        lag = "never" if r["lag_seconds"] is None else _duration(r["lag_seconds"])
+        watermark = (r["watermark"] or "")[:40] + ("…" if r["watermark"] and len(r["watermark"]) > 40 else "")
+        outbox = f"{r['outbox_pending']}" + (f" (+{r['outbox_dead']} dead)" if r["outbox_dead"] else "")
+        table.add_row(
+            r["system"], r["kind"], r["entity"], _when(r["last_success"]), lag, watermark, outbox,
+            _when(r["oldest_pending"]), str(r["dead_letters"]),
+        )  # fmt: skip
+    out.print(table)
+
+
+def _duration(seconds: int) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds // size} {unit}"
+    return f"{seconds} s"
 
 
 def _print_counts(results: dict[str, Any]) -> None:

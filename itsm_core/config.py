@@ -28,6 +28,8 @@ from itsm_core.rules.priority import PriorityMatrix
 DEFAULT_CONFIG_PATH = Path("itsm.yaml")
 CONFIG_ENV_VAR = "ITSM_CONFIG"
 _NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
+#: Source names with another meaning: a CLI word, and the outbox target of the hub's own mail.
+RESERVED_NAMES = frozenset({"status", "email"})
 
 
 class _Strict(BaseModel):
@@ -36,6 +38,14 @@ class _Strict(BaseModel):
 
 class SourceBase(_Strict):
     name: str = Field(pattern=_NAME_PATTERN, description="unique, lower-case: letters, digits, - and _")
+
+    @field_validator("name")
+    @classmethod
+    def _not_reserved(cls, name: str) -> str:
+        if name in RESERVED_NAMES:
+            raise ValueError(f"'{name}' is reserved (`itsm sync {name}`, the outbox targets); choose another name")
+        return name
+
     enabled: bool = True
     page_size: int = Field(default=200, ge=1, le=10_000, description="records per batch task")
     mapping: str | None = Field(

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, func, select
 
 from itsm_core.models import utcnow
 from itsm_core.store.bulk import insert_ignoring_conflicts
-from itsm_core.store.tables import SyncStateRow
+from itsm_core.store.tables import DeadLetterRow, OutboxRow, SyncStateRow
 
 sync_state = SyncStateRow.__table__
 
@@ -38,3 +38,35 @@ def get_state(conn: Connection, source: str, entity: str) -> dict[str, Any] | No
         .one_or_none()
     )
     return dict(row) if row else None
+
+
+def sync_overview(conn: Connection) -> dict[str, dict[str, Any]]:
+    """Per system the hub reads from or writes to: its states per entity, outbox and dead-letter counts.
+
+    ``{name: {"entities": [state rows], "outbox_pending": n, "outbox_dead": n, "oldest_pending_at": t | None,
+    "dead_letters": n}}`` — dead letters waiting for a replay, by the source (or push target) that made them.
+    """
+    overview: dict[str, dict[str, Any]] = {}
+
+    def entry(name: str) -> dict[str, Any]:
+        return overview.setdefault(
+            name,
+            {"entities": [], "outbox_pending": 0, "outbox_dead": 0, "oldest_pending_at": None, "dead_letters": 0},
+        )
+
+    for row in conn.execute(select(sync_state).order_by(sync_state.c.source, sync_state.c.entity)).mappings():
+        entry(row["source"])["entities"].append(dict(row))
+    outbox = OutboxRow.__table__
+    query = select(outbox.c.target_system, outbox.c.state, func.count(), func.min(outbox.c.created_at)).group_by(
+        outbox.c.target_system, outbox.c.state
+    )
+    for target, state, count, oldest in conn.execute(query.where(outbox.c.state != "sent")):
+        if state == "pending":
+            entry(target).update(outbox_pending=count, oldest_pending_at=oldest)
+        else:
+            entry(target)["outbox_dead"] = count
+    letters = DeadLetterRow.__table__
+    query = select(letters.c.source, func.count()).where(letters.c.replayed_at.is_(None)).group_by(letters.c.source)
+    for source, count in conn.execute(query):
+        entry(source)["dead_letters"] = count
+    return overview

@@ -188,6 +188,10 @@ def test_set_status_resolved_then_push_mails_the_requester_a_threaded_notice(wor
         assert refused.returncode == 1 and "allowed from 'new'" in refused.stderr
         resolved = itsm("tickets", "set-status", "T-000001", "resolved", cwd=workdir)
         assert resolved.returncode == 0 and "queued for: email (1)" in resolved.stdout, resolved.stderr
+        status = json.loads(itsm("sync", "status", "--json", cwd=workdir).stdout)
+        by_system = {row["system"]: row for row in status}
+        assert by_system["drop"]["kind"] == "maildir" and by_system["drop"]["lag_seconds"] is None  # never run
+        assert by_system["email"]["kind"] == "push target" and by_system["email"]["outbox_pending"] == 2
         pushed = itsm("push", cwd=workdir)
         assert pushed.returncode == 0, pushed.stderr
         assert "email: 2 sent" in pushed.stdout  # the acknowledgement of the new ticket, then the resolution
