@@ -3,16 +3,14 @@
 from email.message import EmailMessage
 
 import pytest
-from imapclient import IMAPClient
 from sqlalchemy import func, select
 
 from flows.cycle import hub_cycle
 from itsm_core.store import Store
 from itsm_core.store.tables import CommentRow, TicketRow
-from tests.support.dovecot import start_dovecot, stop_dovecot
+from tests.support.dovecot import deliver
 
 pytestmark = [pytest.mark.prefect, pytest.mark.usefixtures("prefect_api")]
-PASSWORD = "imap-pw"
 
 
 def message(i: int, subject: str, **headers: str) -> bytes:
@@ -40,41 +38,23 @@ def corpus() -> list[bytes]:
     return mails
 
 
-def test_two_hundred_messages_from_dovecot_then_nothing_new(tmp_path):
-    server = start_dovecot(tmp_path / "dovecot", {"helpdesk": PASSWORD})
-    try:
-        with IMAPClient(server.host, port=server.port, ssl=False) as client:
-            client.login("helpdesk", PASSWORD)
-            for raw in corpus():
-                client.append("INBOX", raw)
-        url = f"sqlite:///{tmp_path / 'store.db'}"
-        config = tmp_path / "itsm.yaml"
-        config.write_text(
-            f"database_url: {url}\n"
-            "sources:\n"
-            f"  - {{name: helpdesk, kind: imap, host: 127.0.0.1, port: {server.port}, security: plain,\n"
-            f"      username: helpdesk, password: {PASSWORD}, page_size: 50}}\n"
-        )
-        Store(url).upgrade()
+def test_two_hundred_messages_from_dovecot_then_nothing_new(imap_hub):
+    deliver(imap_hub.server, *corpus())
+    config = imap_hub.configure(page_size=50)
+    first = hub_cycle(config_path=config)["helpdesk"]
+    assert first == {
+        "fetched": 200, "created": 120, "updated": 0, "unchanged": 0, "commented": 50, "ignored": 30,
+        "quarantined": 0,
+    }  # fmt: skip
+    second = hub_cycle(config_path=config)["helpdesk"]
+    assert second["fetched"] == 0  # the watermark: nothing re-read
 
-        first = hub_cycle(config_path=str(config))["helpdesk"]
-        assert first == {
-            "fetched": 200, "created": 120, "updated": 0, "unchanged": 0, "commented": 50, "ignored": 30,
-            "quarantined": 0,
-        }  # fmt: skip
-        second = hub_cycle(config_path=str(config))["helpdesk"]
-        assert second["fetched"] == 0  # the watermark: nothing re-read
-
-        store = Store(url)
-        with store.connect() as conn:
-            assert conn.execute(select(func.count()).select_from(TicketRow)).scalar_one() == 120
-            per_ticket = dict(
-                conn.execute(select(CommentRow.ticket_id, func.count()).group_by(CommentRow.ticket_id)).all()
-            )
-            bodies = set(conn.execute(select(CommentRow.body)).scalars())
-        assert sum(per_ticket.values()) == 50
-        assert all(per_ticket[t] == 2 for t in range(1, 11)) and all(per_ticket[t] == 1 for t in range(11, 41))
-        assert "earlier text" not in " ".join(bodies)  # quoted history cut
-        store.dispose()
-    finally:
-        stop_dovecot(server)
+    store = Store(imap_hub.url)
+    with store.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(TicketRow)).scalar_one() == 120
+        per_ticket = dict(conn.execute(select(CommentRow.ticket_id, func.count()).group_by(CommentRow.ticket_id)).all())
+        bodies = set(conn.execute(select(CommentRow.body)).scalars())
+    assert sum(per_ticket.values()) == 50
+    assert all(per_ticket[t] == 2 for t in range(1, 11)) and all(per_ticket[t] == 1 for t in range(11, 41))
+    assert "earlier text" not in " ".join(bodies)  # quoted history cut
+    store.dispose()

@@ -4,79 +4,60 @@ out-of-office answers that acknowledgement into the IMAP mailbox; the hub makes 
 from email.message import EmailMessage
 
 import pytest
-from imapclient import IMAPClient
 from sqlalchemy import func, select
 
 from flows.cycle import hub_cycle
 from itsm_core.store import Store
 from itsm_core.store.tables import MailMessageRow, TicketRow
-from tests.support.dovecot import start_dovecot, stop_dovecot
+from tests.support.dovecot import deliver
 from tests.support.smtp_sink import SmtpSink
 
 pytestmark = [pytest.mark.prefect, pytest.mark.usefixtures("prefect_api")]
-PASSWORD = "loop-pw"
 
 
-def append(server, raw: bytes) -> None:
-    with IMAPClient(server.host, port=server.port, ssl=False) as client:
-        client.login("helpdesk", PASSWORD)
-        client.append("INBOX", raw)
+def test_an_out_of_office_reply_to_the_acknowledgement_ends_the_conversation(imap_hub):
+    with SmtpSink() as sink:
+        config = imap_hub.configure(
+            "email:\n"
+            "  hub_addresses: [helpdesk@northwind.example]\n"
+            f"  smtp: {{host: 127.0.0.1, port: {sink.port}, security: plain,\n"
+            "         from_address: helpdesk@northwind.example}\n"
+        )
+        request = EmailMessage()
+        request["From"] = "Ann Example <ann@northwind.example>"
+        request["To"] = "helpdesk@northwind.example"
+        request["Subject"] = "VPN down"
+        request["Message-ID"] = "<req-1@northwind.example>"
+        request.set_content("The VPN is down since 9:00.")
+        deliver(imap_hub.server, bytes(request))
 
+        assert hub_cycle(config_path=config)["helpdesk"]["created"] == 1
+        (ack,) = sink.messages
+        assert ack["To"] == "ann@northwind.example"
+        assert ack["Subject"] == "[#T-000001] Re: VPN down"
+        assert ack["In-Reply-To"] == "<req-1@northwind.example>"
+        assert ack["Auto-Submitted"] == "auto-replied"
+        assert "T-000001" in ack.get_content()
 
-def test_an_out_of_office_reply_to_the_acknowledgement_ends_the_conversation(tmp_path):
-    server = start_dovecot(tmp_path / "dovecot", {"helpdesk": PASSWORD})
-    try:
-        with SmtpSink() as sink:
-            url = f"sqlite:///{tmp_path / 'store.db'}"
-            config = tmp_path / "itsm.yaml"
-            config.write_text(
-                f"database_url: {url}\n"
-                "sources:\n"
-                f"  - {{name: helpdesk, kind: imap, host: 127.0.0.1, port: {server.port}, security: plain,\n"
-                f"      username: helpdesk, password: {PASSWORD}}}\n"
-                "email:\n"
-                "  hub_addresses: [helpdesk@northwind.example]\n"
-                f"  smtp: {{host: 127.0.0.1, port: {sink.port}, security: plain,\n"
-                "         from_address: helpdesk@northwind.example}\n"
-            )
-            Store(url).upgrade()
-            request = EmailMessage()
-            request["From"] = "Ann Example <ann@northwind.example>"
-            request["To"] = "helpdesk@northwind.example"
-            request["Subject"] = "VPN down"
-            request["Message-ID"] = "<req-1@northwind.example>"
-            request.set_content("The VPN is down since 9:00.")
-            append(server, bytes(request))
+        ooo = EmailMessage()
+        ooo["From"] = "Ann Example <ann@northwind.example>"
+        ooo["To"] = "helpdesk@northwind.example"
+        ooo["Subject"] = f"Automatic reply: {ack['Subject']}"
+        ooo["Message-ID"] = "<ooo-1@northwind.example>"
+        ooo["In-Reply-To"] = ack["Message-ID"]
+        ooo["Auto-Submitted"] = "auto-replied"
+        ooo.set_content("I am out of the office until Monday.")
+        deliver(imap_hub.server, bytes(ooo))
 
-            assert hub_cycle(config_path=str(config))["helpdesk"]["created"] == 1
-            (ack,) = sink.messages
-            assert ack["To"] == "ann@northwind.example"
-            assert ack["Subject"] == "[#T-000001] Re: VPN down"
-            assert ack["In-Reply-To"] == "<req-1@northwind.example>"
-            assert ack["Auto-Submitted"] == "auto-replied"
-            assert "T-000001" in ack.get_content()
+        second = hub_cycle(config_path=config)["helpdesk"]
+        assert (second["fetched"], second["created"], second["commented"], second["ignored"]) == (1, 0, 0, 1)
+        assert len(sink.messages) == 1  # no answer to the out-of-office: no loop
+        third = hub_cycle(config_path=config)["helpdesk"]
+        assert third["fetched"] == 0 and len(sink.messages) == 1
 
-            ooo = EmailMessage()
-            ooo["From"] = "Ann Example <ann@northwind.example>"
-            ooo["To"] = "helpdesk@northwind.example"
-            ooo["Subject"] = f"Automatic reply: {ack['Subject']}"
-            ooo["Message-ID"] = "<ooo-1@northwind.example>"
-            ooo["In-Reply-To"] = ack["Message-ID"]
-            ooo["Auto-Submitted"] = "auto-replied"
-            ooo.set_content("I am out of the office until Monday.")
-            append(server, bytes(ooo))
-
-            second = hub_cycle(config_path=str(config))["helpdesk"]
-            assert (second["fetched"], second["created"], second["commented"], second["ignored"]) == (1, 0, 0, 1)
-            assert len(sink.messages) == 1  # no answer to the out-of-office: no loop
-            third = hub_cycle(config_path=str(config))["helpdesk"]
-            assert third["fetched"] == 0 and len(sink.messages) == 1
-
-            store = Store(url)
-            with store.connect() as conn:
-                assert conn.execute(select(func.count()).select_from(TicketRow)).scalar_one() == 1
-                sent = conn.execute(select(MailMessageRow.message_id).where(MailMessageRow.direction == "out"))
-                assert [f"<{m}>" for m in sent.scalars()] == [ack["Message-ID"]]
-            store.dispose()
-    finally:
-        stop_dovecot(server)
+        store = Store(imap_hub.url)
+        with store.connect() as conn:
+            assert conn.execute(select(func.count()).select_from(TicketRow)).scalar_one() == 1
+            sent = conn.execute(select(MailMessageRow.message_id).where(MailMessageRow.direction == "out"))
+            assert [f"<{m}>" for m in sent.scalars()] == [ack["Message-ID"]]
+        store.dispose()

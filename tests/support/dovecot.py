@@ -2,6 +2,12 @@
 
 Debian's `dovecot-imapd` (installed by .ci/run). The settings that let it run unprivileged in a temp folder
 are in ../shared/reference/dovecot-test-server.md. In CI a missing Dovecot fails the tests, never skips them.
+
+Options of `start_dovecot`:
+- `certificate=(cert, key)` (from `tests.support.net.self_signed_certificate`): STARTTLS on `port` and
+  implicit TLS on `ssl_port`; plaintext login stays allowed on loopback.
+- `oauth2_introspection_url` (from `tests.support.oauth2.IntrospectionServer`): XOAUTH2 and OAUTHBEARER,
+  each token checked by POSTing it to that URL; passwords still log in with PLAIN and LOGIN.
 """
 
 from __future__ import annotations
@@ -9,11 +15,17 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+from imapclient import IMAPClient
+
+from tests.support.net import free_port, wait_for_port
 
 DOVECOT = shutil.which("dovecot") or "/usr/sbin/dovecot"
 
@@ -24,9 +36,9 @@ log_path = {base}/dovecot.log
 info_log_path = {base}/dovecot.log
 listen = 127.0.0.1
 protocols = imap
-ssl = no
+{ssl}
 disable_plaintext_auth = no
-auth_mechanisms = plain login
+auth_mechanisms = plain login{oauth2_mechanisms}
 default_login_user = dovenull
 default_internal_user = dovecot
 default_internal_group = dovecot
@@ -34,20 +46,44 @@ first_valid_uid = 100
 mail_location = maildir:{base}/mail/%u
 passdb {{
   driver = passwd-file
+  mechanisms = plain login
   args = scheme=PLAIN {base}/users
 }}
-userdb {{
+{oauth2_passdb}userdb {{
   driver = static
   args = uid=dovecot gid=dovecot home={base}/home/%u
+}}
+# no growing anvil penalty per failed login: tests that fail a login on purpose don't slow the next ones
+service anvil {{
+  unix_listener anvil-auth-penalty {{
+    mode = 0
+  }}
 }}
 service imap-login {{
   inet_listener imap {{
     port = {port}
   }}
   inet_listener imaps {{
-    port = 0
+    port = {ssl_port}
   }}
 }}
+"""
+
+#: Tokens go to an RFC 7662 introspection endpoint; `username` in its answer names the mailbox.
+OAUTH2_PASSDB = """\
+passdb {{
+  driver = oauth2
+  mechanisms = xoauth2 oauthbearer
+  args = {base}/oauth2.conf.ext
+}}
+"""
+OAUTH2_CONFIG = """\
+introspection_mode = post
+introspection_url = {url}
+username_attribute = username
+active_attribute = active
+active_value = true
+timeout_msecs = 5000
 """
 
 
@@ -57,15 +93,17 @@ class ImapServer:
     port: int
     users: dict[str, str]
     base: Path
+    ssl_port: int | None = None  # implicit TLS, with `certificate`
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_dovecot(base: Path, users: dict[str, str]) -> ImapServer:
+def start_dovecot(
+    base: Path,
+    users: dict[str, str],
+    *,
+    certificate: tuple[Path, Path] | None = None,
+    oauth2_introspection_url: str | None = None,
+) -> ImapServer:
+    """Dovecot serving `users` (name → password) on a free loopback port; see the module docstring for options."""
     if not Path(DOVECOT).exists():
         message = "Dovecot is not installed: apt-get install dovecot-imapd (.ci/run does this)"
         if os.environ.get("CI"):
@@ -81,22 +119,29 @@ def start_dovecot(base: Path, users: dict[str, str]) -> ImapServer:
         if node.exists():
             os.chmod(node, os.stat(node).st_mode | 0o755)
         node = node.parent
-    port = _free_port()
+    port, ssl_port = free_port(), free_port() if certificate else None
     (base / "users").write_text("".join(f"{user}:{{PLAIN}}{password}::::::\n" for user, password in users.items()))
+    if oauth2_introspection_url:
+        (base / "oauth2.conf.ext").write_text(OAUTH2_CONFIG.format(url=oauth2_introspection_url))
     config = base / "dovecot.conf"
-    config.write_text(CONFIG.format(base=base, port=port))
+    config.write_text(
+        CONFIG.format(
+            base=base,
+            port=port,
+            ssl_port=ssl_port or 0,  # 0: no imaps listener
+            ssl=f"ssl = yes\nssl_cert = <{certificate[0]}\nssl_key = <{certificate[1]}" if certificate else "ssl = no",
+            oauth2_mechanisms=" xoauth2 oauthbearer" if oauth2_introspection_url else "",
+            oauth2_passdb=OAUTH2_PASSDB.format(base=base) if oauth2_introspection_url else "",
+        )
+    )
     shutil.chown(base / "mail", "dovecot", "dovecot")
     shutil.chown(base / "home", "dovecot", "dovecot")
     # Dovecot daemonises: its children must not inherit pipes we would wait on
     subprocess.run([DOVECOT, "-c", str(config)], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return ImapServer("127.0.0.1", port, users, base)
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"Dovecot did not listen on port {port}; see {base / 'dovecot.log'}")
+    for listening in (port, ssl_port):
+        if listening:
+            wait_for_port(listening, str(base / "dovecot.log"))
+    return ImapServer("127.0.0.1", port, users, base, ssl_port)
 
 
 def stop_dovecot(server: ImapServer) -> None:
@@ -106,3 +151,37 @@ def stop_dovecot(server: ImapServer) -> None:
         deadline = time.monotonic() + 10
         while pid_file.exists() and time.monotonic() < deadline:
             time.sleep(0.05)
+
+
+@contextmanager
+def running_dovecot(
+    base: Path,
+    users: dict[str, str],
+    *,
+    certificate: tuple[Path, Path] | None = None,
+    oauth2_introspection_url: str | None = None,
+) -> Iterator[ImapServer]:
+    """`start_dovecot`, stopped on leaving the block (also when the test fails)."""
+    server = start_dovecot(base, users, certificate=certificate, oauth2_introspection_url=oauth2_introspection_url)
+    try:
+        yield server
+    finally:
+        stop_dovecot(server)
+
+
+def deliver(server: ImapServer, *messages: bytes, user: str = "helpdesk", folder: str = "INBOX") -> None:
+    """APPEND `messages` (raw RFC 5322 bytes) to `user`'s `folder`, logging in with the user's password."""
+    with IMAPClient(server.host, port=server.port, ssl=False) as client:
+        client.login(user, server.users[user])
+        for raw in messages:
+            client.append(folder, raw)
+
+
+def source_settings(server: ImapServer, user: str = "helpdesk", **changes: Any) -> dict[str, Any]:
+    """An `imap` source (as written in itsm.yaml) reading `user`'s mailbox on `server` in plain IMAP on loopback,
+    logging in with the user's password; `changes` override or add settings (`password=None` drops it)."""
+    values = {
+        "name": "helpdesk", "kind": "imap", "host": server.host, "port": server.port, "security": "plain",
+        "username": user, "password": server.users.get(user), **changes,
+    }  # fmt: skip
+    return {key: value for key, value in values.items() if value is not None}

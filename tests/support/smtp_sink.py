@@ -5,15 +5,13 @@
     sink.received[0].rcpt_tos, sink.messages[0]["Subject"]
 
 With `credentials`, AUTH (PLAIN, LOGIN) is offered over plaintext (loopback only) and required before MAIL.
-With `tls` ("starttls" or "ssl") and `certificate` (cert, key) from `self_signed_certificate`, the sink requires
-STARTTLS or speaks implicit TLS; clients trust it by pointing SSL_CERT_FILE at the certificate.
+With `tls` ("starttls" or "ssl") and `certificate` (cert, key) from `tests.support.net.self_signed_certificate`,
+the sink requires STARTTLS or speaks implicit TLS; clients trust it by pointing SSL_CERT_FILE at the certificate.
 """
 
 from __future__ import annotations
 
-import socket
 import ssl
-import subprocess
 from dataclasses import dataclass
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -22,6 +20,8 @@ from typing import Any, Literal
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
+
+from tests.support.net import free_port
 
 
 @dataclass(frozen=True)
@@ -79,7 +79,7 @@ class SmtpSink:
         tls: Literal["starttls", "ssl"] | None = None,
         certificate: tuple[Path, Path] | None = None,
     ) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.handler = _Handler({a.lower() for a in refuse or set()})
         options: dict[str, Any] = {}
         if credentials is not None:
@@ -107,20 +107,3 @@ class SmtpSink:
 
     def __exit__(self, *exc: object) -> None:
         self.controller.stop()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def self_signed_certificate(folder: Path) -> tuple[Path, Path]:
-    """A throwaway certificate (and key) for 127.0.0.1 and localhost, valid one day; needs the openssl CLI."""
-    cert, key = folder / "smtp-cert.pem", folder / "smtp-key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
-         "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost", "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True,
-    )  # fmt: skip
-    return cert, key

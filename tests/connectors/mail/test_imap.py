@@ -1,23 +1,22 @@
 """The IMAP source against a real Dovecot on loopback (fails in CI, never skips, when Dovecot is missing)."""
 
 import json
-import os
 import re
-import signal
 import socket
 import ssl
-import subprocess
-import time
 from email.message import EmailMessage
 
 import pytest
 from imapclient import IMAPClient
+from imapclient.exceptions import LoginError
 
 from connectors.mail.imap import ImapConnector
 from connectors.registry import build_connector
 from itsm_core.config import ImapSource
 from itsm_core.errors import ImapUnavailable
-from tests.support.dovecot import ImapServer, start_dovecot, stop_dovecot
+from tests.support.dovecot import ImapServer, running_dovecot, source_settings
+from tests.support.net import free_port, self_signed_certificate
+from tests.support.oauth2 import IntrospectionServer
 
 PASSWORD = "s3cret-imap-pw"
 #: Users whose post-login CAPABILITY lacks MOVE: `uidplus` keeps UIDPLUS, `bare` offers nothing optional.
@@ -27,13 +26,12 @@ LIMITED_USERS = {"uidplus": "UIDPLUS", "bare": "IMAP4rev1"}
 
 @pytest.fixture(scope="module")
 def dovecot(tmp_path_factory):
-    server = start_dovecot(tmp_path_factory.mktemp("dovecot"), {"helpdesk": PASSWORD, "other": PASSWORD})
-    # passwd-file extra fields override settings per user; Dovecot re-reads the file when it changes.
-    with (server.base / "users").open("a") as users:
-        for user, capability in LIMITED_USERS.items():
-            users.write(f"{user}:{{PLAIN}}{PASSWORD}::::::userdb_imap_capability={capability}\n")
-    yield server
-    stop_dovecot(server)
+    with running_dovecot(tmp_path_factory.mktemp("dovecot"), {"helpdesk": PASSWORD, "other": PASSWORD}) as server:
+        # passwd-file extra fields override settings per user; Dovecot re-reads the file when it changes.
+        with (server.base / "users").open("a") as users:
+            for user, capability in LIMITED_USERS.items():
+                users.write(f"{user}:{{PLAIN}}{PASSWORD}::::::userdb_imap_capability={capability}\n")
+        yield server
 
 
 def imap(dovecot: ImapServer, user: str = "helpdesk") -> IMAPClient:
@@ -56,11 +54,8 @@ def mailbox(dovecot, request):
 
 
 def settings(dovecot, folder, **extra) -> ImapSource:
-    values = {
-        "name": "imap", "kind": "imap", "host": dovecot.host, "port": dovecot.port, "security": "plain",
-        "username": "helpdesk", "password": PASSWORD, "folders": [folder], "page_size": 3, **extra,
-    }  # fmt: skip
-    return ImapSource.model_validate(values)
+    values = {"name": "imap", "folders": [folder], "page_size": 3} | extra
+    return ImapSource.model_validate(source_settings(dovecot, **values))
 
 
 def message(i: int, folder: str, body: str = "It broke.") -> bytes:
@@ -297,9 +292,7 @@ def test_a_refused_login_names_the_account_not_the_password(dovecot, mailbox):
 
 
 def test_nothing_listening_is_reported_with_what_to_check(dovecot, mailbox):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        closed_port = s.getsockname()[1]
+    closed_port = free_port()  # bound and released: nothing listens there
     connector = ImapConnector(settings(dovecot, mailbox, port=closed_port))
     with pytest.raises(ImapUnavailable, match=f"127.0.0.1:{closed_port}: connection refused; check host and port"):
         list(connector.plan_pages(None))
@@ -334,50 +327,20 @@ def test_starttls_against_a_server_without_it_is_refused(dovecot, mailbox):
 
 @pytest.fixture(scope="module")
 def tls_dovecot(tmp_path_factory):
-    """Dovecot offering STARTTLS on its port and implicit TLS on `ssl_port`; `cafile` trusts its certificate."""
-    server = start_dovecot(tmp_path_factory.mktemp("dovecot-tls"), {"helpdesk": PASSWORD})
-    try:
-        cert, key = server.base / "cert.pem", server.base / "key.pem"
-        subprocess.run(
-            ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
-             "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost", "-keyout", str(key), "-out", str(cert)],
-            check=True, capture_output=True,
-        )  # fmt: skip
-        ssl_port = _free_port()
-        config = server.base / "dovecot.conf"
-        text = config.read_text().replace("ssl = no", f"ssl = yes\nssl_cert = <{cert}\nssl_key = <{key}")
-        config.write_text(text.replace("port = 0", f"port = {ssl_port}"))  # the imaps listener, off until now
-        os.kill(int((server.base / "run" / "master.pid").read_text()), signal.SIGHUP)  # reload the config
-        _wait_for_port(ssl_port)
-        yield server, ssl_port, cert
-    finally:
-        stop_dovecot(server)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_for_port(port: int) -> None:
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"Dovecot did not listen on port {port} after the reload")
+    """Dovecot offering STARTTLS on its port and implicit TLS on `ssl_port`; `cert` trusts its certificate."""
+    cert, key = self_signed_certificate(tmp_path_factory.mktemp("imap-tls"))
+    base = tmp_path_factory.mktemp("dovecot-tls")
+    with running_dovecot(base, {"helpdesk": PASSWORD}, certificate=(cert, key)) as server:
+        yield server, cert
 
 
 @pytest.mark.parametrize("security", ["starttls", "ssl"])
 def test_tls_with_a_trusted_certificate(tls_dovecot, security):
-    server, ssl_port, cert = tls_dovecot
+    server, cert = tls_dovecot
     with imap(server) as client:
         client.create_folder(f"TLS-{security}")
     append(server, f"TLS-{security}", 1)
-    port = ssl_port if security == "ssl" else server.port
+    port = server.ssl_port if security == "ssl" else server.port
     source = settings(server, f"TLS-{security}", security=security, port=port)
     connector = ImapConnector(source, ssl_context=ssl.create_default_context(cafile=str(cert)))
     (page,) = connector.plan_pages(None)
@@ -387,16 +350,77 @@ def test_tls_with_a_trusted_certificate(tls_dovecot, security):
 
 @pytest.mark.parametrize("security", ["starttls", "ssl"])
 def test_an_untrusted_certificate_is_refused(tls_dovecot, security):
-    server, ssl_port, _cert = tls_dovecot
-    port = ssl_port if security == "ssl" else server.port
+    server, _cert = tls_dovecot
+    port = server.ssl_port if security == "ssl" else server.port
     connector = ImapConnector(settings(server, "INBOX", security=security, port=port))  # system trust store only
     with pytest.raises(ImapUnavailable, match="TLS certificate not trusted \\(self-signed certificate\\)"):
         list(connector.plan_pages(None))
 
 
 def test_ssl_against_the_plain_port_says_to_check_security(tls_dovecot):
-    server, _ssl_port, cert = tls_dovecot
+    server, cert = tls_dovecot
     source = settings(server, "INBOX", security="ssl", port=server.port, timeout_seconds=5)
     connector = ImapConnector(source, ssl_context=ssl.create_default_context(cafile=str(cert)))
     with pytest.raises(ImapUnavailable, match="TLS handshake failed; check `security`"):
         list(connector.plan_pages(None))
+
+
+# --- XOAUTH2: a third Dovecot whose oauth2 passdb asks a loopback introspection endpoint -----------------
+
+TOKEN = "ya29.helpdesk-bearer-7f3c9d"  # the endpoint's only active token, for the user helpdesk
+
+
+@pytest.fixture(scope="module")
+def oauth2_server(tmp_path_factory):
+    """Dovecot taking XOAUTH2 / OAUTHBEARER tokens, each checked with the `IntrospectionServer` (the identity
+    provider); passwords still log in, so the tests can put mail in place."""
+    with IntrospectionServer({TOKEN: "helpdesk"}) as provider:
+        base = tmp_path_factory.mktemp("dovecot-oauth2")
+        with running_dovecot(base, {"helpdesk": PASSWORD}, oauth2_introspection_url=provider.url) as server:
+            yield server, provider
+
+
+@pytest.fixture
+def oauth2_dovecot(oauth2_server):
+    server, provider = oauth2_server
+    provider.seen.clear()  # each test sees only the tokens it sent
+    return server, provider
+
+
+def test_an_oauth2_token_logs_in_with_xoauth2_and_reads_mail(oauth2_dovecot):
+    server, provider = oauth2_dovecot
+    with imap(server) as client:
+        client.create_folder("OAUTH2")
+    append(server, "OAUTH2", 2)
+    connector = ImapConnector(settings(server, "OAUTH2", password=None, oauth2_token=TOKEN))
+    (page,) = connector.plan_pages(None)
+    assert [r.external_id for r in connector.fetch_page(page)] == ids("OAUTH2", (0, 1))
+    assert provider.seen == [TOKEN]  # Dovecot really asked about the token: the login went through the oauth2 passdb
+    connector.close()
+
+
+def test_a_refused_oauth2_token_names_the_account_not_the_token(oauth2_dovecot):
+    server, provider = oauth2_dovecot
+    wrong = "ya29.revoked-token-51ab"
+    connector = ImapConnector(settings(server, "INBOX", password=None, oauth2_token=wrong))
+    with pytest.raises(ImapUnavailable) as caught:
+        list(connector.plan_pages(None))
+    message = str(caught.value)
+    assert f"helpdesk@127.0.0.1:{server.port}" in message
+    assert "login refused; check username and oauth2_token" in message
+    assert wrong not in message and TOKEN not in message
+    assert caught.value.__cause__ is None and caught.value.__suppress_context__  # no server text chained in
+    assert provider.seen == [wrong]  # refused by the identity provider, not for want of the mechanism
+
+
+def test_the_token_must_belong_to_the_user_that_logs_in(oauth2_dovecot):
+    # Guards the tests above: Dovecot compares the endpoint's `username` with the login name.
+    server, provider = oauth2_dovecot
+    with IMAPClient(server.host, port=server.port, ssl=False) as client:
+        assert {b"AUTH=XOAUTH2", b"AUTH=OAUTHBEARER"} <= set(client.capabilities())
+        with pytest.raises(LoginError):
+            client.oauth2_login("other", TOKEN)
+    with IMAPClient(server.host, port=server.port, ssl=False) as client:
+        client.oauthbearer_login("helpdesk", TOKEN)  # the other bearer mechanism is offered too
+        assert client.select_folder("INBOX")
+    assert provider.seen == [TOKEN, TOKEN]

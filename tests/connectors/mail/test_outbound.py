@@ -1,6 +1,5 @@
 """The hub's own mail, rendered and sent through a real SMTP server (aiosmtpd) on loopback."""
 
-import socket
 from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
 from email.utils import parsedate_to_datetime
@@ -17,7 +16,8 @@ from connectors.mail.outbound import (
 )
 from itsm_core.config import SmtpConfig
 from itsm_core.errors import ConfigError, SmtpUnavailable
-from tests.support.smtp_sink import SmtpSink, self_signed_certificate
+from tests.support.net import free_port, self_signed_certificate
+from tests.support.smtp_sink import SmtpSink
 
 # The sink offers AUTH over plaintext on loopback on purpose; aiosmtpd warns about exactly that.
 pytestmark = pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS:UserWarning")
@@ -43,12 +43,6 @@ def ack(to: str = "ann@northwind.example", kind="created", title="VPN down", **e
 
 def settings(port: int, **changes) -> SmtpConfig:
     return SmtpConfig(**({"host": "127.0.0.1", "port": port, "security": "plain", "from_address": HUB} | changes))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # --- rendering ---------------------------------------------------------------------------------------------
