@@ -73,3 +73,102 @@ class ImapUnavailable(HubError):
 
 class SmtpUnavailable(HubError):
     """The outgoing mail server cannot be reached or refuses the login; the mail stays queued."""
+
+
+# --- linked systems (GLPI now; SAP Solman and webhook targets next) ------------------------------------------------
+
+
+class UpstreamError(HubError):
+    """A linked system (GLPI, SAP Solman, a webhook target) refused a request or could not be talked to.
+
+    Attributes, for logs, dead letters and the decision to retry:
+
+    - `system`: the configured name of the source or push target (e.g. ``glpi-prod``), never a URL with secrets;
+    - `code`: the upstream's own error code when it gave one (GLPI: ``ERROR_RIGHT_MISSING``), else None;
+    - `status`: the HTTP status when there was an answer, else None (network failure, timeout);
+    - `detail`: the upstream's own message, cleaned (GLPI's "view documentation …" tail removed), else None;
+    - `transient`: True when the same request may succeed later without anyone changing anything.
+
+    Raised as such (not a subclass) when the answer is not the protocol the hub speaks: a web page instead of the
+    API (wrong base URL, an SSO or proxy login page), a redirect, an untrusted TLS certificate, an itemtype the
+    instance does not know, or a request the client built wrong. Retrying does not help: the operator checks the
+    source's URL and settings; if they are right, it is a bug in the hub's client, to report with this message.
+    Messages say what to do next and never carry a secret.
+    """
+
+    transient = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        system: str,
+        code: str | None = None,
+        status: int | None = None,
+        detail: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.system = system
+        self.code = code
+        self.status = status
+        self.detail = detail
+
+
+class UpstreamUnavailable(UpstreamError):
+    """The system did not answer usefully for now: network failure, timeout, 429 or 5xx after the retry budget.
+
+    Transient: nothing to fix in the hub's config; the run (or the outbox) tries again later. If it persists, the
+    operator checks that the system and any proxy in front of it are up.
+
+    `maybe_applied` is True when a write may have been carried out although no answer came back (a timeout or a
+    5xx after the request was sent): replaying it blindly could, say, add a followup twice, so the caller checks
+    the upstream state before trying again. It is False for reads and whenever the request surely was not applied
+    (connection refused, 429, 503).
+    """
+
+    transient = True
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        system: str,
+        code: str | None = None,
+        status: int | None = None,
+        detail: str | None = None,
+        maybe_applied: bool = False,
+    ) -> None:
+        super().__init__(message, system=system, code=code, status=status, detail=detail)
+        self.maybe_applied = maybe_applied
+
+
+class UpstreamAuthError(UpstreamError):
+    """The system refuses the hub itself: bad credentials or app token, caller's IP not allowed, API disabled.
+
+    Fatal for the whole source: no request can succeed until the operator fixes the source's credentials or the
+    system's API settings (the message says which). Never retried.
+    """
+
+
+class UpstreamForbidden(UpstreamError):
+    """The hub's account may not read or change this record (GLPI: 403 ``ERROR_RIGHT_MISSING``).
+
+    Fatal for that record, not for the run: give the hub's account the missing right (or entity) in the upstream
+    system, then replay the record.
+    """
+
+
+class UpstreamNotFound(UpstreamError):
+    """The record does not exist upstream, or is hidden from the hub's account (GLPI: 404 ``ERROR_ITEM_NOT_FOUND``).
+
+    A record the hub knew and that is now gone was purged upstream: a tombstone candidate, not an operator task.
+    """
+
+
+class UpstreamRejected(UpstreamError):
+    """The system understood the request and refused it on business grounds, or refused its parameters.
+
+    E.g. GLPI's ``ERROR_GLPI_ADD`` "already solved", ``ERROR_GLPI_UPDATE``, a generic ``ERROR`` for a bad range,
+    sort or search criterion. Retrying the same request gives the same answer: the record goes to a dead letter
+    with the upstream's message (`detail`); the operator corrects the data or the mapping and replays it.
+    """
