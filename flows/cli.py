@@ -8,8 +8,9 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -23,7 +24,7 @@ from itsm_core.store import Store
 app = typer.Typer(
     name="itsm",
     help=(
-        "itsm-hub: pull tickets from mail drop folders (GLPI, Solman, webhooks to come) into one canonical "
+        "itsm-hub: pull tickets from mailboxes and GLPI (Solman and webhooks to come) into one canonical "
         "store, apply the organisation's rules, and keep every linked system in step.\n\n"
         "Start with `itsm demo`. For your own setup write itsm.yaml (see README), then "
         "`itsm db upgrade` and `itsm run`."
@@ -34,7 +35,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,  # a crash must never print local variables: they may hold secrets
 )
 db_app = typer.Typer(help="Create or migrate the store's database schema.", no_args_is_help=True)
-tickets_app = typer.Typer(help="Look at the tickets in the store.", no_args_is_help=True)
+tickets_app = typer.Typer(
+    help="Look at tickets; change their status, assignment and comments as a person would.", no_args_is_help=True
+)
 deadletters_app = typer.Typer(
     help="Records that could not be read or mapped, kept whole with the reason; replay them after a fix.",
     no_args_is_help=True,
@@ -60,6 +63,12 @@ ConfigOption = Annotated[
     ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout instead of a table.")]
+ActorOption = Annotated[str, typer.Option(help="Who makes the change, for the audit trail (user:NAME).")]
+
+
+def _fail(message: str, *, code: int = 1) -> NoReturn:
+    err.print(f"error: {message}", markup=False, highlight=False)
+    raise typer.Exit(code)
 
 
 def _config(path: str | None) -> HubConfig:
@@ -304,29 +313,113 @@ def tickets_set_status(
     ticket: Annotated[str, typer.Argument(help="Ticket number, e.g. T-000001 or 1.")],
     status: Annotated[TicketStatus, typer.Argument(help="The new status.")],
     config: ConfigOption = None,
-    actor: Annotated[str, typer.Option(help="Who makes the change, for the audit trail.")] = "user:cli",
+    actor: ActorOption = "user:cli",
+    solution: Annotated[
+        str | None, typer.Option(help="With resolved: the solution, added as a public comment and sent upstream.")
+    ] = None,
 ) -> None:
     """Move a ticket to another status, as a person would; linked systems and the requester hear of it.
 
     Moves the status table refuses (e.g. out of closed) are refused with the allowed ones. Notices and pushes
     are queued with the change and go out with the next `itsm push` or cycle.
     """
+    from itsm_core.models import Comment
+    from itsm_core.store.comments import add_comments
+    from itsm_core.store.tickets import change_status
+
+    if solution is not None and status != TicketStatus.RESOLVED:
+        _fail("--solution goes with the status resolved", code=2)
+    who = _actor(actor)
+
+    def apply(conn: Any, ticket_id: int) -> tuple[frozenset[str], tuple[int, ...]]:
+        comment_ids: tuple[int, ...] = ()
+        if solution is not None:
+            comment = Comment(body=f"Solution:\n{solution}", author=who, public=True)
+            comment_ids = tuple(add_comments(conn, [(ticket_id, comment)]))
+        changed = change_status(conn, ticket_id, status, who)
+        return (frozenset({"status"}) if changed else frozenset()), comment_ids
+
+    _change_ticket(config, ticket, apply, f"→ {status.value}")
+
+
+@tickets_app.command("assign")
+def tickets_assign(
+    ticket: Annotated[str, typer.Argument(help="Ticket number, e.g. T-000001 or 1.")],
+    group: Annotated[str | None, typer.Option(help="The assignment group (as the linked systems name it).")] = None,
+    to: Annotated[str | None, typer.Option(help="The assignee: an e-mail address or a login.")] = None,
+    unassign: Annotated[bool, typer.Option(help="Remove the assignee (the group stays).")] = False,
+    config: ConfigOption = None,
+    actor: ActorOption = "user:cli",
+) -> None:
+    """Assign a ticket to a group and/or a person; linked systems hear of it with the next push."""
+    from itsm_core.store.tickets import set_fields
+
+    if group is None and to is None and not unassign:
+        _fail("say what to assign: --group, --to, or --unassign", code=2)
+    if to is not None and unassign:
+        _fail("--to and --unassign contradict each other", code=2)
+    values: dict[str, Any] = {}
+    if group is not None:
+        values["assignment_group"] = group
+    if to is not None or unassign:
+        values["assignee"] = to
+
+    def apply(conn: Any, ticket_id: int) -> tuple[frozenset[str], tuple[int, ...]]:
+        return frozenset(set_fields(conn, ticket_id, values, _actor(actor))), ()
+
+    _change_ticket(config, ticket, apply, "assigned")
+
+
+@tickets_app.command("comment")
+def tickets_comment(
+    ticket: Annotated[str, typer.Argument(help="Ticket number, e.g. T-000001 or 1.")],
+    text: Annotated[str, typer.Argument(help="The comment; '-' reads it from standard input.")],
+    private: Annotated[bool, typer.Option(help="Visible to agents only.")] = False,
+    config: ConfigOption = None,
+    actor: ActorOption = "user:cli",
+) -> None:
+    """Add a comment to a ticket; linked systems get it (as a GLPI followup, say) with the next push."""
+    from itsm_core.models import Comment
+    from itsm_core.store.comments import add_comments
+
+    body = sys.stdin.read() if text == "-" else text
+    if not body.strip():
+        _fail("the comment is empty", code=2)
+
+    def apply(conn: Any, ticket_id: int) -> tuple[frozenset[str], tuple[int, ...]]:
+        comment = Comment(body=body, author=_actor(actor), public=not private)
+        return frozenset(), tuple(add_comments(conn, [(ticket_id, comment)]))
+
+    _change_ticket(config, ticket, apply, "commented")
+
+
+def _actor(actor: str) -> str:
+    return actor if ":" in actor else f"user:{actor}"
+
+
+def _change_ticket(
+    config: str | None,
+    ticket: str,
+    apply: Callable[[Any, int], tuple[frozenset[str], tuple[int, ...]]],
+    done: str,
+) -> None:
+    """Apply a person's change to one ticket and queue it for every push target, in one transaction."""
     from flows.runtime import build_propagator
-    from itsm_core.store.tickets import change_status, format_ticket_id, parse_ticket_id
+    from itsm_core.store.tickets import format_ticket_id, parse_ticket_id
     from itsm_core.sync.propagate import HUB, Change
 
     hub = _config(config)
     store = _store(config)
     ticket_id = parse_ticket_id(ticket)
     with store.transaction() as conn:
-        changed = change_status(conn, ticket_id, status, actor if ":" in actor else f"user:{actor}")
-        queued = build_propagator(hub).propagate(conn, [Change(ticket_id, frozenset({"status"}), origin=HUB)])
+        fields, comment_ids = apply(conn, ticket_id)
+        queued = build_propagator(hub).propagate(conn, [Change(ticket_id, fields, comment_ids, origin=HUB)])
     number = format_ticket_id(ticket_id)
-    if not changed:
-        out.print(f"{number} is already {status.value}; nothing changed", highlight=False)
+    if not fields and not comment_ids:
+        out.print(f"{number}: nothing changed (it already was so)", highlight=False)
         return
     told = ", ".join(f"{target} ({count})" for target, count in queued.items()) or "nobody"
-    out.print(f"{number} → {status.value}; queued for: {told}", highlight=False)
+    out.print(f"{number} {done}; queued for: {told}", highlight=False)
 
 
 @app.command("push")

@@ -1,7 +1,11 @@
-"""Draining the outbox of the hub's own mail (acknowledgements) through SMTP, one connection per batch.
+"""Draining the outbox: the hub's own mail through SMTP, and operations for linked systems through their writers.
 
-At least once: a crash between the SMTP hand-over and `mark_sent` sends that mail again on the next run.
+Mail is at least once: a crash between the SMTP hand-over and `mark_sent` sends that mail again on the next run.
 Every sent Message-ID is recorded with its ticket, so replies thread and bounces find their ticket.
+
+Linked systems get one operation at a time, in outbox order, each committed with what the system now holds
+(`pushed_values` for echo suppression, the identity of a new comment), so the next pull recognises the hub's
+own changes instead of bouncing them back.
 """
 
 from __future__ import annotations
@@ -14,13 +18,22 @@ from sqlalchemy import select
 from connectors.mail.outbound import OutgoingMail, render_acknowledgement, send_mail
 from itsm_core.config import EmailConfig
 from itsm_core.email.notify import EMAIL_TARGET
-from itsm_core.errors import SmtpUnavailable
+from itsm_core.errors import (
+    SmtpUnavailable,
+    UpstreamError,
+    UpstreamForbidden,
+    UpstreamNotFound,
+    UpstreamRejected,
+)
 from itsm_core.models import utcnow
 from itsm_core.store import Store
 from itsm_core.store.bulk import insert_ignoring_conflicts
 from itsm_core.store.outbox import due, mark_failed, mark_sent
 from itsm_core.store.tables import MailMessageRow, TicketRow
 from itsm_core.store.tickets import format_ticket_id
+from itsm_core.sync.conflicts import remember_pushed
+from itsm_core.sync.linked import LinkedWriter
+from itsm_core.sync.related import remember_comment_ids
 
 log = logging.getLogger("itsm.flows.outbound")
 tickets = TicketRow.__table__
@@ -29,7 +42,68 @@ tickets = TicketRow.__table__
 @dataclass
 class DeliveryReport:
     sent: int = 0
-    failed: int = 0
+    failed: int = 0  # to retry later
+    refused: int = 0  # refused for good by the target: dead letters now
+
+    def __iadd__(self, other: DeliveryReport) -> DeliveryReport:
+        self.sent, self.failed, self.refused = (
+            self.sent + other.sent,
+            self.failed + other.failed,
+            self.refused + other.refused,
+        )
+        return self
+
+    @property
+    def handled(self) -> int:
+        return self.sent + self.failed + self.refused
+
+
+#: The target refused the operation itself: sending it again would get the same answer.
+REFUSALS = (UpstreamRejected, UpstreamNotFound, UpstreamForbidden, ValueError)
+
+
+def deliver_linked(store: Store, target: str, writer: LinkedWriter, limit: int = 200) -> DeliveryReport:
+    """Send up to `limit` operations due for the linked system `target`, one by one, in outbox order.
+
+    Sent → marked sent, with what the system now holds, in one transaction. Refused (`REFUSALS`) → a dead
+    letter at once, with the system's reason. Anything else (the system down, the hub's login refused) → retried
+    later with backoff, and the page stops there: the rest waits without spending its attempts.
+
+    An update sends the ticket's current values of its fields, not those at the time of the change: an operation
+    retried after a later one never puts an older value back.
+    """
+    report = DeliveryReport()
+    with store.connect() as conn:
+        rows = due(conn, target, limit)
+        ticket_ids = {r["ticket_id"] for r in rows if r["fields"].get("op") == "update"}
+        current = {
+            row["id"]: row for row in conn.execute(select(tickets).where(tickets.c.id.in_(ticket_ids))).mappings()
+        }
+    for row in rows:
+        operation = dict(row["fields"])
+        if operation.get("op") == "update" and row["ticket_id"] in current:
+            operation["fields"] = {name: current[row["ticket_id"]][name] for name in operation["fields"]}
+        try:
+            sent = writer.send(operation)
+        except REFUSALS as exc:
+            with store.transaction() as conn:
+                mark_failed(conn, row, str(exc), final=True)
+            report.refused += 1
+            log.warning("%s refused outbox item %d: %s; it is a dead letter now", target, row["id"], exc)
+            continue
+        except UpstreamError as exc:
+            with store.transaction() as conn:
+                mark_failed(conn, row, str(exc))
+            report.failed += 1
+            log.warning("%s: %s; the rest of its outbox waits for the next push", target, exc)
+            break
+        with store.transaction() as conn:
+            mark_sent(conn, [row["id"]])
+            remember_pushed(conn, target, [(row["ticket_id"], k, v) for k, v in sent.fields.items()], utcnow())
+            if sent.comment_ref is not None:
+                remember_comment_ids(conn, target, [(sent.comment_ref, operation["comment_id"])])
+        report.sent += 1
+    return report
 
 
 def deliver_email(store: Store, config: EmailConfig, limit: int = 200) -> DeliveryReport:

@@ -6,15 +6,19 @@ schedules it again with backoff; after the retry budget the row becomes a dead l
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from flows.outbound import DeliveryReport, deliver_email
+from connectors.registry import build_writer, linked_targets
+from flows.outbound import DeliveryReport, deliver_email, deliver_linked
 from flows.runtime import load_hub_config
 from itsm_core.config import HubConfig
 from itsm_core.email.notify import EMAIL_TARGET
 from itsm_core.store import Store
+from itsm_core.sync.linked import LinkedWriter
 
 PAGE = 200
 #: Pages per target and run: a backlog larger than this is left for the next cycle, so one slow target
@@ -27,6 +31,21 @@ def push_email_page(store: Store, config: HubConfig) -> DeliveryReport:
     return deliver_email(store, config.email, limit=PAGE)
 
 
+@task(name="push-linked-page", cache_policy=NO_CACHE)
+def push_linked_page(store: Store, target: str, writer: LinkedWriter) -> DeliveryReport:
+    return deliver_linked(store, target, writer, limit=PAGE)
+
+
+def _drain(push_page: Callable[[], DeliveryReport]) -> DeliveryReport:
+    total = DeliveryReport()
+    for _ in range(MAX_PAGES):
+        page = push_page()
+        total += page
+        if page.handled < PAGE or page.failed:
+            break
+    return total
+
+
 @flow(name="push-outbox")
 def push_outbox(config_path: str | None = None) -> dict[str, dict[str, int]]:
     """Send what every target is due; returns per target how many were sent and how many wait for a retry."""
@@ -36,19 +55,23 @@ def push_outbox(config_path: str | None = None) -> dict[str, dict[str, int]]:
     results: dict[str, dict[str, int]] = {}
     try:
         if config.email.smtp is not None:
-            total = DeliveryReport()
-            for _ in range(MAX_PAGES):
-                page = push_email_page(store, config)
-                total.sent, total.failed = total.sent + page.sent, total.failed + page.failed
-                if page.sent + page.failed < PAGE:
-                    break
-            results[EMAIL_TARGET] = {"sent": total.sent, "retry_later": total.failed}
-            logger.info("email: %d sent, %d to retry", total.sent, total.failed)
+            total = _drain(lambda: push_email_page(store, config))
+            results[EMAIL_TARGET] = {"sent": total.sent, "retry_later": total.failed, "refused": total.refused}
+        for source in linked_targets(config):
+            writer = build_writer(source)
+            try:
+                total = _drain(lambda: push_linked_page(store, source.name, writer))  # noqa: B023 (called at once)
+            finally:
+                writer.close()
+            results[source.name] = {"sent": total.sent, "retry_later": total.failed, "refused": total.refused}
+        for target, counts in results.items():
+            logger.info("%s: %d sent, %d to retry, %d refused", target, *counts.values())
     finally:
         store.dispose()
     create_table_artifact(
         key="push-outbox-summary",
         table=[{"target": target, **counts} for target, counts in results.items()],
-        description="Per target system: changes sent, and those waiting for a retry (see `itsm sync status`)",
+        description="Per target system: changes sent, waiting for a retry, and refused (dead letters: "
+        "`itsm deadletters list`; `itsm sync status` shows the outbox)",
     )
     return results

@@ -6,15 +6,18 @@ import logging
 from dataclasses import dataclass
 
 from connectors.base import SourceConnector
-from connectors.registry import build_connector
-from itsm_core.config import HubConfig, ImapSource, MaildirSource, SourceConfig, load_config
+from connectors.registry import build_connector, linked_targets
+from itsm_core.config import GlpiSource, HubConfig, ImapSource, MaildirSource, SourceConfig, load_config
 from itsm_core.email.intake import EmailIntake
 from itsm_core.email.notify import EmailNotifier
 from itsm_core.mapping import load_mapping
 from itsm_core.rules import CompiledRules
 from itsm_core.store import Store
 from itsm_core.sync.ingest import SourcePipeline
-from itsm_core.sync.propagate import Propagator
+from itsm_core.sync.intake import Intake
+from itsm_core.sync.linked import LinkedSystemTarget
+from itsm_core.sync.propagate import Propagator, PushTarget
+from itsm_core.sync.related import RelatedRecords
 
 # Our own modules log under "itsm"; Prefect ships them to the UI (PREFECT_LOGGING_EXTRA_LOGGERS) at INFO.
 logging.getLogger("itsm").setLevel(logging.INFO)
@@ -44,7 +47,18 @@ class SourceRuntime:
 
 def build_propagator(config: HubConfig) -> Propagator:
     """Every system that hears of ticket changes: the requester's mailbox, and each two-way source."""
-    return Propagator((EmailNotifier(config.email),))
+    targets: list[PushTarget] = [EmailNotifier(config.email)]
+    targets += [LinkedSystemTarget(source.name) for source in linked_targets(config)]
+    return Propagator(tuple(targets))
+
+
+def build_intake(config: HubConfig, source: SourceConfig) -> Intake | None:
+    """The channel's rules before mapping: mail's (noise, threads, floods), or a ticket system's timeline."""
+    if isinstance(source, MAIL_SOURCES):
+        return EmailIntake(config.email, source.name)
+    if isinstance(source, GlpiSource):
+        return RelatedRecords(source.name)
+    return None
 
 
 def build_runtime(config: HubConfig, source: SourceConfig, store: Store | None = None) -> SourceRuntime:
@@ -54,7 +68,7 @@ def build_runtime(config: HubConfig, source: SourceConfig, store: Store | None =
         decode=connector.decode,
         mapping=load_mapping(source.mapping or connector.default_mapping),
         rules=CompiledRules.compile(config.rules),
-        intake=EmailIntake(config.email, source.name) if isinstance(source, MAIL_SOURCES) else None,
+        intake=build_intake(config, source),
         propagator=build_propagator(config),
     )
     store = store or Store(config.database_url.get_secret_value())

@@ -133,6 +133,7 @@ class GlpiSource(SourceBase):
     ca_file: Path | None = Field(default=None, description="a private CA's certificate for TLS")
     timeout_seconds: float = Field(default=30, gt=0)
     max_concurrent_requests: int = Field(default=4, ge=1, le=64, description="in flight at once, per instance")
+    retry_attempts: int = Field(default=5, ge=1, le=20, description="tries per request on 429, 5xx and timeouts")
     overlap_seconds: int = Field(default=120, ge=0, description="re-read window before the watermark")
     assets: list[str] = Field(default_factory=lambda: list(DEFAULT_GLPI_ASSETS), description="itemtypes → CIs")
     push: bool = Field(default=True, description="send the hub's changes (status, assignment, followups) back")

@@ -63,10 +63,11 @@ def mark_sent(conn: Connection, ids: Sequence[int]) -> None:
         conn.execute(update(outbox).where(outbox.c.id.in_(ids)).values(state="sent", sent_at=utcnow()))
 
 
-def mark_failed(conn: Connection, row: dict[str, Any], error: str) -> None:
-    """Count a failed attempt: retry later with backoff, or dead-letter it when the budget is spent."""
+def mark_failed(conn: Connection, row: dict[str, Any], error: str, *, final: bool = False) -> None:
+    """Count a failed attempt: retry later with backoff, or dead-letter it when the budget is spent or the
+    target refused it for good (`final`: retrying the same request would get the same answer)."""
     attempts = row["attempts"] + 1
-    if attempts >= MAX_ATTEMPTS:
+    if attempts >= MAX_ATTEMPTS or final:
         conn.execute(
             update(outbox).where(outbox.c.id == row["id"]).values(state="dead", attempts=attempts, last_error=error)
         )
@@ -79,7 +80,7 @@ def mark_failed(conn: Connection, row: dict[str, Any], error: str) -> None:
                     "external_id": f"outbox-{row['id']}",
                     "payload": json.dumps(row["fields"], sort_keys=True).encode(),
                     "payload_format": "json",
-                    "reason": f"gave up after {attempts} attempts: {error}",
+                    "reason": f"refused: {error}" if final else f"gave up after {attempts} attempts: {error}",
                     "traceback": None,
                 }
             ],

@@ -324,6 +324,31 @@ def set_statuses(
     return [u["id"] for u in updates]
 
 
+#: Fields a person or the hub's rules may set directly (status has its own transition table: `change_status`).
+SETTABLE = frozenset({"assignee", "assignment_group", "urgency", "impact", "priority", "category"})
+
+
+def set_fields(conn: Connection, ticket_id: int, values: dict[str, Any], actor: str) -> dict[str, Any]:
+    """Set some of `SETTABLE` on one ticket with an audit event each; returns the fields that changed.
+
+    Raises `NotFound` for an unknown ticket and `ValueError` for a field not in `SETTABLE`.
+    """
+    unknown = set(values) - SETTABLE
+    if unknown:
+        raise ValueError(f"cannot set {', '.join(sorted(unknown))}; settable: {', '.join(sorted(SETTABLE))}")
+    row = conn.execute(select(tickets).where(tickets.c.id == ticket_id)).mappings().one_or_none()
+    if row is None:
+        raise NotFound(f"no ticket {format_ticket_id(ticket_id)}")
+    changed = {name: value for name, value in values.items() if row[name] != value}
+    if not changed:
+        return {}
+    now = utcnow()
+    update_by_id(conn, tickets, [{"id": ticket_id, **changed, "updated_at": now}])
+    events = [_event(ticket_id, name, row[name], value, actor, None, now) for name, value in changed.items()]
+    conn.execute(insert(audit_events), events)
+    return changed
+
+
 # --- reading ---------------------------------------------------------------------------------------------
 
 

@@ -7,13 +7,19 @@ For tickets linked to the system (an identity in `external_refs`) and changes th
 - ``{"op": "comment", "external_id": "Ticket/42", "comment_id": 7, "body": ..., "public": ..., "author": ...}``
   for each comment added in the hub or by another system.
 
-The connector's writer turns these into the system's own input format; the push flow records what was sent
-(`pushed_values`, `comment_refs`) so the system's report of it is recognised as an echo.
+Comments go first: a solution posted to a ticket system may change its status itself (GLPI solves the ticket),
+and the status update that follows is then a no-op rather than a refusal.
+
+The connector's `LinkedWriter` turns these into the system's own input format and says what it sent (`Sent`);
+the push flow records it (`pushed_values`, `comment_refs`) in the transaction that marks the item sent, so the
+system's report of it is recognised as an echo.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from sqlalchemy import Connection, select
 
@@ -26,6 +32,22 @@ PUSHED_FIELDS = frozenset({"status", "assignee", "assignment_group", "priority",
 tickets = TicketRow.__table__
 comments = CommentRow.__table__
 external_refs = ExternalRefRow.__table__
+
+
+@dataclass(frozen=True)
+class Sent:
+    """What a linked system now holds after one operation: canonical `fields` pushed, a new comment's identity."""
+
+    fields: dict[str, Any] = field(default_factory=dict)
+    comment_ref: str | None = None
+
+
+class LinkedWriter(Protocol):
+    """A connector's push side: one outbox operation at a time, raising `itsm_core.errors.UpstreamError`."""
+
+    def send(self, operation: dict[str, Any]) -> Sent: ...
+
+    def close(self) -> None: ...
 
 
 class LinkedSystemTarget:
@@ -61,10 +83,6 @@ class LinkedSystemTarget:
         items: list[OutboxItem] = []
         for change in linked:
             external_id = refs[change.ticket_id]
-            fields = sorted(change.fields & self.fields)
-            if fields:
-                values = {name: rows[change.ticket_id][name] for name in fields}
-                items.append((change.ticket_id, {"op": "update", "external_id": external_id, "fields": values}))
             for comment_id in change.comment_ids:
                 comment = comment_rows[comment_id]
                 items.append(
@@ -80,4 +98,8 @@ class LinkedSystemTarget:
                         },
                     )
                 )
+            fields = sorted(change.fields & self.fields)
+            if fields:
+                values = {name: rows[change.ticket_id][name] for name in fields}
+                items.append((change.ticket_id, {"op": "update", "external_id": external_id, "fields": values}))
         return items

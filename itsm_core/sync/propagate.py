@@ -3,7 +3,7 @@
 A `Change` says what happened to one ticket (fields changed, comments added) and which system it came
 from. Each `PushTarget` decides what, if anything, it needs to hear of it and returns outbox items; a target
 never hears of a change that came from itself (the first half of loop prevention; the second half, echo
-suppression, recognises the target's report of what the hub pushed: see `itsm_core/sync/echo.py`).
+suppression, recognises the target's report of what the hub pushed: see `itsm_core/sync/conflicts.py`).
 """
 
 from __future__ import annotations

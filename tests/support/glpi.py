@@ -1,0 +1,123 @@
+"""A hub synced with a simulated GLPI, driven as plain Python: pull pages, push the outbox, change tickets.
+
+The page and push functions are the flows' own (`ingest_page.fn`, `deliver_linked`), without Prefect, so tests
+choose where to crash and how many cycles to run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
+
+from connectors.glpi.push import GlpiWriter
+from connectors.glpi.simulator import HUB_USER_TOKEN, GlpiSimulator
+from flows.outbound import DeliveryReport, deliver_linked
+from flows.runtime import build_propagator, build_runtime
+from flows.sync import ENTITY, ingest_page
+from itsm_core.config import HubConfig, parse_config
+from itsm_core.models import Comment
+from itsm_core.store import Store
+from itsm_core.store.comments import add_comments
+from itsm_core.store.sync_state import get_state
+from itsm_core.store.tables import CommentRow, ExternalRefRow, TicketRow
+from itsm_core.store.tickets import change_status, set_fields
+from itsm_core.sync.ingest import BatchReport
+from itsm_core.sync.propagate import HUB, Change
+
+SOURCE = "glpi"
+
+
+def glpi_config(sim: GlpiSimulator, database_url: str, base_dir: Path, **options: Any) -> HubConfig:
+    settings = {"page_size": 10, "overlap_seconds": 120, **options}
+    extra = "".join(f", {key}: {value}" for key, value in settings.items())
+    return parse_config(
+        f"database_url: '{database_url}'\n"
+        f"sources: [{{name: {SOURCE}, kind: glpi, url: '{sim.url}', user_token: {HUB_USER_TOKEN}, "
+        f"timezone: Europe/Paris{extra}}}]\n",
+        base_dir=base_dir,
+    )
+
+
+@dataclass
+class GlpiHub:
+    sim: GlpiSimulator
+    config: HubConfig
+    store: Store
+    reports: list[BatchReport] = field(default_factory=list)
+
+    @classmethod
+    def start(cls, sim: GlpiSimulator, database_url: str, base_dir: Path, **options: Any) -> GlpiHub:
+        store = Store(database_url)
+        store.upgrade()
+        return cls(sim, glpi_config(sim, database_url, base_dir, **options), store)
+
+    def runtime(self):
+        return build_runtime(self.config, self.config.source(SOURCE), store=self.store)
+
+    def watermark(self) -> str | None:
+        with self.store.connect() as conn:
+            return (get_state(conn, SOURCE, ENTITY) or {}).get("watermark")
+
+    def sync(self) -> BatchReport:
+        """One pull of every page, from the committed watermark, as `sync-source` runs it."""
+        runtime = self.runtime()
+        report, watermark = BatchReport(), self.watermark()
+        try:
+            for page in runtime.connector.plan_pages(watermark):
+                page_report, watermark = ingest_page.fn(runtime, page, watermark)
+                report += page_report
+        finally:
+            runtime.connector.close()
+        self.reports.append(report)
+        return report
+
+    def push(self) -> DeliveryReport:
+        writer = GlpiWriter(self.config.source(SOURCE))
+        try:
+            return deliver_linked(self.store, SOURCE, writer)
+        finally:
+            writer.close()
+
+    def cycle(self) -> tuple[BatchReport, DeliveryReport]:
+        return self.sync(), self.push()
+
+    # --- the hub's side, as a person at the CLI ---------------------------------------------------------------
+
+    def ticket_id(self, glpi_id: int) -> int:
+        refs = ExternalRefRow.__table__
+        with self.store.connect() as conn:
+            query = select(refs.c.ticket_id).where(refs.c.system == SOURCE, refs.c.external_id == f"Ticket/{glpi_id}")
+            return conn.execute(query).scalar_one()
+
+    def ticket(self, glpi_id: int) -> dict[str, Any]:
+        tickets = TicketRow.__table__
+        with self.store.connect() as conn:
+            row = conn.execute(select(tickets).where(tickets.c.id == self.ticket_id(glpi_id))).mappings().one()
+            return dict(row)
+
+    def comments(self, glpi_id: int) -> list[str]:
+        comments = CommentRow.__table__
+        with self.store.connect() as conn:
+            query = select(comments.c.body).where(comments.c.ticket_id == self.ticket_id(glpi_id))
+            return list(conn.execute(query.order_by(comments.c.id)).scalars())
+
+    def change(self, glpi_id: int, *, status: str | None = None, comment: str | None = None, **fields: Any) -> None:
+        ticket_id = self.ticket_id(glpi_id)
+        with self.store.transaction() as conn:
+            changed: set[str] = set()
+            if fields:
+                changed |= set(set_fields(conn, ticket_id, fields, "user:ops"))
+            if status is not None and change_status(conn, ticket_id, status, "user:ops"):
+                changed.add("status")
+            comment_ids = ()
+            if comment is not None:
+                comment_ids = tuple(add_comments(conn, [(ticket_id, Comment(body=comment, author="ops@example.org"))]))
+            change = Change(ticket_id, frozenset(changed), comment_ids, origin=HUB)
+            build_propagator(self.config).propagate(conn, [change])
+
+    def count(self, table: Any) -> int:
+        with self.store.connect() as conn:
+            return conn.execute(select(func.count()).select_from(table)).scalar_one()
