@@ -5,20 +5,23 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, select, tuple_
 
 from itsm_core.models import RawRecord
 from itsm_core.store.bulk import insert_ignoring_conflicts, update_by_id
-from itsm_core.store.tables import InboundRecordRow
+from itsm_core.store.tables import ExternalRefRow, InboundRecordRow
 
 inbound_records = InboundRecordRow.__table__
+external_refs = ExternalRefRow.__table__
 
 
 def land_records(conn: Connection, source: str, records: Sequence[RawRecord]) -> dict[int, int]:
     """Land `records`; returns {index in records: inbound record id} for those never landed before.
 
     A record whose exact payload was landed earlier is skipped by the unique key: replays and re-fetches
-    land nothing twice.
+    land nothing twice. Except a record that went back to an earlier state (A, then B, then A again within
+    one of the upstream's clock ticks: a ticket trashed and restored in the same second): its identity's last
+    landed payload is B, so the earlier landing of A is taken up again and applied.
     """
     rows = [
         {
@@ -40,12 +43,51 @@ def land_records(conn: Connection, source: str, records: Sequence[RawRecord]) ->
         returning=[inbound_records.c.id, inbound_records.c.external_id, inbound_records.c.payload_hash],
     )
     ids = {(external_id, digest): record_id for record_id, external_id, digest in inserted}
+    new_now = set(ids)
     landed: dict[int, int] = {}
+    seen_before: dict[tuple[str, str], int] = {}
     for index, row in enumerate(rows):
         key = (row["external_id"], row["payload_hash"])
         if key in ids:
             landed[index] = ids.pop(key)  # pop: a duplicate inside the batch counts once
+        elif key not in new_now:
+            seen_before.setdefault(key, index)
+    landed.update(_reverted(conn, source, rows, seen_before))
     return landed
+
+
+def _reverted(
+    conn: Connection, source: str, rows: list[dict[str, Any]], keys: dict[tuple[str, str], int]
+) -> dict[int, int]:
+    """Of the records landed before (`keys`: (external id, hash) → index), those whose identity has landed
+    another payload since: their earlier landing is taken up again."""
+    if not keys:
+        return {}
+    current = dict(
+        conn.execute(
+            select(external_refs.c.external_id, external_refs.c.landed_hash).where(
+                external_refs.c.system == source,
+                external_refs.c.external_id.in_({external_id for external_id, _ in keys}),
+                external_refs.c.landed_hash.is_not(None),
+            )
+        ).all()
+    )
+    wanted = [(external_id, digest) for external_id, digest in keys if current.get(external_id, digest) != digest]
+    if not wanted:
+        return {}
+    found = conn.execute(
+        select(inbound_records.c.id, inbound_records.c.external_id, inbound_records.c.payload_hash).where(
+            inbound_records.c.source == source,
+            tuple_(inbound_records.c.external_id, inbound_records.c.payload_hash).in_(wanted),
+        )
+    ).all()
+    again = {keys[(external_id, digest)]: record_id for record_id, external_id, digest in found}
+    pending = [
+        {"id": record_id, "outcome": "pending", "received_at": rows[index]["received_at"]}
+        for index, record_id in again.items()
+    ]
+    update_by_id(conn, inbound_records, pending)
+    return again
 
 
 def set_outcomes(conn: Connection, outcomes: Sequence[dict[str, Any]]) -> None:

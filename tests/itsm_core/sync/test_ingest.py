@@ -185,3 +185,14 @@ def test_audit_rows_are_written_in_bulk(store, size):
         ingest_batch(conn, pipeline(), [record(f"B{i}", impact=2) for i in range(size)])
         # status, priority, impact per ticket (urgency unknown)
         assert count(conn, AuditEventRow.__table__) == 3 * size
+
+
+def test_a_record_back_in_an_earlier_state_is_applied_again_but_a_refetch_is_not(store):
+    first, second = record("E1"), record("E1", summary="renamed")  # A, B, then A again: a revert
+    steps = ((first, "created"), (second, "updated"), (first, "updated"), (first, "unchanged"))
+    for batch, outcome in steps:
+        with store.transaction() as conn:
+            report = ingest_batch(conn, pipeline(), [batch, batch])  # the second copy is a plain re-fetch
+        assert (getattr(report, outcome), report.unchanged) == ((2, 2) if outcome == "unchanged" else (1, 1))
+    with store.connect() as conn:
+        assert count(conn, InboundRecordRow.__table__) == 2
