@@ -1,7 +1,8 @@
-"""`itsm demo`: the whole cycle on bundled sample mail, offline, in a folder of its own.
+"""`itsm demo`: the whole cycle on bundled sample mail and a simulated GLPI, offline, in a folder of its own.
 
 The folder keeps a real config (`itsm.yaml`), a real drop folder (`inbox/`) and a SQLite store, so what the
-demo shows can be explored afterwards with the ordinary commands.
+demo shows can be explored afterwards with the ordinary commands. The GLPI is the bundled simulator
+(`connectors/glpi/simulator.py`), serving generated tickets on loopback while the demo runs.
 """
 
 from __future__ import annotations
@@ -10,33 +11,52 @@ import shutil
 import time
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.table import Table
 
+if TYPE_CHECKING:
+    from connectors.glpi.simulator import GlpiSimulator
+    from itsm_core.store import Store
+
 DEMO_CONFIG = """\
-# Written by `itsm demo`. A real config: edit it, or copy it as a start for your own.
+# Written by `itsm demo` at each run (the simulated GLPI gets a new port). A real config: copy it as a start.
 database_url: sqlite:///itsm.db      # relative to this file
 sources:
   - name: demo-mailbox
     kind: maildir
-    path: inbox                      # drop more .eml files here, then: itsm run -c {config}
+    path: inbox                      # drop more .eml files here, then run `itsm demo` again
+  - name: demo-glpi
+    kind: glpi                       # both ways: tickets in, the hub's status, assignment and comments out
+    url: {glpi_url}
+    user_token: {glpi_token}   # the simulator's public demo token; a real one goes in ${{GLPI_TOKEN}}
+    timezone: Europe/Paris
 """
+#: Tickets in the simulated GLPI: its data is generated from this seed, the same all day.
+DEMO_GLPI_TICKETS = 60
+DEMO_GLPI_SEED = 2026
 
 
 def run_demo(directory: Path, console: Console) -> None:
+    from connectors.glpi.simulator import HUB_USER_TOKEN, GlpiSimulator
+
+    directory.mkdir(parents=True, exist_ok=True)
+    inbox = directory / "inbox"
+    copied = _copy_samples(inbox)
+    console.print(f"demo folder: {directory.resolve()}  ({copied} sample mails copied to {inbox})", highlight=False)
+    console.print(f"starting a simulated GLPI with {DEMO_GLPI_TICKETS} generated tickets on loopback…")
+    with GlpiSimulator(tickets=DEMO_GLPI_TICKETS, seed=DEMO_GLPI_SEED) as glpi:
+        config_file = directory / "itsm.yaml"
+        config_file.write_text(DEMO_CONFIG.format(glpi_url=glpi.url, glpi_token=HUB_USER_TOKEN), encoding="utf-8")
+        _run_cycle(directory, config_file, glpi, console)
+
+
+def _run_cycle(directory: Path, config_file: Path, glpi: GlpiSimulator, console: Console) -> None:
     from flows.cycle import hub_cycle
     from itsm_core.store import Store
     from itsm_core.store.quarantine import count_dead_letters
     from itsm_core.store.tickets import count_tickets, format_ticket_id, list_tickets
-
-    directory.mkdir(parents=True, exist_ok=True)
-    config_file = directory / "itsm.yaml"
-    inbox = directory / "inbox"
-    copied = _copy_samples(inbox)
-    if not config_file.exists():
-        config_file.write_text(DEMO_CONFIG.format(config=config_file), encoding="utf-8")
-    console.print(f"demo folder: {directory.resolve()}  ({copied} sample mails copied to {inbox})", highlight=False)
 
     store = Store(f"sqlite:///{(directory / 'itsm.db').resolve()}")
     store.upgrade()
@@ -48,12 +68,14 @@ def run_demo(directory: Path, console: Console) -> None:
     results = hub_cycle(config_path=str(config_file))
     elapsed = time.perf_counter() - started
 
-    counts = results["demo-mailbox"]
-    assert isinstance(counts, dict)
-    table = Table("fetched", "created", "updated", "unchanged", "quarantined", title="demo-mailbox")
-    table.add_row(*(str(counts[k]) for k in ("fetched", "created", "updated", "unchanged", "quarantined")))
+    columns = ("fetched", "created", "updated", "unchanged", "commented", "ignored", "quarantined")
+    table = Table("source", *columns, title="what the cycle did")
+    for source in ("demo-mailbox", "demo-glpi"):
+        counts = results.get(source)
+        table.add_row(source, *(str(counts[k]) for k in columns) if isinstance(counts, dict) else [str(counts)])
     console.print(table)
     console.print(f"cycle finished in {elapsed:.1f} s", highlight=False)
+    _show_push(store, config_file, glpi, console)
 
     with store.connect() as conn:
         total = count_tickets(conn)
@@ -68,19 +90,61 @@ def run_demo(directory: Path, console: Console) -> None:
         tickets.add_row(format_ticket_id(row["id"]), str(row["priority"]), row["requester"] or "", row["title"])
     console.print(tickets)
     if total == before:
-        console.print("no new tickets: every sample was already in the store (the hub never imports a mail twice)")
+        console.print("no new tickets: everything was already in the store (the hub never imports a record twice)")
     c = f"-c {config_file}"
     console.print(
         "\nwhere to look next (the itsm command is in .venv/bin):\n"
         f"  itsm tickets list {c}            all tickets; --json for scripts\n"
         f"  itsm tickets show T-000001 {c}   one ticket, its attachments and history\n"
         f"  itsm deadletters list {c}        {waiting} record(s) quarantined, with the reason\n"
-        f"  itsm run {c}                     the cycle again: nothing is imported twice\n"
+        f"  itsm sync status {c}             per source: watermark, lag, outbox, dead letters\n"
+        "  itsm demo                        the cycle again: nothing is imported twice\n"
         "  README.md, 'Operating it with Prefect': a server, a worker, runs and artifacts in the Prefect UI",
         highlight=False,
         soft_wrap=True,
     )
     store.dispose()
+
+
+def _show_push(store: Store, config_file: Path, glpi: GlpiSimulator, console: Console) -> None:
+    """The other way: a comment written in the hub on a GLPI ticket becomes a GLPI followup with one push."""
+    from sqlalchemy import select
+
+    from flows.push import push_outbox
+    from flows.runtime import build_propagator, load_hub_config
+    from itsm_core.models import Comment
+    from itsm_core.store.comments import add_comments
+    from itsm_core.store.tables import ExternalRefRow, TicketRow
+    from itsm_core.store.tickets import format_ticket_id
+    from itsm_core.sync.propagate import HUB, Change
+
+    refs, tickets = ExternalRefRow.__table__, TicketRow.__table__
+    with store.transaction() as conn:
+        query = (
+            select(refs.c.ticket_id, refs.c.external_id)
+            .join(tickets, tickets.c.id == refs.c.ticket_id)
+            .where(refs.c.system == "demo-glpi", tickets.c.status.not_in(["resolved", "closed", "cancelled"]))
+            .order_by(refs.c.id)
+        )
+        linked = conn.execute(query.limit(1)).first()  # GLPI takes no followup on a closed ticket
+        if linked is None:
+            return
+        ticket_id, external_id = linked
+        comment = Comment(body="Looked at from itsm-hub: the demo's comment, pushed to GLPI.", author="demo@itsm-hub")
+        comment_ids = tuple(add_comments(conn, [(ticket_id, comment)]))
+        build_propagator(load_hub_config(str(config_file))).propagate(
+            conn, [Change(ticket_id, comment_ids=comment_ids, origin=HUB)]
+        )
+    push_outbox(config_path=str(config_file))
+    glpi_id = int(external_id.partition("/")[2])
+    followups = [f for f in glpi.followups(glpi_id, decoded=True) if "itsm-hub" in (f["content"] or "")]
+    console.print(
+        f"pushed: a comment on {format_ticket_id(ticket_id)} is now followup {followups[-1]['id']} of GLPI ticket "
+        f"{glpi_id} (the simulator starts afresh at each demo run)"
+        if followups
+        else f"the push to GLPI did not arrive: see `itsm sync status -c {config_file}`",
+        highlight=False,
+    )
 
 
 def _copy_samples(inbox: Path) -> int:

@@ -140,3 +140,47 @@ def test_demo_twice(tmp_path):
     assert "T-000001" in first.getvalue() and "where to look next" in first.getvalue()
     assert "no new tickets" in second.getvalue()
     assert "no new tickets" not in first.getvalue()
+    for output in (first.getvalue(), second.getvalue()):
+        assert "demo-glpi" in output and "pushed: a comment on T-" in output
+
+
+def test_a_cycle_pulls_glpi_then_pushes_a_comment_made_at_the_cli_as_a_followup(tmp_path):
+    from sqlalchemy import select
+
+    from connectors.glpi.simulator import HUB_USER_TOKEN, GlpiSimulator
+    from flows.cli import tickets_comment
+    from itsm_core.store.tables import CommentRow, ExternalRefRow
+
+    with GlpiSimulator(tickets=15, seed=5) as sim:
+        glpi_id = sim.add_ticket("Badge reader at door 3 is dead")
+        source = f"  - {{name: glpi, kind: glpi, url: '{sim.url}', user_token: {HUB_USER_TOKEN}, timezone: UTC}}\n"
+        config = make_hub(tmp_path, source)
+        visible = sum(1 for row in sim.rows("Ticket") if not row.get("is_template"))
+        first = hub_cycle(config_path=str(config))
+        assert first["glpi"]["created"] == visible and first["glpi"]["quarantined"] == 0
+        assert "glpi" in read_artifact("sync-glpi").data
+
+        refs = ExternalRefRow.__table__
+        with Store(f"sqlite:///{tmp_path / 'store.db'}").connect() as conn:
+            ticket_id = conn.execute(
+                refs.select().with_only_columns(refs.c.ticket_id).where(refs.c.external_id == f"Ticket/{glpi_id}")
+            ).scalar_one()
+        tickets_comment(str(ticket_id), "On site at 14:00 with a spare reader", private=False, config=str(config))
+        second = hub_cycle(config_path=str(config))
+        assert second["glpi"]["created"] == 0
+        (followup,) = sim.followups(glpi_id, decoded=True)
+        assert "On site at 14:00 with a spare reader" in followup["content"]
+        rows = {row["target"]: row for row in json.loads(read_artifact("push-outbox-summary").data)}
+        assert rows["glpi"]["sent"] == 1 and rows["glpi"]["refused"] == 0
+
+        # The followup comes back with the ticket (GLPI moved its date_mod and last updater): recognised as the
+        # hub's own comment, it is not added again, and nothing is pushed back.
+        third = hub_cycle(config_path=str(config))
+        assert third["glpi"]["created"] == 0
+        rows = {row["target"]: row for row in json.loads(read_artifact("push-outbox-summary").data)}
+        assert rows["glpi"]["sent"] == 0
+        assert len(sim.followups(glpi_id)) == 1
+        comments = CommentRow.__table__
+        with Store(f"sqlite:///{tmp_path / 'store.db'}").connect() as conn:
+            bodies = conn.execute(select(comments.c.body).where(comments.c.ticket_id == ticket_id)).scalars().all()
+        assert bodies == ["On site at 14:00 with a spare reader"]
