@@ -1,3 +1,4 @@
+import re
 from pathlib import Path
 
 import pytest
@@ -116,3 +117,12 @@ def test_example_configs_in_the_repository_are_valid(monkeypatch):
     examples = sorted(Path(__file__).resolve().parents[2].glob("*.example.yaml"))
     for example in examples:
         load_config(example)
+
+
+def test_the_readme_config_example_is_valid(monkeypatch):
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    example = readme.split("## Configure", 1)[1].split("```yaml\n", 1)[1].split("```", 1)[0]
+    for name in set(re.findall(r"\$\{([A-Z_]+)\}", example)):
+        monkeypatch.setenv(name, "x")
+    config = parse_config(example, base_dir=Path("/tmp"))
+    assert {source.kind for source in config.sources} == {"maildir", "imap", "glpi"}
