@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from itsm_core.sync.ingest import COUNTS as COUNT_COLUMNS
 from itsm_core.sync.ingest import BatchReport
 
 MAX_NOTES = 50
+#: What a batch of configuration items can become (they are never comments or ignored).
+CI_COUNTS = ("fetched", "created", "updated", "unchanged", "quarantined")
+_ENTITY_NAMES = {"tickets": "Tickets", "cis": "Configuration items"}
 
 
 def artifact_key(*parts: str) -> str:
@@ -13,14 +18,24 @@ def artifact_key(*parts: str) -> str:
     return "-".join(parts).lower().replace("_", "-")
 
 
-def source_markdown(source: str, report: BatchReport, pages: int) -> str:
-    counts = report.counts()
-    lines = [
-        f"# Sync of `{source}`",
-        "",
-        f"{pages} page(s) read. " + ", ".join(f"**{counts[c]}** {c}" for c in COUNT_COLUMNS) + ".",
-    ]
-    if report.notes:
+def source_markdown(source: str, reports: BatchReport | Mapping[str, BatchReport], pages: int) -> str:
+    """The run's counts (per entity when the source reads several: tickets, configuration items) and its dead
+    letters."""
+    if isinstance(reports, BatchReport):
+        reports = {"tickets": reports}
+    lines = [f"# Sync of `{source}`", ""]
+    if list(reports) in (["tickets"], []):
+        counts = reports.get("tickets", BatchReport()).counts()
+        lines.append(f"{pages} page(s) read. " + ", ".join(f"**{counts[c]}** {c}" for c in COUNT_COLUMNS) + ".")
+    else:
+        lines += [f"{pages} page(s) read.", ""]
+        for entity, report in reports.items():
+            counts = report.counts()
+            columns = COUNT_COLUMNS if entity == "tickets" else CI_COUNTS
+            summary = ", ".join(f"**{counts[c]}** {c}" for c in columns)
+            lines.append(f"- {_ENTITY_NAMES.get(entity, entity)}: {summary}.")
+    notes = [note for report in reports.values() for note in report.notes]
+    if notes:
         lines += [
             "",
             "## Quarantined",
@@ -31,20 +46,35 @@ def source_markdown(source: str, report: BatchReport, pages: int) -> str:
             "| dead letter | record | stage | reason |",
             "|---|---|---|---|",
         ]
-        for note in report.notes[:MAX_NOTES]:
+        for note in notes[:MAX_NOTES]:
             reason = note.reason.replace("|", "\\|").replace("\n", " ")
             lines.append(f"| {note.dead_letter_id} | `{note.external_id}` | {note.stage} | {reason} |")
-        if len(report.notes) > MAX_NOTES:
-            lines.append(f"\n…and {len(report.notes) - MAX_NOTES} more: `itsm deadletters list --source {source}`.")
+        if len(notes) > MAX_NOTES:
+            lines.append(f"\n…and {len(notes) - MAX_NOTES} more: `itsm deadletters list --source {source}`.")
     return "\n".join(lines)
 
 
 def cycle_rows(results: dict[str, dict[str, int] | str]) -> list[dict[str, object]]:
-    """One row per source: its counts, or its failure."""
+    """One row per source: its ticket counts (and, when a source read configuration items, a `cis` column
+    summing theirs up), or its failure."""
+    with_cis = any(isinstance(outcome, dict) and "cis_fetched" in outcome for outcome in results.values())
     rows: list[dict[str, object]] = []
     for source, outcome in results.items():
         if isinstance(outcome, str):
-            rows.append({"source": source, **dict.fromkeys(COUNT_COLUMNS, ""), "status": f"failed: {outcome}"})
+            row: dict[str, object] = {"source": source, **dict.fromkeys(COUNT_COLUMNS, "")}
+            status = f"failed: {outcome}"
         else:
-            rows.append({"source": source, **{c: outcome[c] for c in COUNT_COLUMNS}, "status": "ok"})
+            row = {"source": source, **{c: outcome[c] for c in COUNT_COLUMNS}}
+            status = "ok"
+        if with_cis:
+            row["cis"] = _ci_summary(outcome) if isinstance(outcome, dict) else ""
+        rows.append({**row, "status": status})
     return rows
+
+
+def _ci_summary(counts: dict[str, int]) -> str:
+    if "cis_fetched" not in counts:
+        return ""
+    return f"{counts['cis_fetched']} fetched: " + ", ".join(
+        f"{counts[f'cis_{c}']} {c}" for c in CI_COUNTS if c != "fetched"
+    )

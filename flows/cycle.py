@@ -40,7 +40,10 @@ def hub_cycle(config_path: str | None = None) -> dict[str, dict[str, int] | str]
     create_table_artifact(
         key="hub-cycle-summary",
         table=cycle_rows(results),
-        description="Per source: records fetched, tickets created / updated / unchanged, records quarantined",
+        description=(
+            "Per source: records fetched, tickets created / updated / unchanged, records quarantined; "
+            "configuration items in `cis` for the sources that read them"
+        ),
     )
     failed = [name for name, outcome in results.items() if isinstance(outcome, str)]
     if failed:

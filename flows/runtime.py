@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass
+from typing import Any
 
-from connectors.base import SourceConnector
+from connectors.base import CIS, SourceConnector, entities_of
 from connectors.registry import build_connector, linked_targets
 from itsm_core.config import GlpiSource, HubConfig, ImapSource, MaildirSource, SourceConfig, load_config
 from itsm_core.email.intake import EmailIntake
 from itsm_core.email.notify import EmailNotifier
-from itsm_core.mapping import load_mapping
+from itsm_core.mapping import load_ci_mapping, load_mapping
 from itsm_core.rules import CompiledRules
 from itsm_core.store import Store
 from itsm_core.sync.ingest import SourcePipeline
+from itsm_core.sync.ingest_cis import CIPipeline
 from itsm_core.sync.intake import Intake
 from itsm_core.sync.linked import LinkedSystemTarget
 from itsm_core.sync.propagate import Propagator, PushTarget
@@ -61,6 +64,20 @@ def build_intake(config: HubConfig, source: SourceConfig) -> Intake | None:
     return None
 
 
+def build_ci_pipeline(source: SourceConfig, connector: SourceConnector) -> CIPipeline | None:
+    """The CI path of a source whose connector reads configuration items (None for the others)."""
+    if CIS not in entities_of(connector):
+        return None
+    # A connector with CIs says how (connectors/base.py): its CI mapping, its CI decoder, which records are CIs.
+    multi: Any = connector
+    return CIPipeline(
+        source=source.name,
+        decode=functools.partial(multi.decode, entity=CIS),
+        mapping=load_ci_mapping(getattr(source, "ci_mapping", None) or multi.default_ci_mapping),
+        owns=lambda external_id: multi.entity_of(external_id) == CIS,
+    )
+
+
 def build_runtime(config: HubConfig, source: SourceConfig, store: Store | None = None) -> SourceRuntime:
     connector = build_connector(source)
     pipeline = SourcePipeline(
@@ -70,6 +87,7 @@ def build_runtime(config: HubConfig, source: SourceConfig, store: Store | None =
         rules=CompiledRules.compile(config.rules),
         intake=build_intake(config, source),
         propagator=build_propagator(config),
+        cis=build_ci_pipeline(source, connector),
     )
     store = store or Store(config.database_url.get_secret_value())
     return SourceRuntime(source.name, store, connector, pipeline)

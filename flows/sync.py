@@ -1,4 +1,10 @@
-"""`sync-source`: one source's pull, page by page, one Prefect task per page."""
+"""`sync-source`: one source's pull, page by page, one Prefect task per page.
+
+A source reads one or more entities (connectors/base.py): tickets, and for some (GLPI) configuration items too,
+synced first so that a ticket's links to its CIs resolve in the same run. Each entity has its own watermark and
+run record (sync_state row `(source, entity)`); one that fails does not keep the next from running, and the flow
+fails at the end with the first failure.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +14,18 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.utilities.annotations import quote
+from sqlalchemy import Connection
 
-from flows.artifacts import artifact_key, source_markdown
+from connectors.base import CIS, TICKETS, entities_of, page_entity, plan_entity_pages
+from flows.artifacts import CI_COUNTS, artifact_key, source_markdown
 from flows.runtime import SourceRuntime, build_runtime, load_hub_config
+from itsm_core.models import RawRecord
 from itsm_core.store.sync_state import get_state, record_run, save_watermark
 from itsm_core.sync.ingest import BatchReport, ingest_batch
+from itsm_core.sync.ingest_cis import ingest_ci_batch
 
-ENTITY = "tickets"
+#: The entity every source reads (some read configuration items, "cis", as well).
+ENTITY = TICKETS
 
 
 @task(
@@ -24,47 +35,82 @@ ENTITY = "tickets"
     retry_delay_seconds=[2, 10],  # safe: a page is one transaction and landing is idempotent
 )
 def ingest_page(runtime: SourceRuntime, page: Any, watermark: str | None) -> tuple[BatchReport, str | None]:
-    """Fetch one page, land and apply it and move the watermark in one transaction, then acknowledge upstream."""
+    """Fetch one page, land and apply it and move its entity's watermark in one transaction, then acknowledge.
+
+    `watermark` is the page's entity's (tickets, or CIs for a page that says ``entity = "cis"``).
+    """
+    entity = page_entity(page)
     records = runtime.connector.fetch_page(page)
     watermark = runtime.connector.page_watermark(page, watermark)
     with runtime.store.transaction() as conn:
-        report = ingest_batch(conn, runtime.pipeline, records)
+        report = _ingest(conn, runtime, entity, records)
         if watermark is not None:
-            save_watermark(conn, runtime.name, ENTITY, watermark)
+            save_watermark(conn, runtime.name, entity, watermark)
     runtime.connector.acknowledge(records)  # only now: a crash before this re-reads, never loses
     return report, watermark
 
 
+def _ingest(conn: Connection, runtime: SourceRuntime, entity: str, records: list[RawRecord]) -> BatchReport:
+    if entity == TICKETS:
+        return ingest_batch(conn, runtime.pipeline, records)
+    if entity == CIS and runtime.pipeline.cis is not None:
+        return ingest_ci_batch(conn, runtime.pipeline.cis, records)
+    raise ValueError(f"{runtime.name}: a page of {entity!r}, which this source's pipeline does not take")
+
+
 @flow(name="sync-source", log_prints=False)
 def sync_source(source: str, config_path: str | None = None) -> dict[str, int]:
-    """Pull one configured source into the store; returns counts (fetched, created, updated, unchanged, quarantined)."""
+    """Pull one configured source into the store.
+
+    Returns the ticket counts (fetched, created, updated, unchanged, commented, ignored, quarantined) and, for a
+    source that reads configuration items, theirs as ``cis_fetched``, ``cis_created``, … (each fetched record is
+    counted once, in its entity's counts).
+    """
     logger = get_run_logger()
     config = load_hub_config(config_path)
     runtime = build_runtime(config, config.source(source))
     runtime.store.ensure_current()
-    report, pages, succeeded = BatchReport(), 0, False
-    with runtime.store.connect() as conn:
-        watermark = (get_state(conn, source, ENTITY) or {}).get("watermark")
+    entities = entities_of(runtime.connector)
+    reports = {entity: BatchReport() for entity in entities}
+    pages = 0
+    failure: Exception | None = None
     try:
-        for page in runtime.connector.plan_pages(watermark):
-            pages += 1
-            task = ingest_page.with_options(task_run_name=f"{source}-page-{pages}")
-            page_report, watermark = task(quote(runtime), page, watermark)
-            report += page_report
-            logger.info("%s page %d: %s", source, pages, ", ".join(f"{k} {v}" for k, v in page_report.counts().items()))
-        succeeded = True
+        for entity in entities:
+            with runtime.store.connect() as conn:
+                watermark = (get_state(conn, source, entity) or {}).get("watermark")
+            succeeded = False
+            try:
+                for page in plan_entity_pages(runtime.connector, watermark, entity):
+                    pages += 1
+                    name = f"{source}-page-{pages}" if entity == TICKETS else f"{source}-{entity}-page-{pages}"
+                    page_report, watermark = ingest_page.with_options(task_run_name=name)(
+                        quote(runtime), page, watermark
+                    )
+                    reports[entity] += page_report
+                    counts = ", ".join(f"{k} {v}" for k, v in page_report.counts().items())
+                    logger.info("%s page %d (%s): %s", source, pages, entity, counts)
+                succeeded = True
+            except Exception as exc:
+                logger.error("%s: the sync of its %s failed: %s", source, entity, exc)
+                failure = failure or exc
+            finally:
+                with runtime.store.transaction() as conn:
+                    record_run(conn, source, entity, success=succeeded)
     finally:
-        with runtime.store.transaction() as conn:
-            record_run(conn, source, ENTITY, success=succeeded)
         runtime.connector.close()
         runtime.store.dispose()
         create_markdown_artifact(
             key=artifact_key("sync", source),
-            markdown=source_markdown(source, report, pages),
+            markdown=source_markdown(source, reports, pages),
             description=f"What the sync of {source} fetched, changed and quarantined",
         )
-    if report.quarantined:
-        logger.warning(
-            "%s: %d quarantined; see this run's artifact or `itsm deadletters list`", source, report.quarantined
-        )
-    return report.counts()
+    if failure is not None:
+        raise failure
+    quarantined = sum(report.quarantined for report in reports.values())
+    if quarantined:
+        logger.warning("%s: %d quarantined; see this run's artifact or `itsm deadletters list`", source, quarantined)
+    counts = reports[TICKETS].counts() if TICKETS in reports else BatchReport().counts()
+    for entity, report in reports.items():
+        if entity != TICKETS:
+            counts.update({f"{entity}_{name}": getattr(report, name) for name in CI_COUNTS})
+    return counts

@@ -109,8 +109,11 @@ class ImapSource(SourceBase):
         return self.port or (993 if self.security == "ssl" else 143)
 
 
-#: GLPI itemtypes pulled as configuration items by default.
-DEFAULT_GLPI_ASSETS = ["Computer", "NetworkEquipment", "Printer", "Monitor"]
+#: GLPI itemtypes pulled as configuration items by default ("Software": software versions, and what each
+#: computer has installed).
+DEFAULT_GLPI_ASSETS = ["Computer", "NetworkEquipment", "Printer", "Monitor", "Software"]
+#: Every itemtype `assets` may name.
+GLPI_ASSET_TYPES = ("Computer", "NetworkEquipment", "Printer", "Monitor", "Peripheral", "Phone", "Software")
 
 
 class GlpiSource(SourceBase):
@@ -118,8 +121,11 @@ class GlpiSource(SourceBase):
 
     Incremental contract: tickets whose `date_mod` ≥ (last committed watermark − `overlap_seconds`), in
     `date_mod` order; the overlap re-reads records sharing a second with the watermark, and the landing's
-    content hash makes those re-reads create nothing. Use a dedicated GLPI account for the hub, with READALL
-    on tickets and "see private" on followups and tasks: GLPI hides what the account may not see, silently.
+    content hash makes those re-reads create nothing. The itemtypes in `assets` are read the same way, as
+    configuration items (mapping `ci_mapping`, default `glpi_assets`), before the tickets, so a ticket is linked
+    to the assets it names in the same run. Use a dedicated GLPI account for the hub, with READALL on tickets,
+    read rights on those asset types and "see private" on followups and tasks: GLPI hides what the account may
+    not see, silently.
     """
 
     kind: Literal["glpi"]
@@ -135,7 +141,13 @@ class GlpiSource(SourceBase):
     max_concurrent_requests: int = Field(default=4, ge=1, le=64, description="in flight at once, per instance")
     retry_attempts: int = Field(default=5, ge=1, le=20, description="tries per request on 429, 5xx and timeouts")
     overlap_seconds: int = Field(default=120, ge=0, description="re-read window before the watermark")
-    assets: list[str] = Field(default_factory=lambda: list(DEFAULT_GLPI_ASSETS), description="itemtypes → CIs")
+    assets: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_GLPI_ASSETS),
+        description="itemtypes pulled as configuration items (CIs); [] for tickets only",
+    )
+    ci_mapping: str | None = Field(
+        default=None, description="CI mapping in mappings/ (without .yaml) or a path; default glpi_assets"
+    )
     push: bool = Field(default=True, description="send the hub's changes (status, assignment, followups) back")
 
     @model_validator(mode="after")
@@ -148,6 +160,9 @@ class GlpiSource(SourceBase):
             ZoneInfo(self.timezone)
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"timezone {self.timezone!r} is not an IANA time zone (e.g. Europe/Paris)") from None
+        unknown = [itemtype for itemtype in self.assets if itemtype not in GLPI_ASSET_TYPES]
+        if unknown:
+            raise ValueError(f"assets: {', '.join(unknown)} not supported; choose among {', '.join(GLPI_ASSET_TYPES)}")
         if not self.url.rstrip("/").endswith("apirest.php"):
             raise ValueError(
                 "url must be GLPI's REST API, ending in apirest.php (e.g. https://glpi.example/apirest.php)"

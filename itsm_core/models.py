@@ -146,11 +146,17 @@ class CIStatus(StrEnum):
 
 
 class ConfigurationItem(CanonicalModel):
-    ci_class: str  # computer, network_device, printer, monitor, software, service, ...
-    name: str
-    serial: str | None = None
+    """A configuration item: an asset or a piece of software the hub knows, whatever system it came from.
+
+    Lengths are the store's column sizes, so a value too long is refused with its record (quarantined) instead
+    of failing the whole batch in the database.
+    """
+
+    ci_class: str = Field(min_length=1, max_length=64)  # computer, network_device, printer, monitor, software, ...
+    name: str = Field(min_length=1, max_length=300)
+    serial: str | None = Field(default=None, max_length=200)
     status: CIStatus = CIStatus.ACTIVE
-    tenant: str | None = None
+    tenant: str | None = Field(default=None, max_length=200)
     attributes: dict[str, Any] = Field(default_factory=dict)
 
 

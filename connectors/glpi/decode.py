@@ -114,17 +114,22 @@ def _name(table: dict[str, str] | None, key: Any) -> str | None:
     return html.unescape(value) if value else None
 
 
-def _date(row: dict[str, Any], column: str, zone: ZoneInfo, *, required: bool = False) -> datetime | None:
-    """GLPI's zone-less `YYYY-MM-DD HH:MM:SS`, read in `zone`, as UTC. Empty → None, unless `required`."""
+def _date(
+    row: dict[str, Any], column: str, zone: ZoneInfo, *, required: bool = False, what: str = "ticket"
+) -> datetime | None:
+    """GLPI's zone-less `YYYY-MM-DD HH:MM:SS`, read in `zone`, as UTC. Empty → None, unless `required`.
+
+    `what` names the row in errors ("ticket 4", "Computer 12").
+    """
     value = row.get(column)
     if not value or (value.startswith("0000-00-00") and not required):
         if required:
-            raise ParseError(f"ticket {row.get('id')}: {column} is empty; GLPI should always set it")
+            raise ParseError(f"{what} {row.get('id')}: {column} is empty; GLPI should always set it")
         return None
     try:
         local = datetime.strptime(value, DATE_FORMAT).replace(tzinfo=zone)  # fold 0: the first of a repeated hour
     except (TypeError, ValueError):
-        raise ParseError(f"ticket {row.get('id')}: {column} {value!r} is not a date (YYYY-MM-DD HH:MM:SS)") from None
+        raise ParseError(f"{what} {row.get('id')}: {column} {value!r} is not a date (YYYY-MM-DD HH:MM:SS)") from None
     return local.astimezone(UTC)
 
 

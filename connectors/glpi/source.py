@@ -16,6 +16,16 @@ Incremental contract (per walk: live tickets, then the trash, each with its own 
 A document is the ticket row, its followups, solutions, tasks, actors (users and groups), linked items, and the
 names it refers to (users with their default e-mail, groups, category, entity), in a stable order: the same
 GLPI state lands the same bytes, so the landing recognises it. `decode.py` reads it; nothing here interprets it.
+
+Configuration items (entity "cis", synced before tickets so a ticket's links to its assets resolve in the same run)
+follow the same contract, one pair of walks (live, trash) per itemtype of the source's `assets`, each with its own
+cursor (``"Computer:live"`` in the CI watermark). With ``Software`` among the assets, software versions are read
+first (live only: versions have no trash; one in the trash of its product is read as such when it changes), and
+each computer's document carries its installations (`Item_SoftwareVersion`), which become `installed_on`
+relationships. An asset document is the row, those children, and the names it refers to (entity, location,
+state, manufacturer, model, type, user, group); `decode_assets.py` reads it. Not read: direct connections
+(`Computer_Item`), network ports, components; purged assets (no tombstone); installations changed without the
+computer's `date_mod` moving are seen the next time it moves (or on a full re-read: drop the "cis" watermark).
 """
 
 from __future__ import annotations
@@ -23,15 +33,17 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, ClassVar
+from typing import Any
 from zoneinfo import ZoneInfo
 
+from connectors.base import CIS, TICKETS
 from connectors.glpi.client import GlpiClient, criterion, modified_since
 from connectors.glpi.decode import DATE_FORMAT, decode_ticket, ticket_external_id
+from connectors.glpi.decode_assets import asset_external_id, decode_asset
 from itsm_core.config import GlpiSource
 from itsm_core.models import RawRecord, utcnow
 
@@ -50,16 +62,37 @@ SUB_ITEMS = {
 }
 SUB_ITEMS_PAGE = 1000
 WALKS = ("live", "trash")
+#: In a source's `assets`: software versions as CIs, and the installations of each computer (`SOFTWARE_HOSTS`).
+SOFTWARE, SOFTWARE_VERSION = "Software", "SoftwareVersion"
+SOFTWARE_HOSTS = frozenset({"Computer"})
+#: Itemtypes without a trash: only the live walk (GLPI's search ignores `is_deleted` for them).
+NO_TRASH = frozenset({SOFTWARE_VERSION})
+
+
+def ci_itemtypes(assets: Sequence[str]) -> tuple[str, ...]:
+    """The itemtypes a source's `assets` read as CIs, in sync order: software versions first (computers list them)."""
+    hardware = tuple(dict.fromkeys(a for a in assets if a != SOFTWARE))
+    return ((SOFTWARE_VERSION,) if SOFTWARE in assets else ()) + hardware
 
 
 @dataclass(frozen=True)
 class GlpiPage:
-    """One page of a walk: the ticket ids in ``date_mod`` order and the cursor once they are committed."""
+    """One page of a walk: the ids in ``date_mod`` order and the cursor once they are committed.
+
+    `entity` is "tickets" (itemtype Ticket) or "cis" (an asset itemtype); the cursor is kept under `cursor_key` in
+    that entity's watermark.
+    """
 
     walk: str
     ids: tuple[int, ...]
     date_mod: str
     tie_ids: tuple[int, ...]  # every id read at `date_mod`, this page's and earlier pages'
+    entity: str = TICKETS
+    itemtype: str = "Ticket"
+
+    @property
+    def cursor_key(self) -> str:
+        return self.walk if self.entity == TICKETS else f"{self.itemtype}:{self.walk}"
 
 
 def build_client(source: GlpiSource) -> GlpiClient:
@@ -86,22 +119,37 @@ def build_client(source: GlpiSource) -> GlpiClient:
 class GlpiConnector:
     payload_format = "json"
     default_mapping = "glpi"
+    default_ci_mapping = "glpi_assets"
 
     def __init__(self, source: GlpiSource, client: GlpiClient | None = None) -> None:
         self.source = source
         self.zone = ZoneInfo(source.timezone)
         self.client = client or build_client(source)
         self.names = _NameCache(self.client)
+        self.ci_itemtypes = ci_itemtypes(source.assets)
+        self.reads_software = SOFTWARE in source.assets
+        #: CIs first: a ticket's links to the assets it names resolve in the same run.
+        self.entities: tuple[str, ...] = (CIS, TICKETS) if self.ci_itemtypes else (TICKETS,)
         self._pool = ThreadPoolExecutor(max_workers=source.max_concurrent_requests, thread_name_prefix="glpi")
+
+    def entity_of(self, external_id: str) -> str:
+        return TICKETS if external_id.startswith("Ticket/") else CIS
 
     # --- planning ------------------------------------------------------------------------------------------
 
-    def plan_pages(self, watermark: str | None) -> Iterator[GlpiPage]:
+    def plan_pages(self, watermark: str | None, entity: str = TICKETS) -> Iterator[GlpiPage]:
+        if entity not in self.entities:
+            raise ValueError(f"{self.source.name} reads {', '.join(self.entities)}, not {entity!r}")
         cursors = json.loads(watermark) if watermark else {}
-        for walk in WALKS:
-            yield from self._walk(walk, cursors.get(walk))
+        if entity == TICKETS:
+            for walk in WALKS:
+                yield from self._walk("Ticket", walk, cursors.get(walk), TICKETS)
+            return
+        for itemtype in self.ci_itemtypes:
+            for walk in ("live",) if itemtype in NO_TRASH else WALKS:
+                yield from self._walk(itemtype, walk, cursors.get(f"{itemtype}:{walk}"), CIS)
 
-    def _walk(self, walk: str, cursor: dict[str, Any] | None) -> Iterator[GlpiPage]:
+    def _walk(self, itemtype: str, walk: str, cursor: dict[str, Any] | None, entity: str) -> Iterator[GlpiPage]:
         bound: str | None = None
         seen: set[int] = set()
         if cursor is not None:
@@ -115,7 +163,7 @@ class GlpiConnector:
             # empty criteria list: GLPI then applies the itemtype's default search (for tickets: not closed).
             first = modified_since(_second_before(bound)) if bound else criterion(ID_FIELD, "contains", "")
             result = self.client.search(
-                "Ticket",
+                itemtype,
                 [first],
                 forcedisplay=(ID_FIELD, DATE_MOD_FIELD),
                 sort=DATE_MOD_FIELD,
@@ -125,13 +173,14 @@ class GlpiConnector:
                 is_deleted=walk == "trash",
             )
             rows = [(int(row[str(ID_FIELD)]), str(row[str(DATE_MOD_FIELD)])) for row in result.rows]
-            fresh = [(ticket_id, date_mod) for ticket_id, date_mod in rows if ticket_id not in seen]
+            fresh = [(row_id, date_mod) for row_id, date_mod in rows if row_id not in seen]
             if fresh:
                 last = fresh[-1][1]
-                at_last = {ticket_id for ticket_id, date_mod in fresh if date_mod == last}
+                at_last = {row_id for row_id, date_mod in fresh if date_mod == last}
                 seen = (seen | at_last) if last == bound else at_last
                 bound, stalled = last, 0
-                yield GlpiPage(walk, tuple(ticket_id for ticket_id, _ in fresh), last, tuple(sorted(seen)))
+                ids = tuple(row_id for row_id, _ in fresh)
+                yield GlpiPage(walk, ids, last, tuple(sorted(seen)), entity, itemtype)
             else:
                 stalled += result.returned
             if not result.more:
@@ -139,13 +188,15 @@ class GlpiConnector:
 
     def page_watermark(self, page: GlpiPage, watermark: str | None) -> str | None:
         cursors = json.loads(watermark) if watermark else {}
-        cursors[page.walk] = {"date_mod": page.date_mod, "ids": list(page.tie_ids)}
+        cursors[page.cursor_key] = {"date_mod": page.date_mod, "ids": list(page.tie_ids)}
         return json.dumps(cursors, sort_keys=True)
 
     # --- fetching ------------------------------------------------------------------------------------------
 
     def fetch_page(self, page: GlpiPage) -> list[RawRecord]:
-        """The page's tickets as documents. Tickets purged since the search are left out (GLPI answers 404)."""
+        """The page's tickets or assets as documents. Those purged since the search are left out (GLPI: 404)."""
+        if page.entity == CIS:
+            return self._fetch_assets(page)
         fetched = self.client.get_many("Ticket", list(page.ids))
         if fetched.forbidden:
             log.warning(
@@ -156,18 +207,56 @@ class GlpiConnector:
         tickets = [row for row in fetched.items if not row.get("is_template")]
         timelines = list(self._pool.map(self._sub_items, [int(row["id"]) for row in tickets]))
         documents = [{"ticket": row, **timeline} for row, timeline in zip(tickets, timelines, strict=True)]
-        self.names.load(documents)
+        return self._records(documents, _ticket_references, lambda d: ticket_external_id(d["ticket"]["id"]))
+
+    def _fetch_assets(self, page: GlpiPage) -> list[RawRecord]:
+        itemtype = page.itemtype
+        fetched = self.client.get_many(itemtype, list(page.ids))
+        if fetched.forbidden:
+            log.warning(
+                "%s: the hub's GLPI account may not read %s %s; grant it read rights on that asset type",
+                self.source.name,
+                itemtype,
+                ", ".join(map(str, fetched.forbidden)),
+            )
+        rows = [row for row in fetched.items if not row.get("is_template")]
+        documents: list[dict[str, Any]] = [{"itemtype": itemtype, "item": row} for row in rows]
+        if itemtype == SOFTWARE_VERSION:
+            wanted = sorted({int(row["softwares_id"]) for row in rows if row.get("softwares_id")})
+            products = {int(p["id"]): p for p in self.client.get_many("Software", wanted).items} if wanted else {}
+            for document in documents:
+                document["software"] = products.get(int(document["item"].get("softwares_id") or 0))
+        elif itemtype in SOFTWARE_HOSTS and self.reads_software:
+            installs = self._pool.map(
+                lambda row_id: self._installations(itemtype, row_id), [int(r["id"]) for r in rows]
+            )
+            for document, rows_installed in zip(documents, installs, strict=True):
+                document["installations"] = rows_installed
+        return self._records(documents, _asset_references, lambda d: asset_external_id(itemtype, d["item"]["id"]))
+
+    def _installations(self, itemtype: str, item_id: int) -> list[dict[str, Any]]:
+        return self.client.all_sub_items(itemtype, item_id, "Item_SoftwareVersion", page_size=SUB_ITEMS_PAGE)
+
+    def _records(
+        self,
+        documents: list[dict[str, Any]],
+        references: Callable[[dict[str, Any]], dict[str, tuple[str, set[int]]]],
+        external_id: Callable[[dict[str, Any]], str],
+    ) -> list[RawRecord]:
+        """The documents, each with the names it refers to, as records (stable bytes: sorted keys)."""
+        wanted = [references(document) for document in documents]
+        self.names.load(wanted)
         received = utcnow()
         return [
             RawRecord(
-                external_id=ticket_external_id(document["ticket"]["id"]),
+                external_id=external_id(document),
                 payload=json.dumps(
-                    {**document, "names": self.names.for_document(document)}, sort_keys=True, ensure_ascii=False
+                    {**document, "names": self.names.names(refs)}, sort_keys=True, ensure_ascii=False
                 ).encode(),
                 payload_format=self.payload_format,
                 received_at=received,
             )
-            for document in documents
+            for document, refs in zip(documents, wanted, strict=True)
         ]
 
     def _sub_items(self, ticket_id: int) -> dict[str, list[dict[str, Any]]]:
@@ -176,8 +265,8 @@ class GlpiConnector:
             for key, itemtype in SUB_ITEMS.items()
         }
 
-    def decode(self, payload: bytes) -> dict[str, Any]:
-        return decode_ticket(payload, self.zone)
+    def decode(self, payload: bytes, entity: str = TICKETS) -> dict[str, Any]:
+        return decode_asset(payload, self.zone) if entity == CIS else decode_ticket(payload, self.zone)
 
     def acknowledge(self, records: Sequence[RawRecord]) -> None:
         """Nothing to do: GLPI keeps its tickets; the committed cursor is the acknowledgement."""
@@ -206,31 +295,31 @@ def _window_start(cursor: str, zone: ZoneInfo, overlap_seconds: int) -> str:
 
 
 class _NameCache:
-    """Names of the users, groups, categories and entities the documents refer to, fetched once per run."""
-
-    #: name table → itemtype (named by `completename`, else `name`); users are read with their e-mail
-    TABLES: ClassVar[dict[str, str]] = {"groups": "Group", "categories": "ITILCategory", "entities": "Entity"}
+    """Names of the rows documents refer to, fetched once per run: users (login, names and default e-mail), and
+    dropdowns and entities (by `completename`, else `name`). Deleted or hidden rows are None."""
 
     def __init__(self, client: GlpiClient) -> None:
         self.client = client
-        self.tables: dict[str, dict[str, Any]] = {"users": {}, "groups": {}, "categories": {}, "entities": {}}
+        self.tables: dict[str, dict[str, Any]] = {}  # itemtype → {str(id): name}
         self._lock = threading.Lock()
 
-    def load(self, documents: Sequence[dict[str, Any]]) -> None:
-        wanted = {table: set() for table in self.tables}
-        for document in documents:
-            for table, ids in _references(document).items():
-                wanted[table] |= ids
+    def load(self, references: Sequence[dict[str, tuple[str, set[int]]]]) -> None:
+        """Fetch what `references` (per document: key → (itemtype, ids)) name and is not known yet."""
+        wanted: dict[str, set[int]] = {}
+        for refs in references:
+            for itemtype, ids in refs.values():
+                wanted.setdefault(itemtype, set()).update(ids)
         with self._lock:
-            for table, ids in wanted.items():
-                missing = sorted(i for i in ids if str(i) not in self.tables[table])
+            for itemtype, ids in wanted.items():
+                table = self.tables.setdefault(itemtype, {})
+                missing = sorted(i for i in ids if str(i) not in table)
                 if missing:
-                    self._fetch(table, missing)
+                    self._fetch(itemtype, missing)
 
-    def _fetch(self, table: str, ids: list[int]) -> None:
-        names = self.tables[table]
-        if table == "users":
-            fetched = self.client.get_many("User", ids)
+    def _fetch(self, itemtype: str, ids: list[int]) -> None:
+        names = self.tables[itemtype]
+        fetched = self.client.get_many(itemtype, ids)
+        if itemtype == "User":
             for row in fetched.items:
                 emails = self.client.all_sub_items("User", int(row["id"]), "UserEmail", page_size=SUB_ITEMS_PAGE)
                 default = next((e for e in emails if e.get("is_default")), emails[0] if emails else {})
@@ -241,21 +330,26 @@ class _NameCache:
                     "email": default.get("email"),
                 }
         else:
-            fetched = self.client.get_many(self.TABLES[table], ids)
             for row in fetched.items:
                 names[str(row["id"])] = row.get("completename") or row.get("name")
         for gone in (*fetched.missing, *fetched.forbidden):
             names[str(gone)] = None  # deleted or hidden: asked once per run, shown as unknown
 
-    def for_document(self, document: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    def names(self, references: dict[str, tuple[str, set[int]]]) -> dict[str, dict[str, Any]]:
+        """What one document's `references` name: key → {str(id): name}."""
         return {
-            table: {str(i): self.tables[table].get(str(i)) for i in sorted(ids)}
-            for table, ids in _references(document).items()
+            key: {str(i): self.tables.get(itemtype, {}).get(str(i)) for i in sorted(ids)}
+            for key, (itemtype, ids) in references.items()
         }
 
 
-def _references(document: dict[str, Any]) -> dict[str, set[int]]:
-    """The ids of users, groups, categories and entities a ticket document names."""
+def _ids(*values: Any) -> set[int]:
+    """The non-zero ids among `values` (GLPI writes 0 for "none")."""
+    return {int(value) for value in values if value}
+
+
+def _ticket_references(document: dict[str, Any]) -> dict[str, tuple[str, set[int]]]:
+    """The users, groups, category and entity a ticket document names (document key → (itemtype, ids))."""
     ticket = document["ticket"]
     users = {ticket.get("users_id_lastupdater"), ticket.get("users_id_recipient")}
     for key in ("followups", "solutions", "tasks", "users"):
@@ -263,8 +357,32 @@ def _references(document: dict[str, Any]) -> dict[str, set[int]]:
             users |= {row.get("users_id"), row.get("users_id_tech")}
     groups = {row.get("groups_id") for row in document.get("groups") or []}
     return {
-        "users": {int(i) for i in users if i},
-        "groups": {int(i) for i in groups if i},
-        "categories": {int(ticket["itilcategories_id"])} if ticket.get("itilcategories_id") else set(),
-        "entities": {int(ticket["entities_id"])} if ticket.get("entities_id") is not None else set(),
+        "users": ("User", _ids(*users)),
+        "groups": ("Group", _ids(*groups)),
+        "categories": ("ITILCategory", _ids(ticket.get("itilcategories_id"))),
+        "entities": ("Entity", {int(ticket["entities_id"])} if ticket.get("entities_id") is not None else set()),
+    }
+
+
+def _asset_references(document: dict[str, Any]) -> dict[str, tuple[str, set[int]]]:
+    """The entity, location, state, manufacturer, model, type, user and group an asset document names."""
+    itemtype, row = document["itemtype"], document["item"]
+    entities = {int(row["entities_id"])} if row.get("entities_id") is not None else set()
+    if itemtype == SOFTWARE_VERSION:
+        product = document.get("software") or {}
+        return {
+            "entities": ("Entity", entities),
+            "states": ("State", _ids(row.get("states_id"))),
+            "manufacturers": ("Manufacturer", _ids(product.get("manufacturers_id"))),
+        }
+    lower = itemtype.lower()
+    return {
+        "entities": ("Entity", entities),
+        "locations": ("Location", _ids(row.get("locations_id"))),
+        "states": ("State", _ids(row.get("states_id"))),
+        "manufacturers": ("Manufacturer", _ids(row.get("manufacturers_id"))),
+        "models": (f"{itemtype}Model", _ids(row.get(f"{lower}models_id"))),
+        "types": (f"{itemtype}Type", _ids(row.get(f"{lower}types_id"))),
+        "users": ("User", _ids(row.get("users_id"))),
+        "groups": ("Group", _ids(row.get("groups_id"))),
     }

@@ -325,7 +325,7 @@ class SyncStateRow(Base):
 
     source: Mapped[str] = mapped_column(String(100), primary_key=True)
     entity: Mapped[str] = mapped_column(String(64), primary_key=True)
-    watermark: Mapped[str | None] = mapped_column(String(200))
+    watermark: Mapped[str | None] = mapped_column(Text)  # a connector's cursors (JSON for GLPI), any length
     last_run_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_success_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     details: Mapped[dict[str, Any]] = mapped_column(JSONDoc, default=dict)

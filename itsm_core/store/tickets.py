@@ -16,6 +16,7 @@ from sqlalchemy import Connection, func, insert, select
 
 from itsm_core.errors import InvalidTransition, NotFound
 from itsm_core.models import Attachment, Ticket, TicketStatus, check_transition, utcnow
+from itsm_core.store.audit import audit_event
 from itsm_core.store.bulk import insert_ignoring_conflicts, update_by_id
 from itsm_core.store.tables import (
     AttachmentBlobRow,
@@ -234,20 +235,7 @@ def _row(ticket: Ticket) -> dict[str, Any]:
 def _event(
     ticket_id: int, name: str, old: Any, new: Any, actor: str, source: str | None, at: datetime
 ) -> dict[str, Any]:
-    return {
-        "at": at,
-        "entity": "ticket",
-        "entity_id": ticket_id,
-        "field": name,
-        "old_value": _jsonable(old),
-        "new_value": _jsonable(new),
-        "actor": actor,
-        "source": source,
-    }
-
-
-def _jsonable(value: Any) -> Any:
-    return value.isoformat() if isinstance(value, datetime) else value
+    return audit_event("ticket", ticket_id, name, old, new, actor, source, at)
 
 
 def _attach(conn: Connection, owners: Iterable[tuple[int, Ticket]], now: datetime) -> None:

@@ -2,6 +2,10 @@
 
 Every fetched record ends in exactly one bucket: created, updated, unchanged or quarantined. A record that
 cannot be decoded or mapped is kept whole as a dead letter with its reason; the batch goes on.
+
+`RecordBatch` is what every kind of record shares (the landing, outcomes, dead letters); configuration items
+go through the same steps in `itsm_core/sync/ingest_cis.py`. Tickets that name CIs (``custom_fields.linked_items``)
+are linked to those already known when the tickets are written.
 """
 
 from __future__ import annotations
@@ -10,7 +14,7 @@ import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection
 
@@ -18,12 +22,16 @@ from itsm_core.errors import RecordError
 from itsm_core.mapping import Mapping, map_ticket
 from itsm_core.models import RawRecord
 from itsm_core.rules import CompiledRules
+from itsm_core.store.cis import LINKED_ITEMS, link_tickets_to_cis
 from itsm_core.store.landing import land_records, set_outcomes
 from itsm_core.store.quarantine import quarantine, record_replay
 from itsm_core.store.tickets import TicketWrite, WriteResult, upsert_tickets
 from itsm_core.sync.conflicts import FieldPolicy
 from itsm_core.sync.intake import AddComment, Defer, Disposition, Ignore, Intake, MakeTicket, Refuse, Triaged
 from itsm_core.sync.propagate import HUB, Change, Propagator
+
+if TYPE_CHECKING:
+    from itsm_core.sync.ingest_cis import CIPipeline
 
 Decoder = Callable[[bytes], dict[str, Any]]
 
@@ -38,6 +46,7 @@ class SourcePipeline:
     rules: CompiledRules
     intake: Intake | None = None  # channel rules before mapping (email: noise, duplicates, floods, threading)
     propagator: Propagator = field(default_factory=Propagator)  # who hears of the changes, in the same transaction
+    cis: CIPipeline | None = None  # for sources that also read configuration items (`ingest_cis.py`)
 
     @property
     def actor(self) -> str:
@@ -110,21 +119,70 @@ def ingest_batch(conn: Connection, pipeline: SourcePipeline, records: Sequence[R
 _COUNTER = {"comment": "commented", "duplicate": "unchanged"}
 
 
-class _Batch:
-    """One batch in flight: what landed, what each record became, and the dead letters to write."""
+class RecordBatch:
+    """One batch of one source in flight, whatever its records become: what landed, what each record became, and
+    the dead letters to write. What landed records become is up to its user: tickets (`_Batch`, below) or
+    configuration items (`ingest_cis.ingest_ci_batch`).
 
-    def __init__(self, conn: Connection, pipeline: SourcePipeline, records: Sequence[RawRecord]) -> None:
-        self.conn, self.pipeline, self.records = conn, pipeline, records
+    `land` first; then each landed record is either `count`ed once or `refuse`d once; `finish` writes the dead
+    letters and the outcomes, so every fetched record is counted exactly once.
+    """
+
+    def __init__(self, conn: Connection, source: str, records: Sequence[RawRecord]) -> None:
+        self.conn, self.source, self.records = conn, source, records
         self.report = BatchReport(fetched=len(records))
         self.landed: dict[int, int] = {}  # index in records → inbound record id
         self.outcomes: list[dict[str, Any]] = []
         self.letters: list[tuple[int, dict[str, Any]]] = []
+
+    def land(self) -> None:
+        self.landed = land_records(self.conn, self.source, self.records)
+        self.report.unchanged += len(self.records) - len(self.landed)  # exact payload seen before
+
+    def decode_landed(self, decode: Decoder) -> list[tuple[int, dict[str, Any]]]:
+        """(index, decoded record) of every landed record; those that cannot be decoded are refused."""
+        decoded = []
+        for index in self.landed:
+            try:
+                decoded.append((index, decode(self.records[index].payload)))
+            except Exception as exc:
+                self.refuse(index, exc)
+        return decoded
+
+    def count(self, index: int, outcome: str, ticket_id: int | None = None) -> None:
+        counter = _COUNTER.get(outcome, outcome)
+        setattr(self.report, counter, getattr(self.report, counter) + 1)
+        self.outcomes.append({"id": self.landed[index], "outcome": outcome, "ticket_id": ticket_id})
+
+    def refuse(
+        self, index: int, exc: Exception | None = None, *, stage: str | None = None, reason: str | None = None
+    ) -> None:
+        letter = _letter(self.source, self.records[index], self.landed[index], exc, stage=stage, reason=reason)
+        self.letters.append((index, letter))
+
+    def finish(self) -> BatchReport:
+        """Write the dead letters and every landed record's outcome."""
+        letter_ids = quarantine(self.conn, [letter for _, letter in self.letters])
+        for (index, letter), letter_id in zip(self.letters, letter_ids, strict=True):
+            self.report.quarantined += 1
+            note = QuarantineNote(letter_id, self.records[index].external_id, letter["stage"], letter["reason"])
+            self.report.notes.append(note)
+            self.outcomes.append({"id": self.landed[index], "outcome": "quarantined"})
+        set_outcomes(self.conn, self.outcomes)
+        return self.report
+
+
+class _Batch(RecordBatch):
+    """A batch of records that become tickets (with the channel's intake and the propagation of changes)."""
+
+    def __init__(self, conn: Connection, pipeline: SourcePipeline, records: Sequence[RawRecord]) -> None:
+        super().__init__(conn, pipeline.source, records)
+        self.pipeline = pipeline
         self.changes: list[Change] = []
 
     def run(self) -> BatchReport:
-        self.landed = land_records(self.conn, self.pipeline.source, self.records)
-        self.report.unchanged += len(self.records) - len(self.landed)  # exact payload seen before
-        pending = self._decode()
+        self.land()
+        pending = self.decode_landed(self.pipeline.decode)
         # Waves: a record the intake defers (a reply to a mail earlier in this batch) is decided again once
         # the records it depends on are written. The last wave may not defer.
         for wave in range(MAX_WAVES):
@@ -134,19 +192,9 @@ class _Batch:
             self._apply(decided)
             if not pending:
                 break
-        self._quarantine()
-        set_outcomes(self.conn, self.outcomes)
+        report = self.finish()
         self.pipeline.propagator.propagate(self.conn, self.changes)
-        return self.report
-
-    def _decode(self) -> list[tuple[int, dict[str, Any]]]:
-        decoded = []
-        for index in self.landed:
-            try:
-                decoded.append((index, self.pipeline.decode(self.records[index].payload)))
-            except Exception as exc:
-                self._refuse(index, exc)
-        return decoded
+        return report
 
     def _triage(self, items: list[tuple[int, dict[str, Any]]], *, final: bool) -> list[Disposition]:
         if self.pipeline.intake is None:
@@ -158,23 +206,27 @@ class _Batch:
         writes: list[tuple[int, TicketWrite]] = []
         for (index, data), disposition in items:
             if isinstance(disposition, Refuse):
-                self._refuse(index, stage="triage", reason=disposition.reason)
+                self.refuse(index, stage="triage", reason=disposition.reason)
             elif isinstance(disposition, MakeTicket):
                 try:
                     writes.append((index, self.pipeline.to_ticket(self.records[index], data)))
                 except Exception as exc:
-                    self._refuse(index, exc)
+                    self.refuse(index, exc)
 
         ticket_of: dict[int, tuple[int | None, bool]] = {}
         results = upsert_tickets(
             self.conn, self.pipeline.source, self.pipeline.actor, [w for _, w in writes], self.pipeline.policy
         )
-        for (index, _write), result in zip(writes, results, strict=True):
+        linked: dict[int, list[str]] = {}
+        for (index, write), result in zip(writes, results, strict=True):
             if result.outcome == "quarantined":
-                self._refuse(index, stage="store", reason=result.error)
+                self.refuse(index, stage="store", reason=result.error)
                 continue
             ticket_of[index] = (result.ticket_id, result.outcome == "created")
-            self._count(index, result.outcome, result.ticket_id)
+            self.count(index, result.outcome, result.ticket_id)
+            named = write.ticket.custom_fields.get(LINKED_ITEMS)
+            if result.ticket_id is not None and isinstance(named, list) and named:
+                linked.setdefault(result.ticket_id, []).extend(str(item) for item in named)
             if result.outcome in ("created", "updated") and result.ticket_id is not None:
                 self.changes.append(
                     Change(
@@ -186,6 +238,8 @@ class _Batch:
                 )
             if result.repush and result.ticket_id is not None:
                 self.changes.append(Change(result.ticket_id, frozenset(result.repush), origin=HUB))
+        if linked:
+            link_tickets_to_cis(self.conn, self.pipeline.source, linked)
         if self.pipeline.intake is not None:
             self._record_intake(self.pipeline.intake, items, ticket_of)
 
@@ -205,32 +259,13 @@ class _Batch:
         self.changes += intake.record(self.conn, [t for _, t in triaged])
         for index, item in triaged:
             if isinstance(item.disposition, AddComment):
-                self._count(index, "comment", item.ticket_id)
+                self.count(index, "comment", item.ticket_id)
             elif isinstance(item.disposition, Ignore) and item.disposition.kind == "duplicate":
-                self._count(index, "duplicate", None)
+                self.count(index, "duplicate", None)
             elif isinstance(item.disposition, Ignore):
                 kind = item.disposition.kind
                 self.report.ignored_by_kind[kind] = self.report.ignored_by_kind.get(kind, 0) + 1
-                self._count(index, "ignored", item.ticket_id)
-
-    def _count(self, index: int, outcome: str, ticket_id: int | None) -> None:
-        counter = _COUNTER.get(outcome, outcome)
-        setattr(self.report, counter, getattr(self.report, counter) + 1)
-        self.outcomes.append({"id": self.landed[index], "outcome": outcome, "ticket_id": ticket_id})
-
-    def _refuse(
-        self, index: int, exc: Exception | None = None, *, stage: str | None = None, reason: str | None = None
-    ) -> None:
-        letter = _letter(self.pipeline.source, self.records[index], self.landed[index], exc, stage=stage, reason=reason)
-        self.letters.append((index, letter))
-
-    def _quarantine(self) -> None:
-        letter_ids = quarantine(self.conn, [letter for _, letter in self.letters])
-        for (index, letter), letter_id in zip(self.letters, letter_ids, strict=True):
-            self.report.quarantined += 1
-            note = QuarantineNote(letter_id, self.records[index].external_id, letter["stage"], letter["reason"])
-            self.report.notes.append(note)
-            self.outcomes.append({"id": self.landed[index], "outcome": "quarantined"})
+                self.count(index, "ignored", item.ticket_id)
 
 
 def _letter(
@@ -244,8 +279,7 @@ def _letter(
 ) -> dict[str, Any]:
     if exc is not None:
         stage = exc.stage if isinstance(exc, RecordError) else "map"
-        # A RecordError's message is written for people; anything else is a bug whose type matters.
-        reason = str(exc) if isinstance(exc, RecordError) else f"unexpected {type(exc).__name__}: {exc}"
+        reason = failure_reason(exc)
     return {
         "source": source,
         "stage": stage,
@@ -258,22 +292,35 @@ def _letter(
     }
 
 
-def replay_dead_letter(conn: Connection, pipeline: SourcePipeline, letter: dict[str, Any]) -> WriteResult:
-    """Run a dead letter's payload through today's decoder, mapping and rules.
-
-    On success the ticket is written and the letter marked replayed; on failure the letter stays, with the
-    new reason, and the result says why.
-    """
-    record = RawRecord(
+def letter_record(letter: dict[str, Any]) -> RawRecord:
+    """The record a dead letter keeps, as it was fetched."""
+    return RawRecord(
         external_id=letter["external_id"] or f"dead-letter-{letter['id']}",
         payload=letter["payload"],
         payload_format=letter["payload_format"],
         received_at=letter["created_at"],
     )
+
+
+def failure_reason(exc: Exception) -> str:
+    """A RecordError's message is written for people; anything else is a bug whose type matters."""
+    return str(exc) if isinstance(exc, RecordError) else f"unexpected {type(exc).__name__}: {exc}"
+
+
+def replay_dead_letter(conn: Connection, pipeline: SourcePipeline, letter: dict[str, Any]) -> WriteResult:
+    """Run a dead letter's payload through today's decoder, mapping and rules.
+
+    On success the ticket is written and the letter marked replayed; on failure the letter stays, with the
+    new reason, and the result says why. A configuration item's letter (a source that reads CIs says which
+    records are CIs) goes through the CI path instead; its result names no ticket.
+    """
+    if pipeline.cis is not None and letter["external_id"] and pipeline.cis.owns(letter["external_id"]):
+        return pipeline.cis.replay(conn, letter)
+    record = letter_record(letter)
     try:
         write = pipeline.to_ticket(record)
     except Exception as exc:
-        reason = str(exc) if isinstance(exc, RecordError) else f"unexpected {type(exc).__name__}: {exc}"
+        reason = failure_reason(exc)
         record_replay(conn, letter["id"], ticket_id=None, reason=reason)
         return WriteResult("quarantined", error=reason)
     (result,) = upsert_tickets(conn, pipeline.source, f"{pipeline.actor}:replay", [write])
