@@ -484,9 +484,11 @@ def deadletters_replay(
     letter: Annotated[int, typer.Argument(help="Dead letter id, from `itsm deadletters list`.")],
     config: ConfigOption = None,
 ) -> None:
-    """Run a quarantined record through today's parser, mapping and rules; on success it becomes a ticket."""
+    """Run a quarantined record through today's parser, mapping and rules; on success it becomes a ticket (or a
+    configuration item). A push a linked system refused goes back to the outbox, sent with the next push."""
     from flows.runtime import build_runtime
-    from itsm_core.store.quarantine import get_dead_letter
+    from itsm_core.store.outbox import requeue
+    from itsm_core.store.quarantine import get_dead_letter, record_replay
     from itsm_core.store.tickets import format_ticket_id
     from itsm_core.sync.ingest import replay_dead_letter
 
@@ -495,14 +497,21 @@ def deadletters_replay(
     with store.transaction() as conn:
         row = get_dead_letter(conn, letter)
         if row["replayed_at"] is not None:
-            out.print(f"dead letter {letter} was already replayed into {format_ticket_id(row['replay_ticket_id'])}")
+            into = f" into {format_ticket_id(row['replay_ticket_id'])}" if row["replay_ticket_id"] else ""
+            out.print(f"dead letter {letter} was already replayed{into}")
+            return
+        if row["stage"] == "push":
+            ticket_id = requeue(conn, int(row["external_id"].removeprefix("outbox-")))
+            record_replay(conn, letter, ticket_id=ticket_id)
+            out.print(f"dead letter {letter}: the push to {row['source']} is queued again; `itsm push` sends it now")
             return
         runtime = build_runtime(hub, hub.source(row["source"]), store=store)
         result = replay_dead_letter(conn, runtime.pipeline, row)
     if result.outcome == "quarantined":
         err.print(f"dead letter {letter} still fails: {result.error}")
         raise typer.Exit(1)
-    out.print(f"dead letter {letter} replayed: ticket {format_ticket_id(result.ticket_id or 0)} {result.outcome}")
+    what = f"ticket {format_ticket_id(result.ticket_id)}" if result.ticket_id else f"record {row['external_id']}"
+    out.print(f"dead letter {letter} replayed: {what} {result.outcome}")
 
 
 # --- email -----------------------------------------------------------------------------------------------

@@ -94,6 +94,18 @@ def mark_failed(conn: Connection, row: dict[str, Any], error: str, *, final: boo
     )
 
 
+def requeue(conn: Connection, outbox_id: int) -> int | None:
+    """Put a dead outbox item back in the queue, due now, with a fresh retry budget; its ticket id, or None when
+    there is no such dead item."""
+    row = conn.execute(select(outbox.c.ticket_id).where(outbox.c.id == outbox_id, outbox.c.state == "dead")).first()
+    if row is None:
+        return None
+    conn.execute(
+        update(outbox).where(outbox.c.id == outbox_id).values(state="pending", attempts=0, next_attempt_at=utcnow())
+    )
+    return row.ticket_id
+
+
 def depth(conn: Connection, target_system: str | None = None) -> int:
     query = select(func.count()).select_from(outbox).where(outbox.c.state == "pending")
     if target_system:

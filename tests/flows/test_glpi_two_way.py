@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import select
 
 from connectors.glpi.simulator import GlpiSimulator
+from flows.cli import deadletters_replay
 from itsm_core.store.outbox import depth
 from itsm_core.store.tables import AuditEventRow, CommentRow, DeadLetterRow, OutboxRow
 from tests.support.glpi import GlpiHub
@@ -125,6 +126,14 @@ def test_a_push_glpi_refuses_becomes_a_dead_letter_and_the_rest_goes_on(sim, dat
     assert letter["stage"] == "push" and "nobody-known@example.org" in letter["reason"]
     assert states == ["dead", "sent"]
     assert len(sim.followups(second)) == 1
+
+    # Fixed in the hub (a known assignee), the dead letter is replayed: queued again, sent with today's value.
+    known = next(row for row in sim.rows("User") if row["name"] == "tech")
+    hub.change(first, assignee="tech")
+    deadletters_replay(letter["id"], config=str(tmp_path / "itsm.yaml"))
+    assert hub.push().sent == 2  # the replayed item and the fix, both with the ticket's current assignee
+    assigned = [row["users_id"] for row in sim.rows("Ticket_User", tickets_id=first) if row["type"] == ASSIGNED_ROLE]
+    assert assigned == [known["id"]]
 
 
 def test_glpi_down_keeps_the_outbox_for_the_next_push(sim, database_url, tmp_path):

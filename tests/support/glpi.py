@@ -31,14 +31,16 @@ SOURCE = "glpi"
 
 
 def glpi_config(sim: GlpiSimulator, database_url: str, base_dir: Path, **options: Any) -> HubConfig:
+    """The config of a hub with one GLPI source; also written to `base_dir/itsm.yaml` for the CLI."""
     settings = {"page_size": 10, "overlap_seconds": 120, **options}
     extra = "".join(f", {key}: {value}" for key, value in settings.items())
-    return parse_config(
+    text = (
         f"database_url: '{database_url}'\n"
         f"sources: [{{name: {SOURCE}, kind: glpi, url: '{sim.url}', user_token: {HUB_USER_TOKEN}, "
-        f"timezone: Europe/Paris{extra}}}]\n",
-        base_dir=base_dir,
+        f"timezone: Europe/Paris{extra}}}]\n"
     )
+    (base_dir / "itsm.yaml").write_text(text, encoding="utf-8")
+    return parse_config(text, base_dir=base_dir)
 
 
 @dataclass
