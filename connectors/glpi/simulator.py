@@ -29,7 +29,9 @@ where a real GLPI may shuffle rows that share a `date_mod`.
 Tests drive it in-process (`with GlpiSimulator(tickets=40) as sim: … sim.url`), inject faults (`fail_next`) and act
 as humans in GLPI (`add_followup`, `set_status`, `touch`, …). The benchmark runs it as a process:
 `python -m connectors.glpi.simulator --tickets 100000` prints the base URL once it is ready and serves until
-SIGTERM/SIGINT.
+SIGTERM/SIGINT. With `--control`, the process also reads commands on stdin, one a line, and answers each with one
+JSON line on stdout (after the URL): `touch FRACTION [SEED]` runs `touch` → `{"touched": N}`; end of input stops
+the server, so a simulator never outlives the benchmark that drives it.
 """
 
 from __future__ import annotations
@@ -2582,6 +2584,11 @@ def main(argv: list[str] | None = None) -> int:
         help="an API token (for the itsm-hub account unless =LOGIN is given); repeatable",
     )
     parser.add_argument("--malformed", default="", help="comma-separated ticket ids to damage")
+    parser.add_argument(
+        "--control",
+        action="store_true",
+        help="read commands on stdin (`touch FRACTION [SEED]`, answered with a JSON line); end of input stops",
+    )
     args = parser.parse_args(argv)
     tokens = None
     if args.user_token:
@@ -2613,9 +2620,28 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
             flush=True,
         )
+        if args.control:
+            threading.Thread(target=_control, args=(sim, stop), daemon=True, name="glpi-control").start()
         while not stop.wait(0.5):
             pass
     return 0
+
+
+def _control(sim: GlpiSimulator, stop: threading.Event) -> None:
+    """`--control`: answer stdin commands with one JSON line each on stdout; end of input stops the server."""
+    for line in sys.stdin:
+        words = line.split()
+        if not words:
+            continue
+        try:
+            if words[0] != "touch" or len(words) not in (2, 3):
+                raise ValueError("expected: touch FRACTION [SEED]")
+            touched = sim.touch(float(words[1]), int(words[2]) if len(words) == 3 else 0)
+            reply: dict[str, Any] = {"touched": len(touched)}
+        except ValueError as error:
+            reply = {"error": f"{line.strip()!r}: {error}"}
+        print(json.dumps(reply), flush=True)
+    stop.set()
 
 
 if __name__ == "__main__":

@@ -685,3 +685,34 @@ def test_the_command_line_prints_the_url_and_stops_on_sigterm():
     finally:
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=15) == 0
+
+
+def test_the_control_option_touches_tickets_on_stdin_and_stops_at_end_of_input():
+    process = subprocess.Popen(
+        [sys.executable, "-m", "connectors.glpi.simulator", "--tickets", "30", "--seed", "2", "--control"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        url = process.stdout.readline().strip()
+        api = httpx.Client(base_url=url, headers={"Authorization": f"user_token {HUB_USER_TOKEN}"})
+        token = api.get("/initSession").json()["session_token"]
+        api.headers["Session-Token"] = token
+        newest = api.get("/Ticket", params={"sort": "date_mod", "order": "DESC", "range": "0-0"}).json()[0]
+
+        process.stdin.write("touch 0.1 7\nfly away\n")
+        process.stdin.flush()
+        assert process.stdout.readline().strip() == '{"touched": 3}'
+        assert "error" in process.stdout.readline()
+        touched = api.get("/Ticket", params={"sort": "date_mod", "order": "DESC", "range": "0-2"}).json()
+        assert all(row["date_mod"] > newest["date_mod"] for row in touched)
+        api.close()
+        process.stdin.close()
+        assert process.wait(timeout=15) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()

@@ -1,0 +1,416 @@
+"""GLPI pull over real HTTP into PostgreSQL: full sync, 1 % incremental, no-change sync, against raw COPY.
+
+    .venv/bin/python bench/glpi_sync.py --tickets 100000 --database-url postgresql://postgres@127.0.0.1/DB
+        [--page-size 200] [--concurrency 4] [--seed 1] [--keep-schema]
+
+The GLPI simulator runs as a separate process (`python -m connectors.glpi.simulator --control`, its own GIL) and
+generates N tickets with their followups, solutions, tasks, actors and linked assets (not timed). The hub side
+is the page task's own code, without Prefect: `ingest_page.fn(runtime, page, watermark)` for each page of
+`plan_pages(watermark)`, as `sync-source` runs it (see tests/support/glpi.py). Three timed runs:
+
+1. full sync of every ticket from an empty store;
+2. incremental sync after `touch 0.01` in the simulator (1 % of the live tickets get a followup, an urgency
+   change or a status step, each moving date_mod to now);
+3. a sync with nothing changed (still re-reads the `overlap_seconds` window before the watermark).
+
+Reference in the same run: PostgreSQL COPY FROM STDIN (psycopg 3 `cursor.copy`, `write_row`) of the canonical
+ticket rows the full sync wrote, read back from `tickets` (not timed) into a temporary unindexed table of the
+same columns. `ratio_to_copy` = copy_rows_per_s / full_tickets_per_s.
+
+Database: the benchmark creates a fresh schema `bench_glpi_<random>` in the given database, migrates it (reached
+through `options=-csearch_path=...` in the URL) and drops it at the end, unless --keep-schema. The database
+itself is never emptied; any database the role may create schemas in will do.
+
+Only the ticket walk is measured (no assets).
+
+Timings per run split the wall time: `search` (the keyset /search calls of plan_pages), `get_tickets`
+(getMultipleItems of the page's tickets), `sub_items` (the six sub-item lists per ticket, in parallel over
+`--concurrency` connections), `names` (users, groups, categories, entities not yet cached), `documents` (building
+the JSON payloads) and `ingest` (land, map, write and commit: `ingest_batch` plus the watermark). HTTP requests
+are counted on the hub's side, and `hub_cpu_s` is the benchmark process's CPU time (all threads) during a run.
+`peak_rss_mb` is this process's peak RSS after the three syncs, before the COPY reference loads the rows
+(`peak_rss_with_copy_mb` after it); `simulator_peak_rss_mb` and `simulator_cpu_s` are the child's, once it exited.
+Progress goes to stderr; the last stdout line is one JSON object with full_tickets_per_s, incremental_1pct_s,
+nochange_s, copy_rows_per_s, ratio_to_copy, peak_rss_mb and the details.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import resource
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from itertools import pairwise
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import create_engine, func, select, text
+from sqlalchemy.engine import make_url
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from connectors.glpi.simulator import HUB_USER_TOKEN
+from flows.runtime import SourceRuntime, build_runtime
+from flows.sync import ENTITY, ingest_page
+from itsm_core.config import HubConfig, parse_config
+from itsm_core.store import Store
+from itsm_core.store.sync_state import get_state
+from itsm_core.store.tables import CommentRow, TicketRow
+from itsm_core.sync.ingest import BatchReport
+
+REPO = Path(__file__).resolve().parent.parent
+SOURCE = "glpi"
+TIMEZONE = "Europe/Paris"
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def peak_rss_mb(who: int = resource.RUSAGE_SELF) -> float:
+    return round(resource.getrusage(who).ru_maxrss / 1024, 1)
+
+
+# --- the simulator, as a child process ------------------------------------------------------------------------
+
+
+class Simulator:
+    """`python -m connectors.glpi.simulator --control` in its own process: URL on stdout, commands on stdin."""
+
+    def __init__(self, tickets: int, seed: int) -> None:
+        started = time.perf_counter()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "connectors.glpi.simulator", "--tickets", str(tickets), "--seed", str(seed),
+             "--timezone", TIMEZONE, "--control"],
+            cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )  # fmt: skip
+        self.generation_s: float | None = None
+        threading.Thread(target=self._relay_stderr, daemon=True).start()
+        self.url = self.process.stdout.readline().strip()
+        if not self.url.startswith("http"):
+            self.process.kill()
+            raise RuntimeError(f"the GLPI simulator did not start (exit {self.process.wait()})")
+        self.startup_s = time.perf_counter() - started
+
+    def _relay_stderr(self) -> None:
+        for line in self.process.stderr:
+            match = re.match(r"generated \d+ tickets in ([\d.]+) s", line)
+            if match:
+                self.generation_s = float(match.group(1))
+            log(f"[simulator] {line.rstrip()}")
+
+    def command(self, line: str) -> dict[str, Any]:
+        self.process.stdin.write(line + "\n")
+        self.process.stdin.flush()
+        reply = json.loads(self.process.stdout.readline())
+        if "error" in reply:
+            raise RuntimeError(f"simulator: {reply['error']}")
+        return reply
+
+    def stop(self) -> int:
+        """End of input stops it (SIGTERM if it does not); returns the exit code."""
+        self.process.stdin.close()
+        try:
+            return self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.terminate()
+            return self.process.wait(timeout=30)
+
+
+# --- a fresh schema in the given database -----------------------------------------------------------------------
+
+
+class Schema:
+    def __init__(self, database_url: str) -> None:
+        base = make_url(database_url)
+        if base.drivername == "postgresql":
+            base = base.set(drivername="postgresql+psycopg")
+        if base.get_backend_name() != "postgresql":
+            raise SystemExit("--database-url must be a PostgreSQL URL (the COPY reference needs it)")
+        self.name = f"bench_glpi_{uuid.uuid4().hex[:10]}"
+        self.admin = create_engine(base)
+        with self.admin.begin() as conn:
+            conn.execute(text(f'CREATE SCHEMA "{self.name}"'))
+        url = base.update_query_dict({"options": f"-csearch_path={self.name}"})
+        self.url = url.render_as_string(hide_password=False)
+
+    def drop(self) -> None:
+        with self.admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{self.name}" CASCADE'))
+        self.admin.dispose()
+
+
+# --- one sync, instrumented ------------------------------------------------------------------------------------
+
+
+@dataclass
+class SyncStats:
+    label: str
+    seconds: float = 0.0
+    cpu_seconds: float = 0.0  # the hub process's CPU time (every thread) during the run
+    pages: int = 0
+    report: BatchReport = field(default_factory=BatchReport)
+    split: Counter[str] = field(default_factory=Counter)
+    requests: Counter[str] = field(default_factory=Counter)
+    #: (tickets, seconds) of `ingest` per page, to see whether the store slows down as its tables grow
+    ingest_pages: list[tuple[int, float]] = field(default_factory=list)
+
+    def ingest_ms_per_ticket_by_tenth(self) -> list[float]:
+        """Mean ingest time per ticket over each tenth of the pages (fewer parts when there are fewer pages)."""
+        pages, parts = self.ingest_pages, min(10, len(self.ingest_pages))
+        bounds = [round(k * len(pages) / parts) for k in range(parts + 1)]
+        chunks = [pages[a:b] for a, b in pairwise(bounds)]
+        return [round(1000 * sum(s for _, s in c) / max(1, sum(n for n, _ in c)), 2) for c in chunks]
+
+    def summary(self) -> dict[str, Any]:
+        counts = {k: v for k, v in self.report.counts().items() if v}
+        return {
+            "s": round(self.seconds, 3),
+            "hub_cpu_s": round(self.cpu_seconds, 3),
+            "pages": self.pages,
+            **counts,
+            "requests": sum(self.requests.values()),
+            "requests_by_kind": dict(self.requests.most_common()),
+            "split_s": {k: round(v, 3) for k, v in self.split.items()},
+            "ingest_ms_per_ticket_by_tenth": self.ingest_ms_per_ticket_by_tenth(),
+        }
+
+
+def _request_kind(path: str) -> str:
+    rest = path.split("apirest.php", 1)[-1].strip("/").split("/")
+    if rest[0] in ("search", "getMultipleItems", "initSession", "killSession"):
+        return rest[0] if rest[0] != "search" else f"search/{rest[1] if len(rest) > 1 else ''}"
+    if len(rest) >= 3:
+        return f"{rest[0]}/:id/{rest[2]}"
+    return "/".join(rest[:1]) + ("/:id" if len(rest) > 1 else "")
+
+
+def _timed(split: Counter[str], key: str, function: Callable[..., Any]) -> Callable[..., Any]:
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return function(*args, **kwargs)
+        finally:
+            split[key] += time.perf_counter() - started
+
+    return wrapper
+
+
+def instrument(runtime: SourceRuntime, stats: SyncStats) -> None:
+    """Count requests (httpx hook, every thread) and time the parts of `fetch_page` (main thread only)."""
+    connector: Any = runtime.connector
+    lock = threading.Lock()
+
+    def count(request: Any) -> None:
+        kind = _request_kind(request.url.path)
+        with lock:
+            stats.requests[kind] += 1
+
+    connector.client._http.event_hooks = {"request": [count], "response": []}
+    split, marks = stats.split, {}
+    get_many, names_load, fetch_page = connector.client.get_many, connector.names.load, connector.fetch_page
+    main = threading.main_thread()
+
+    def timed_get_many(itemtype: str, ids: Any, **kwargs: Any) -> Any:
+        if itemtype != "Ticket" or threading.current_thread() is not main:
+            return get_many(itemtype, ids, **kwargs)
+        result = _timed(split, "get_tickets", get_many)(itemtype, ids, **kwargs)
+        marks["tickets_done"] = time.perf_counter()
+        return result
+
+    def timed_names(documents: Any) -> None:
+        marks["names_start"] = time.perf_counter()
+        names_load(documents)
+        marks["names_done"] = time.perf_counter()
+
+    def timed_fetch(page: Any) -> Any:
+        marks.clear()
+        started = time.perf_counter()
+        records = fetch_page(page)
+        done = time.perf_counter()
+        split["fetch_page"] += done - started
+        if {"tickets_done", "names_start", "names_done"} <= marks.keys():
+            split["sub_items"] += marks["names_start"] - marks["tickets_done"]
+            split["names"] += marks["names_done"] - marks["names_start"]
+            split["documents"] += done - marks["names_done"]
+        return records
+
+    connector.client.get_many = timed_get_many
+    connector.names.load = timed_names
+    connector.fetch_page = timed_fetch
+
+
+def run_sync(config: HubConfig, store: Store, label: str) -> SyncStats:
+    """One pull of every page from the committed watermark, as `sync-source` runs it (GlpiHub.sync)."""
+    stats = SyncStats(label)
+    runtime = build_runtime(config, config.source(SOURCE), store=store)
+    instrument(runtime, stats)
+    with store.connect() as conn:
+        watermark = (get_state(conn, SOURCE, ENTITY) or {}).get("watermark")
+    started, cpu_started = time.perf_counter(), time.process_time()
+    last_log = started
+    try:
+        pages = runtime.connector.plan_pages(watermark)
+        while True:
+            searching = time.perf_counter()
+            page = next(pages, None)
+            stats.split["search"] += time.perf_counter() - searching
+            if page is None:
+                break
+            task_started, fetch_before = time.perf_counter(), stats.split["fetch_page"]
+            page_report, watermark = ingest_page.fn(runtime, page, watermark)
+            task_s = time.perf_counter() - task_started
+            stats.split["ingest_page"] += task_s
+            stats.ingest_pages.append((page_report.fetched, task_s - (stats.split["fetch_page"] - fetch_before)))
+            stats.report += page_report
+            stats.pages += 1
+            if time.perf_counter() - last_log > 30:
+                last_log = time.perf_counter()
+                done = stats.report.fetched
+                log(f"  {label}: {done} tickets in {last_log - started:.0f} s ({done / (last_log - started):.0f}/s)")
+    finally:
+        runtime.connector.close()
+    stats.seconds = time.perf_counter() - started
+    stats.cpu_seconds = time.process_time() - cpu_started
+    stats.split["ingest"] = stats.split["ingest_page"] - stats.split["fetch_page"]
+    del stats.split["ingest_page"]
+    rest = stats.seconds - stats.split["search"] - stats.split["fetch_page"] - stats.split["ingest"]
+    stats.split["other"] = rest
+    return stats
+
+
+# --- the reference: COPY of the same ticket rows ------------------------------------------------------------------
+
+
+def copy_reference(store: Store) -> tuple[int, float]:
+    """COPY FROM STDIN of every `tickets` row (read back first, not timed) into an unindexed temporary table."""
+    tickets = TicketRow.__table__
+    with store.engine.begin() as conn:
+        rows = conn.execute(select(tickets)).all()
+        raw = conn.connection.driver_connection
+        with raw.cursor() as cursor:
+            cursor.execute("CREATE TEMP TABLE copy_ref (LIKE tickets) ON COMMIT DROP")
+            cursor.execute(
+                "SELECT atttypid FROM pg_attribute WHERE attrelid = 'copy_ref'::regclass AND attnum > 0 "
+                "AND NOT attisdropped ORDER BY attnum"
+            )
+            oids = [oid for (oid,) in cursor.fetchall()]
+            columns = ", ".join(f'"{c.name}"' for c in tickets.columns)
+            started = time.perf_counter()
+            with cursor.copy(f"COPY copy_ref ({columns}) FROM STDIN") as copy:
+                copy.set_types(oids)
+                for row in rows:
+                    copy.write_row(row)
+            elapsed = time.perf_counter() - started
+            cursor.execute("SELECT count(*) FROM copy_ref")
+            copied = cursor.fetchone()[0]
+    assert copied == len(rows), (copied, len(rows))
+    return len(rows), elapsed
+
+
+# --- main ----------------------------------------------------------------------------------------------------------
+
+
+def hub_config(url: str, database_url: str, page_size: int, concurrency: int) -> HubConfig:
+    source = {"name": SOURCE, "kind": "glpi", "url": url, "user_token": HUB_USER_TOKEN, "timezone": TIMEZONE,
+              "page_size": page_size, "overlap_seconds": 120, "max_concurrent_requests": concurrency}  # fmt: skip
+    return parse_config(json.dumps({"database_url": database_url, "sources": [source]}))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tickets", type=int, default=2000)
+    parser.add_argument("--database-url", required=True, help="PostgreSQL; a fresh schema is made in it and dropped")
+    parser.add_argument("--page-size", type=int, default=200)
+    parser.add_argument("--concurrency", type=int, default=4, help="the GLPI source's max_concurrent_requests")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--keep-schema", action="store_true", help="leave the schema for inspection")
+    args = parser.parse_args()
+
+    log(f"starting the GLPI simulator with {args.tickets} tickets (seed {args.seed}) ...")
+    sim = Simulator(args.tickets, args.seed)
+    log(f"simulator ready at {sim.url} after {sim.startup_s:.1f} s")
+    schema = Schema(args.database_url)
+    store = Store(schema.url)
+    try:
+        store.upgrade()
+        log(f"schema {schema.name} migrated")
+        config = hub_config(sim.url, schema.url, args.page_size, args.concurrency)
+
+        full = run_sync(config, store, "full")
+        log(f"full sync: {full.report.fetched} tickets in {full.seconds:.1f} s "
+            f"({full.report.fetched / full.seconds:.0f}/s): {json.dumps(full.summary())}")  # fmt: skip
+        with store.connect() as conn:
+            ticket_rows = conn.execute(select(func.count()).select_from(TicketRow.__table__)).scalar_one()
+            comment_rows = conn.execute(select(func.count()).select_from(CommentRow.__table__)).scalar_one()
+        assert full.report.quarantined == 0, full.report.counts()
+        assert ticket_rows == full.report.created, (ticket_rows, full.report.counts())
+        peak_after_full = peak_rss_mb()
+
+        started = time.perf_counter()
+        touched = sim.command(f"touch 0.01 {args.seed}")["touched"]
+        touch_s = time.perf_counter() - started
+        log(f"touched {touched} tickets in GLPI in {touch_s:.2f} s")
+        incremental = run_sync(config, store, "incremental")
+        log(f"incremental sync: {incremental.seconds:.2f} s: {json.dumps(incremental.summary())}")
+        assert incremental.report.fetched >= touched, (touched, incremental.report.counts())
+
+        nochange = run_sync(config, store, "nochange")
+        log(f"no-change sync: {nochange.seconds:.2f} s: {json.dumps(nochange.summary())}")
+        hub_peak = peak_rss_mb()
+
+        copied, copy_s = copy_reference(store)
+        log(f"COPY of {copied} ticket rows: {copy_s:.2f} s ({copied / copy_s:.0f} rows/s)")
+    finally:
+        store.dispose()
+        if args.keep_schema:
+            log(f"schema {schema.name} kept")
+        else:
+            schema.drop()
+        exit_code = sim.stop()
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    simulator_peak = round(children.ru_maxrss / 1024, 1)
+
+    full_rate = full.report.fetched / full.seconds
+    copy_rate = copied / copy_s
+    print(json.dumps({
+        "tickets": args.tickets,
+        "page_size": args.page_size,
+        "concurrency": args.concurrency,
+        "full_tickets_per_s": round(full_rate, 1),
+        "incremental_1pct_s": round(incremental.seconds, 3),
+        "nochange_s": round(nochange.seconds, 3),
+        "copy_rows_per_s": round(copy_rate, 1),
+        "ratio_to_copy": round(copy_rate / full_rate, 1),
+        "peak_rss_mb": hub_peak,
+        "peak_rss_after_full_mb": peak_after_full,
+        "peak_rss_with_copy_mb": peak_rss_mb(),
+        "simulator_peak_rss_mb": simulator_peak,
+        "simulator_cpu_s": round(children.ru_utime + children.ru_stime, 1),
+        "simulator_generation_s": sim.generation_s,
+        "simulator_startup_s": round(sim.startup_s, 2),
+        "simulator_exit": exit_code,
+        "full_s": round(full.seconds, 3),
+        "ticket_rows": ticket_rows,
+        "comments": comment_rows,
+        "touched": touched,
+        "copy_rows": copied,
+        "copy_s": round(copy_s, 3),
+        "full": full.summary(),
+        "incremental": incremental.summary(),
+        "nochange": nochange.summary(),
+    }))  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
