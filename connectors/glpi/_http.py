@@ -103,6 +103,7 @@ class Reply:
     code: str | None
     message: Any
     detail: str | None
+    content: bytes = b""  # the body as sent (a document's file)
 
     @classmethod
     def of(cls, response: httpx.Response) -> Reply:
@@ -113,7 +114,7 @@ class Reply:
             if error is not None:
                 code, message = error
                 detail = clean_message(message, code)
-        return cls(response.status_code, response.headers, body, is_json, code, message, detail)
+        return cls(response.status_code, response.headers, body, is_json, code, message, detail, response.content)
 
     @property
     def is_error(self) -> bool:

@@ -32,6 +32,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
+from urllib.parse import unquote
 
 import httpx
 import tenacity
@@ -138,6 +139,15 @@ class FetchedItems:
     items: list[dict[str, Any]]
     missing: list[int]
     forbidden: list[int]
+
+
+@dataclass(frozen=True)
+class Download:
+    """A document's file: its bytes, GLPI's content type, and the file name GLPI sent (None if it sent none)."""
+
+    content: bytes
+    content_type: str
+    filename: str | None
 
 
 @dataclass(frozen=True)
@@ -617,6 +627,17 @@ class GlpiClient:
             items.extend(reply.body)
         return FetchedItems(items=items, missing=missing, forbidden=forbidden)
 
+    def download(self, document_id: int) -> Download:
+        """A document's file: `GET /Document/:id` with ``Accept: application/octet-stream``.
+
+        Raises `UpstreamNotFound` (purged) or `UpstreamForbidden` (the account may not read documents) like `get_item`.
+        """
+        reply = self._call("GET", f"/Document/{document_id}", itemtype="Document", binary=True)
+        disposition = reply.headers.get("content-disposition", "")
+        marker = "filename*=UTF-8''"
+        filename = unquote(disposition.split(marker, 1)[1]) if marker in disposition else None
+        return Download(reply.content, reply.headers.get("content-type", "application/octet-stream"), filename)
+
     # --- writing ------------------------------------------------------------------------------------------
 
     def add(self, itemtype: str, input: Mapping[str, Any]) -> int:
@@ -725,6 +746,7 @@ class GlpiClient:
         login: bool = False,
         itemtype: str | None = None,
         passthrough: frozenset[str] = frozenset(),
+        binary: bool = False,
     ) -> Reply:
         """One logical request: retried, replayed once on an expired session, its errors raised as typed ones.
 
@@ -737,6 +759,8 @@ class GlpiClient:
         while True:
             token = self._session_token() if session else None
             send_headers = headers if headers is not None else self._headers(token)
+            if binary:  # a document's file instead of its JSON row
+                send_headers = {**send_headers, "Accept": "application/octet-stream"}
             response = self._send(method, path, self._query(query or []), body, send_headers, idempotent)
             reply = Reply.of(response)
             if token is not None and reply.code == "ERROR_SESSION_TOKEN_INVALID" and not replayed:
@@ -748,6 +772,8 @@ class GlpiClient:
                 continue
             if 300 <= reply.status < 400:
                 raise self._redirected(reply, what)
+            if binary and reply.status < 300:
+                return reply
             if not reply.is_json:
                 raise UpstreamError(
                     f"{self.system}: {what} at {self.base_url} answered {reply.status} with {reply.content_type} "

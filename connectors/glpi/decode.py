@@ -6,6 +6,7 @@ without asking GLPI again:
 ```json
 {"ticket": {…Ticket row…}, "followups": […], "solutions": […], "tasks": […],
  "users": […Ticket_User rows…], "groups": […Group_Ticket rows…], "items": […Item_Ticket rows…],
+ "document_links": […Document_Item rows…], "files": [{…Document row…, "content_type", "content_b64"}],
  "names": {"users": {"7": {"name": "jdoe", "realname": "Doe", "firstname": "Jane", "email": "…"}},
            "groups": {"3": "Network"}, "categories": {"5": "Network > VPN"}, "entities": {"0": "Root entity"}}}
 ```
@@ -17,6 +18,8 @@ are refused (the record is quarantined, the rest of the page lands).
 
 from __future__ import annotations
 
+import base64
+import binascii
 import html
 import json
 from datetime import UTC, datetime
@@ -76,7 +79,19 @@ def decode_ticket(payload: bytes, zone: ZoneInfo) -> dict[str, Any]:
         "linked_items": sorted(
             f"{item['itemtype']}/{item['items_id']}" for item in document.get("items") or [] if item.get("itemtype")
         ),
+        "attachments": [_attachment(glpi_id, file) for file in document.get("files") or []],
     }
+
+
+def _attachment(ticket_id: int, file: dict[str, Any]) -> dict[str, Any]:
+    """A GLPI document's file as an attachment; its name is the uploaded file name (entity-decoded once)."""
+    try:
+        content = base64.b64decode(file["content_b64"], validate=True)
+    except (KeyError, TypeError, ValueError, binascii.Error):
+        raise ParseError(f"ticket {ticket_id}: document {file.get('id')} has no readable file content") from None
+    name = html.unescape(file.get("filename") or file.get("name") or f"document-{file.get('id')}")
+    content_type = (file.get("content_type") or file.get("mime") or "application/octet-stream").split(";")[0]
+    return {"name": name, "content_type": content_type.strip(), "content": content}
 
 
 class _Names:

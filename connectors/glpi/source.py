@@ -13,9 +13,10 @@ Incremental contract (per walk: live tickets, then the trash, each with its own 
 - trashed tickets are read by a second walk (GLPI's search shows the trash or the rest, never both); trashing
   and restoring move ``date_mod``, so both walks see them. Purged tickets are not seen (GLPI keeps no trace).
 
-A document is the ticket row, its followups, solutions, tasks, actors (users and groups), linked items, and the
-names it refers to (users with their default e-mail, groups, category, entity), in a stable order: the same
-GLPI state lands the same bytes, so the landing recognises it. `decode.py` reads it; nothing here interprets it.
+A document is the ticket row, its followups, solutions, tasks, actors (users and groups), linked items, its GLPI
+documents with their files (base64; a file the account may not read is left out, with a warning), and the names
+it refers to (users with their default e-mail, groups, category, entity), in a stable order: the same GLPI state
+lands the same bytes, so the landing recognises it. `decode.py` reads it; nothing here interprets it.
 
 Configuration items (entity "cis", synced before tickets so a ticket's links to its assets resolve in the same run)
 follow the same contract, one pair of walks (live, trash) per itemtype of the source's `assets`, each with its own
@@ -30,6 +31,7 @@ computer's `date_mod` moving are seen the next time it moves (or on a full re-re
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import threading
@@ -41,10 +43,11 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from connectors.base import CIS, TICKETS
-from connectors.glpi.client import GlpiClient, criterion, modified_since
+from connectors.glpi.client import Download, GlpiClient, criterion, modified_since
 from connectors.glpi.decode import DATE_FORMAT, decode_ticket, ticket_external_id
 from connectors.glpi.decode_assets import asset_external_id, decode_asset
 from itsm_core.config import GlpiSource
+from itsm_core.errors import UpstreamForbidden, UpstreamNotFound
 from itsm_core.models import RawRecord, utcnow
 
 log = logging.getLogger("itsm.connectors.glpi")
@@ -59,6 +62,7 @@ SUB_ITEMS = {
     "users": "Ticket_User",
     "groups": "Group_Ticket",
     "items": "Item_Ticket",
+    "document_links": "Document_Item",
 }
 SUB_ITEMS_PAGE = 1000
 WALKS = ("live", "trash")
@@ -207,7 +211,35 @@ class GlpiConnector:
         tickets = [row for row in fetched.items if not row.get("is_template")]
         timelines = list(self._pool.map(self._sub_items, [int(row["id"]) for row in tickets]))
         documents = [{"ticket": row, **timeline} for row, timeline in zip(tickets, timelines, strict=True)]
+        self._attach_files(documents)
         return self._records(documents, _ticket_references, lambda d: ticket_external_id(d["ticket"]["id"]))
+
+    def _attach_files(self, documents: list[dict[str, Any]]) -> None:
+        """Put each ticket's GLPI documents (their row and file, base64) under ``files``, so the record is whole."""
+        wanted = sorted({int(link["documents_id"]) for d in documents for link in d["document_links"]})
+        if not wanted:
+            for document in documents:
+                document["files"] = []
+            return
+        rows = {int(row["id"]): row for row in self.client.get_many("Document", wanted).items}
+        downloads = dict(zip(rows, self._pool.map(self._download, list(rows)), strict=True))
+        contents = {i: download for i, download in downloads.items() if download is not None}
+        for document in documents:
+            ids = sorted({int(link["documents_id"]) for link in document["document_links"]} & contents.keys())
+            document["files"] = [
+                {**rows[i], "content_type": contents[i].content_type, "content_b64": _b64(contents[i].content)}
+                for i in ids
+            ]
+
+    def _download(self, document_id: int) -> Download | None:
+        try:
+            return self.client.download(document_id)
+        except (UpstreamNotFound, UpstreamForbidden) as exc:
+            # Purged since, or the account may not read documents: the ticket lands without that file.
+            log.warning(
+                "%s: document %d not downloaded (%s); the ticket lands without it", self.source.name, document_id, exc
+            )
+            return None
 
     def _fetch_assets(self, page: GlpiPage) -> list[RawRecord]:
         itemtype = page.itemtype
@@ -274,6 +306,10 @@ class GlpiConnector:
     def close(self) -> None:
         self._pool.shutdown(wait=True)
         self.client.close()
+
+
+def _b64(content: bytes) -> str:
+    return base64.b64encode(content).decode("ascii")
 
 
 def _second_before(value: str) -> str:

@@ -184,3 +184,26 @@ def test_a_sync_killed_mid_page_then_rerun_equals_an_uninterrupted_one(sim, data
     with hub.store.connect() as conn:
         landed = conn.execute(select(InboundRecordRow.__table__.c.external_id)).scalars().all()
     assert len(landed) == len(set(landed))
+
+
+def test_glpi_documents_become_attachments_with_their_file(database_url, tmp_path):
+    from itsm_core.store.tables import AttachmentBlobRow, AttachmentRow
+
+    with GlpiSimulator(tickets=40, seed=7) as sim:
+        links = [link for link in sim.rows("Document_Item") if link["itemtype"] == "Ticket"]
+        assert links, "the generated data should attach documents to some tickets"
+        hub = GlpiHub.start(sim, database_url, tmp_path)
+        hub.sync()
+        document = {link["documents_id"]: sim.row("Document", link["documents_id"], decoded=True) for link in links}
+        files = {(link["items_id"], document[link["documents_id"]]["filename"]) for link in links}
+        attachments, blobs = AttachmentRow.__table__, AttachmentBlobRow.__table__
+        with hub.store.connect() as conn:
+            rows = conn.execute(
+                select(attachments.c.ticket_id, attachments.c.name, blobs.c.content).join(
+                    blobs, blobs.c.sha256 == attachments.c.sha256
+                )
+            ).all()
+        by_ticket = {hub.ticket_id(glpi_id): glpi_id for glpi_id, _ in files}
+        assert {(by_ticket[ticket_id], name) for ticket_id, name, _ in rows} == files
+        assert all(content.startswith(b"Simulated content of " + name.encode()) for _, name, content in rows)
+        assert hub.sync().updated == 0  # files are part of the landed record: re-reading it changes nothing

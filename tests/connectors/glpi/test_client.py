@@ -704,3 +704,28 @@ def test_secrets_never_appear_in_repr_errors_or_logs(router, make, caplog):
         for secret in secrets:
             assert secret not in text
     assert PASSWORD not in texts[-1]  # the basic client's own password
+
+
+def test_a_document_downloads_as_bytes_with_its_type_and_name(router, client):
+    route = router.get("/Document/7").respond(
+        200,
+        content=b"%PDF-1.7 \x00\xff",
+        headers={
+            "Content-Type": "application/pdf",
+            "Content-Disposition": "attachment; filename*=UTF-8''Rechnung%20%26%20Lieferschein.pdf",
+        },
+    )
+    download = client.download(7)
+    assert (download.content, download.content_type, download.filename) == (
+        b"%PDF-1.7 \x00\xff",
+        "application/pdf",
+        "Rechnung & Lieferschein.pdf",
+    )
+    assert route.calls.last.request.headers["Accept"] == "application/octet-stream"
+    assert route.calls.last.request.headers["Session-Token"] == "sess-1"
+
+
+def test_a_purged_document_is_not_found_not_a_file(router, client):
+    router.get("/Document/8").mock(return_value=glpi_error(404, "ERROR_ITEM_NOT_FOUND", "Item not found"))
+    with pytest.raises(UpstreamNotFound):
+        client.download(8)
