@@ -27,6 +27,7 @@ from itsm_core.mapping import RelationshipSpec
 from itsm_core.models import ConfigurationItem, utcnow
 from itsm_core.store.audit import audit_event
 from itsm_core.store.bulk import insert_ignoring_conflicts, update_by_id
+from itsm_core.store.identities import add_identities
 from itsm_core.store.tables import (
     AuditEventRow,
     CIRelationshipRow,
@@ -131,19 +132,12 @@ def _write_wave(
             .scalars()
             .all()
         )
-        conn.execute(
-            insert(external_refs),
-            [
-                {
-                    "system": system,
-                    "external_id": items[i].external_id,
-                    "ci_id": ci_id,
-                    "landed_hash": items[i].payload_hash,
-                    "created_at": now,
-                    "updated_at": now,
-                }
-                for i, ci_id in zip(new, ids, strict=True)
-            ],
+        add_identities(
+            conn,
+            system,
+            "ci_id",
+            [(items[i].external_id, items[i].payload_hash, ci_id) for i, ci_id in zip(new, ids, strict=True)],
+            now,
         )
         events = [
             audit_event("ci", ci_id, name, None, rows[k][name], actor, system, now)

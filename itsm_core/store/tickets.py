@@ -18,6 +18,7 @@ from itsm_core.errors import InvalidTransition, NotFound
 from itsm_core.models import Attachment, Ticket, TicketStatus, check_transition, utcnow
 from itsm_core.store.audit import audit_event
 from itsm_core.store.bulk import insert_ignoring_conflicts, update_by_id
+from itsm_core.store.identities import add_identities
 from itsm_core.store.tables import (
     AttachmentBlobRow,
     AttachmentRow,
@@ -113,19 +114,12 @@ def _write_wave(
     if new:
         rows = [_row(items[i].ticket) for i in new]
         ids = conn.execute(insert(tickets).returning(tickets.c.id, sort_by_parameter_order=True), rows).scalars().all()
-        conn.execute(
-            insert(external_refs),
-            [
-                {
-                    "system": system,
-                    "external_id": items[i].external_id,
-                    "ticket_id": ticket_id,
-                    "landed_hash": items[i].payload_hash,
-                    "created_at": now,
-                    "updated_at": now,
-                }
-                for i, ticket_id in zip(new, ids, strict=True)
-            ],
+        add_identities(
+            conn,
+            system,
+            "ticket_id",
+            [(items[i].external_id, items[i].payload_hash, ticket_id) for i, ticket_id in zip(new, ids, strict=True)],
+            now,
         )
         events = [
             _event(ticket_id, name, None, rows[k][name], actor, system, items[i].ticket.created_at)
