@@ -1,6 +1,7 @@
 """The organisation's rules, compiled once per run and applied to every mapped ticket of a batch.
 
-Today: ITIL priority from impact × urgency. Classification, routing and SLA policies join here.
+Today: ITIL priority from impact × urgency, and the condition language (`conditions.py`) that classification,
+routing and SLA policies will match tickets with.
 """
 
 from __future__ import annotations

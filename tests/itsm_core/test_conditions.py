@@ -1,0 +1,84 @@
+"""The condition language of rules and policies: each operator, the combinations, and the errors people see."""
+
+import pytest
+from pydantic import ValidationError
+
+from itsm_core.models import TicketStatus
+from itsm_core.rules.conditions import compile_condition, parse_condition, record_view
+
+TICKET = record_view(
+    {
+        "title": "VPN down for all users",
+        "description": "Since the upgrade nobody in Munich can connect.",
+        "status": TicketStatus.NEW,
+        "priority": 2,
+        "category": "Network > VPN",
+        "requester": "Anna.Schmidt@Example.DE",
+        "source_type": "email",
+        "tenant": None,
+        "custom_fields": {"glpi_id": 42, "labels": ["vip", "munich"]},
+    }
+)
+
+
+def holds(condition) -> bool:
+    return compile_condition(parse_condition(condition))(TICKET)
+
+
+@pytest.mark.parametrize(
+    ("condition", "expected"),
+    [
+        ({"field": "category", "equals": "network > vpn"}, True),  # text ignores case
+        ({"field": "status", "equals": "new"}, True),  # enums by their value
+        ({"field": "priority", "equals": 3}, False),
+        ({"field": "priority", "in": [1, 2]}, True),
+        ({"field": "source", "in": ["glpi", "solman"]}, False),
+        ({"field": "tenant", "exists": False}, True),  # None counts as absent
+        ({"field": "custom_fields.glpi_id", "exists": True}, True),
+        ({"field": "custom_fields.nope", "exists": True}, False),
+        ({"field": "title", "contains": "vpn"}, True),
+        ({"field": "custom_fields.labels", "contains": "VIP"}, True),  # a list: membership
+        ({"field": "custom_fields.labels", "contains": "vi"}, False),  # … not a substring of an element
+        ({"field": "text", "contains": "munich"}, True),  # title and description together
+        ({"field": "text", "contains_any": ["printer", "all users"]}, True),
+        ({"field": "category", "startswith": "NETWORK"}, True),
+        ({"field": "text", "regex": r"\bdown\b"}, True),
+        ({"field": "text", "regex": r"^printer"}, False),
+        ({"field": "requester_domain", "equals": "example.de"}, True),
+        ({"field": "priority", "gt": 2}, False),
+        ({"field": "priority", "gte": 2}, True),
+        ({"field": "priority", "lt": 3}, True),
+        ({"field": "priority", "lte": 1}, False),
+        ({"field": "title", "gt": 1}, False),  # not a number: never compares
+        ({"field": "nonexistent", "lt": 5}, False),  # missing: never compares
+    ],
+)
+def test_each_operator(condition, expected):
+    assert holds(condition) is expected
+
+
+def test_all_any_not_combine_and_nest():
+    vpn = {"field": "text", "contains": "vpn"}
+    printer = {"field": "text", "contains": "printer"}
+    assert holds({"all": [vpn, {"not": printer}]})
+    assert not holds({"all": [vpn, printer]})
+    assert holds({"any": [printer, {"all": [vpn, {"field": "priority", "lte": 2}]}]})
+    assert not holds({"any": []}) and holds({"all": []})
+    assert holds({"not": {"not": vpn}})
+
+
+@pytest.mark.parametrize(
+    ("condition", "fragment"),
+    [
+        ({"field": "title", "contains": "a", "equals": "b"}, "exactly one operator for 'title'"),
+        ({"field": "title"}, "exactly one operator"),
+        ({"field": "title", "regex": "(unclosed"}, "not a valid regular expression"),
+        ({"field": "title", "containz": "a"}, "containz"),
+        ({"all": [{"field": "title", "contains": "a"}], "extra": 1}, "extra"),
+        ({"any": [{"not": {"field": "x", "gte": "high"}}]}, "gte"),
+    ],
+)
+def test_a_wrong_condition_is_refused_naming_what_is_wrong(condition, fragment):
+    with pytest.raises(ValidationError) as caught:
+        parse_condition(condition)
+    assert fragment in str(caught.value)
