@@ -201,26 +201,28 @@ class GlpiConnector:
         """The page's tickets or assets as documents. Those purged since the search are left out (GLPI: 404)."""
         if page.entity == CIS:
             return self._fetch_assets(page)
-        fetched = self.client.get_many("Ticket", list(page.ids))
-        if fetched.forbidden:
-            log.warning(
-                "%s: the hub's GLPI account may not read tickets %s; grant it READALL on tickets",
-                self.source.name,
-                ", ".join(map(str, fetched.forbidden)),
-            )
-        tickets = [row for row in fetched.items if not row.get("is_template")]
+        tickets = self._rows("Ticket", page.ids, "READALL on tickets")
         timelines = list(self._pool.map(self._sub_items, [int(row["id"]) for row in tickets]))
         documents = [{"ticket": row, **timeline} for row, timeline in zip(tickets, timelines, strict=True)]
         self._attach_files(documents)
         return self._records(documents, _ticket_references, lambda d: ticket_external_id(d["ticket"]["id"]))
 
+    def _rows(self, itemtype: str, ids: Sequence[int], right: str) -> list[dict[str, Any]]:
+        """The rows of a page, templates left out; rows the account may not read are named in a warning."""
+        fetched = self.client.get_many(itemtype, list(ids))
+        if fetched.forbidden:
+            log.warning(
+                "%s: the hub's GLPI account may not read %s %s; grant it %s",
+                self.source.name,
+                itemtype,
+                ", ".join(map(str, fetched.forbidden)),
+                right,
+            )
+        return [row for row in fetched.items if not row.get("is_template")]
+
     def _attach_files(self, documents: list[dict[str, Any]]) -> None:
         """Put each ticket's GLPI documents (their row and file, base64) under ``files``, so the record is whole."""
         wanted = sorted({int(link["documents_id"]) for d in documents for link in d["document_links"]})
-        if not wanted:
-            for document in documents:
-                document["files"] = []
-            return
         rows = {int(row["id"]): row for row in self.client.get_many("Document", wanted).items}
         downloads = dict(zip(rows, self._pool.map(self._download, list(rows)), strict=True))
         contents = {i: download for i, download in downloads.items() if download is not None}
@@ -243,15 +245,7 @@ class GlpiConnector:
 
     def _fetch_assets(self, page: GlpiPage) -> list[RawRecord]:
         itemtype = page.itemtype
-        fetched = self.client.get_many(itemtype, list(page.ids))
-        if fetched.forbidden:
-            log.warning(
-                "%s: the hub's GLPI account may not read %s %s; grant it read rights on that asset type",
-                self.source.name,
-                itemtype,
-                ", ".join(map(str, fetched.forbidden)),
-            )
-        rows = [row for row in fetched.items if not row.get("is_template")]
+        rows = self._rows(itemtype, page.ids, "read rights on that asset type")
         documents: list[dict[str, Any]] = [{"itemtype": itemtype, "item": row} for row in rows]
         if itemtype == SOFTWARE_VERSION:
             wanted = sorted({int(row["softwares_id"]) for row in rows if row.get("softwares_id")})
