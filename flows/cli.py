@@ -8,9 +8,8 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -20,6 +19,9 @@ from itsm_core.config import HubConfig
 from itsm_core.errors import ConfigError, HubError
 from itsm_core.models import TicketStatus
 from itsm_core.store import Store
+
+if TYPE_CHECKING:
+    from flows.runtime import HubEdit
 
 app = typer.Typer(
     name="itsm",
@@ -397,25 +399,15 @@ def _actor(actor: str) -> str:
     return actor if ":" in actor else f"user:{actor}"
 
 
-def _change_ticket(
-    config: str | None,
-    ticket: str,
-    apply: Callable[[Any, int], tuple[frozenset[str], tuple[int, ...]]],
-    done: str,
-) -> None:
+def _change_ticket(config: str | None, ticket: str, edit: HubEdit, done: str) -> None:
     """Apply a person's change to one ticket and queue it for every push target, in one transaction."""
-    from flows.runtime import build_propagator
+    from flows.runtime import change_ticket
     from itsm_core.store.tickets import format_ticket_id, parse_ticket_id
-    from itsm_core.sync.propagate import HUB, Change
 
-    hub = _config(config)
-    store = _store(config)
     ticket_id = parse_ticket_id(ticket)
-    with store.transaction() as conn:
-        fields, comment_ids = apply(conn, ticket_id)
-        queued = build_propagator(hub).propagate(conn, [Change(ticket_id, fields, comment_ids, origin=HUB)])
+    change, queued = change_ticket(_config(config), _store(config), ticket_id, edit)
     number = format_ticket_id(ticket_id)
-    if not fields and not comment_ids:
+    if not change.fields and not change.comment_ids:
         out.print(f"{number}: nothing changed (it already was so)", highlight=False)
         return
     told = ", ".join(f"{target} ({count})" for target, count in queued.items()) or "nobody"

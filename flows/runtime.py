@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+from sqlalchemy import Connection
 
 from connectors.base import CIS, SourceConnector, entities_of
 from connectors.registry import build_connector, linked_targets
@@ -19,7 +22,7 @@ from itsm_core.sync.ingest import SourcePipeline
 from itsm_core.sync.ingest_cis import CIPipeline
 from itsm_core.sync.intake import Intake
 from itsm_core.sync.linked import LinkedSystemTarget
-from itsm_core.sync.propagate import Propagator, PushTarget
+from itsm_core.sync.propagate import HUB, Change, Propagator, PushTarget
 from itsm_core.sync.related import RelatedRecords
 
 # Our own modules log under "itsm"; Prefect ships them to the UI (PREFECT_LOGGING_EXTRA_LOGGERS) at INFO.
@@ -53,6 +56,20 @@ def build_propagator(config: HubConfig) -> Propagator:
     targets: list[PushTarget] = [EmailNotifier(config.email)]
     targets += [LinkedSystemTarget(source.name) for source in linked_targets(config)]
     return Propagator(tuple(targets))
+
+
+#: A change to one ticket, made inside the caller's transaction: (fields changed, comments added).
+HubEdit = Callable[[Connection, int], tuple[frozenset[str], tuple[int, ...]]]
+
+
+def change_ticket(config: HubConfig, store: Store, ticket_id: int, edit: HubEdit) -> tuple[Change, dict[str, int]]:
+    """A change made in the hub (a person at the CLI, the demo) and its news for every push target, in one
+    transaction; returns the change and how many outbox items each target got."""
+    with store.transaction() as conn:
+        fields, comment_ids = edit(conn, ticket_id)
+        change = Change(ticket_id, fields, comment_ids, origin=HUB)
+        queued = build_propagator(config).propagate(conn, [change])
+    return change, queued
 
 
 def build_intake(config: HubConfig, source: SourceConfig) -> Intake | None:

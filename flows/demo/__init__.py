@@ -111,30 +111,31 @@ def _show_push(store: Store, config_file: Path, glpi: GlpiSimulator, console: Co
     from sqlalchemy import select
 
     from flows.push import push_outbox
-    from flows.runtime import build_propagator, load_hub_config
+    from flows.runtime import change_ticket, load_hub_config
     from itsm_core.models import Comment
     from itsm_core.store.comments import add_comments
     from itsm_core.store.tables import ExternalRefRow, TicketRow
     from itsm_core.store.tickets import format_ticket_id
-    from itsm_core.sync.propagate import HUB, Change
 
     refs, tickets = ExternalRefRow.__table__, TicketRow.__table__
-    with store.transaction() as conn:
-        query = (
-            select(refs.c.ticket_id, refs.c.external_id)
-            .join(tickets, tickets.c.id == refs.c.ticket_id)
-            .where(refs.c.system == "demo-glpi", tickets.c.status.not_in(["resolved", "closed", "cancelled"]))
-            .order_by(refs.c.id)
-        )
+    query = (
+        select(refs.c.ticket_id, refs.c.external_id)
+        .join(tickets, tickets.c.id == refs.c.ticket_id)
+        .where(refs.c.system == "demo-glpi", tickets.c.status.not_in(["resolved", "closed", "cancelled"]))
+        .order_by(refs.c.id)
+    )
+    with store.connect() as conn:
         linked = conn.execute(query.limit(1)).first()  # GLPI takes no followup on a closed ticket
-        if linked is None:
-            return
-        ticket_id, external_id = linked
-        comment = Comment(body="Looked at from itsm-hub: the demo's comment, pushed to GLPI.", author="demo@itsm-hub")
-        comment_ids = tuple(add_comments(conn, [(ticket_id, comment)]))
-        build_propagator(load_hub_config(str(config_file))).propagate(
-            conn, [Change(ticket_id, comment_ids=comment_ids, origin=HUB)]
-        )
+    if linked is None:
+        return
+    ticket_id, external_id = linked
+    comment = Comment(body="Looked at from itsm-hub: the demo's comment, pushed to GLPI.", author="demo@itsm-hub")
+    change_ticket(
+        load_hub_config(str(config_file)),
+        store,
+        ticket_id,
+        lambda conn, ticket: (frozenset(), tuple(add_comments(conn, [(ticket, comment)]))),
+    )
     push_outbox(config_path=str(config_file))
     glpi_id = int(external_id.partition("/")[2])
     followups = [f for f in glpi.followups(glpi_id, decoded=True) if "itsm-hub" in (f["content"] or "")]

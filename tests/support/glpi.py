@@ -10,12 +10,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Connection, func, select
 
 from connectors.glpi.push import GlpiWriter
 from connectors.glpi.simulator import HUB_USER_TOKEN, GlpiSimulator
 from flows.outbound import DeliveryReport, deliver_linked
-from flows.runtime import build_propagator, build_runtime
+from flows.runtime import build_runtime, change_ticket
 from flows.sync import ENTITY, ingest_page
 from itsm_core.config import HubConfig, parse_config
 from itsm_core.models import Comment
@@ -25,7 +25,6 @@ from itsm_core.store.sync_state import get_state
 from itsm_core.store.tables import CommentRow, ExternalRefRow, TicketRow
 from itsm_core.store.tickets import change_status, set_fields
 from itsm_core.sync.ingest import BatchReport
-from itsm_core.sync.propagate import HUB, Change
 
 SOURCE = "glpi"
 
@@ -107,18 +106,18 @@ class GlpiHub:
             return list(conn.execute(query.order_by(comments.c.id)).scalars())
 
     def change(self, glpi_id: int, *, status: str | None = None, comment: str | None = None, **fields: Any) -> None:
-        ticket_id = self.ticket_id(glpi_id)
-        with self.store.transaction() as conn:
-            changed: set[str] = set()
-            if fields:
-                changed |= set(set_fields(conn, ticket_id, fields, "user:ops"))
+        """A person's change in the hub, queued for GLPI as the CLI queues it."""
+
+        def edit(conn: Connection, ticket_id: int) -> tuple[frozenset[str], tuple[int, ...]]:
+            changed = set(set_fields(conn, ticket_id, fields, "user:ops")) if fields else set()
             if status is not None and change_status(conn, ticket_id, status, "user:ops"):
                 changed.add("status")
-            comment_ids = ()
+            added: list[int] = []
             if comment is not None:
-                comment_ids = tuple(add_comments(conn, [(ticket_id, Comment(body=comment, author="ops@example.org"))]))
-            change = Change(ticket_id, frozenset(changed), comment_ids, origin=HUB)
-            build_propagator(self.config).propagate(conn, [change])
+                added = add_comments(conn, [(ticket_id, Comment(body=comment, author="ops@example.org"))])
+            return frozenset(changed), tuple(added)
+
+        change_ticket(self.config, self.store, self.ticket_id(glpi_id), edit)
 
     def count(self, table: Any) -> int:
         with self.store.connect() as conn:
