@@ -16,8 +16,9 @@ from itsm_core.config import GlpiSource, HubConfig, ImapSource, MaildirSource, S
 from itsm_core.email.intake import EmailIntake
 from itsm_core.email.notify import EmailNotifier
 from itsm_core.mapping import load_ci_mapping, load_mapping
-from itsm_core.rules import CompiledRules
+from itsm_core.rules import Rules
 from itsm_core.store import Store
+from itsm_core.sync.decide import apply_rules
 from itsm_core.sync.ingest import SourcePipeline
 from itsm_core.sync.ingest_cis import CIPipeline
 from itsm_core.sync.intake import Intake
@@ -65,11 +66,20 @@ HubEdit = Callable[[Connection, int], tuple[frozenset[str], tuple[int, ...]]]
 def change_ticket(config: HubConfig, store: Store, ticket_id: int, edit: HubEdit) -> tuple[Change, dict[str, int]]:
     """A change made in the hub (a person at the CLI, the demo) and its news for every push target, in one
     transaction; returns the change and how many outbox items each target got."""
+    rules = build_rules(config)
     with store.transaction() as conn:
         fields, comment_ids = edit(conn, ticket_id)
+        # What the person changed may call for the rules (a derived priority follows a new urgency).
+        decided, _ = apply_rules(conn, rules, {ticket_id: fields}) if fields else ([], None)
+        fields |= {name for change in decided for name in change.fields}
         change = Change(ticket_id, fields, comment_ids, origin=HUB)
         queued = build_propagator(config).propagate(conn, [change])
     return change, queued
+
+
+def build_rules(config: HubConfig) -> Rules:
+    """The `rules:` section compiled (conditions, models, agents' calendars): once per run."""
+    return Rules.compile(config.rules)
 
 
 def build_intake(config: HubConfig, source: SourceConfig) -> Intake | None:
@@ -101,7 +111,7 @@ def build_runtime(config: HubConfig, source: SourceConfig, store: Store | None =
         source=source.name,
         decode=connector.decode,
         mapping=load_mapping(source.mapping or connector.default_mapping),
-        rules=CompiledRules.compile(config.rules),
+        rules=build_rules(config),
         intake=build_intake(config, source),
         propagator=build_propagator(config),
         cis=build_ci_pipeline(source, connector),

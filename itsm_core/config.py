@@ -23,7 +23,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 from itsm_core.errors import ConfigError
-from itsm_core.rules.priority import PriorityMatrix
+from itsm_core.rules.spec import RulesConfig
 
 DEFAULT_CONFIG_PATH = Path("itsm.yaml")
 CONFIG_ENV_VAR = "ITSM_CONFIG"
@@ -210,10 +210,6 @@ class EmailConfig(_Strict):
     smtp: SmtpConfig | None = None
 
 
-class RulesConfig(_Strict):
-    priority: PriorityMatrix = Field(default_factory=PriorityMatrix)
-
-
 class ReportsConfig(_Strict):
     """Filled by the reports issue; present now so the file's shape does not change later."""
 
@@ -377,10 +373,12 @@ def _anchor_paths(config: HubConfig, base_dir: Path) -> HubConfig:
                 updates["move_to"] = _anchor(source.move_to, base_dir)
             source = source.model_copy(update=updates)
         anchored.append(source)
+    models = [model.model_copy(update={"path": _anchor(model.path, base_dir)}) for model in config.rules.models]
+    rules = config.rules.model_copy(update={"models": models})
     url = config.database_url.get_secret_value()
     if url.startswith("sqlite:///") and not url.startswith("sqlite:////") and ":memory:" not in url:
         url = "sqlite:///" + str(_anchor(Path(url.removeprefix("sqlite:///")), base_dir))
-    return config.model_copy(update={"sources": anchored, "database_url": SecretStr(url)})
+    return config.model_copy(update={"sources": anchored, "database_url": SecretStr(url), "rules": rules})
 
 
 def _anchor(path: Path, base_dir: Path) -> Path:

@@ -63,6 +63,10 @@ class NotFound(HubError):
     """A ticket, dead letter or source named by the user does not exist."""
 
 
+class ModelError(HubError):
+    """The classifier model cannot be trained, loaded or used; the message says what to do."""
+
+
 class StoreError(HubError):
     """The store cannot be reached or is not at the expected schema version."""
 

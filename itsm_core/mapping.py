@@ -45,7 +45,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from pydantic_core import to_jsonable_python
 
 from itsm_core.errors import ConfigError, MappingError
-from itsm_core.models import ConfigurationItem, Ticket
+from itsm_core.models import ClassifiedBy, ConfigurationItem, Ticket
 
 _TICKET_FIELDS = set(Ticket.model_fields)
 _CI_FIELDS = set(ConfigurationItem.model_fields) - {"attributes"}
@@ -224,6 +224,8 @@ def map_ticket(record: dict[str, Any], mapping: Mapping, *, received_at: datetim
     values["title"] = _title(values.get("title"))
     values.setdefault("created_at", received_at)
     values.setdefault("updated_at", values["created_at"])
+    if values.get("category") is not None:
+        values.setdefault("classified_by", ClassifiedBy.SOURCE)  # the upstream's people chose it: rules keep it
     try:
         return Ticket.model_validate(values)
     except ValidationError as exc:

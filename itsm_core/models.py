@@ -122,6 +122,7 @@ class Ticket(CanonicalModel):
     priority: int | None = Field(default=None, ge=1)
     category: str | None = Field(default=None, max_length=200)
     subcategory: str | None = Field(default=None, max_length=200)
+    intent: str | None = Field(default=None, max_length=100)  # password_reset, vpn_access, ...
     classification_confidence: float | None = Field(default=None, ge=0, le=1)
     classified_by: ClassifiedBy | None = None
     requester: str | None = Field(default=None, max_length=320)

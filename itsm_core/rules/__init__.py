@@ -1,28 +1,16 @@
-"""The organisation's rules, compiled once per run and applied to every mapped ticket of a batch.
+"""The organisation's rules: classification (rules, then trained models), ITIL priority and routing.
 
-Today: ITIL priority from impact × urgency, and the condition language (`conditions.py`) that classification,
-routing and SLA policies will match tickets with.
+- `conditions.py` — the condition language rules and policies match tickets with;
+- `spec.py`       — the `rules:` section's shapes, as written in YAML;
+- `engine.py`     — `Rules`: the section compiled once per run, deciding a batch of tickets at a time;
+- `routing.py`    — which agent of a group takes a ticket (skills, load, round-robin, working hours);
+- `priority.py`   — the impact × urgency matrix;
+- `model.py`      — the trained text classifier (scikit-learn).
+
+Writing the decisions is the sync pipeline's job (`itsm_core/sync/decide.py`).
 """
 
-from __future__ import annotations
+from itsm_core.rules.engine import Decided, Rules
+from itsm_core.rules.spec import RulesConfig
 
-from dataclasses import dataclass
-
-from itsm_core.models import Ticket
-from itsm_core.rules.priority import PriorityMatrix
-
-
-@dataclass(frozen=True)
-class CompiledRules:
-    priority: PriorityMatrix
-
-    @classmethod
-    def compile(cls, config: object) -> CompiledRules:
-        """From the config's `rules:` section (an `itsm_core.config.RulesConfig`)."""
-        return cls(priority=config.priority)  # type: ignore[attr-defined]
-
-    def apply(self, ticket: Ticket) -> Ticket:
-        """The ticket with what the rules decide filled in. Values the source set explicitly are kept."""
-        if ticket.priority is None:
-            return ticket.model_copy(update={"priority": self.priority.priority(ticket.impact, ticket.urgency)})
-        return ticket
+__all__ = ["Decided", "Rules", "RulesConfig"]

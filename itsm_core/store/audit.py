@@ -17,8 +17,10 @@ def audit_event(
     actor: str,
     source: str | None,
     at: datetime,
+    detail: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """One `audit_events` row; dates in the values become ISO strings (the values are JSON)."""
+    """One `audit_events` row; dates in the values become ISO strings (the values are JSON). `detail` says why,
+    when the actor is the hub's own rules (the rule, the model's confidence, the candidates weighed)."""
     return {
         "at": at,
         "entity": entity,
@@ -28,6 +30,7 @@ def audit_event(
         "new_value": _jsonable(new),
         "actor": actor,
         "source": source,
+        "detail": detail,
     }
 
 

@@ -32,6 +32,19 @@ def insert_ignoring_conflicts(
     return []
 
 
+def upsert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]], key_columns: Sequence[str]) -> None:
+    """`INSERT … ON CONFLICT (key_columns) DO UPDATE` setting every other column of `rows`, all rows at once."""
+    if not rows:
+        return
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    statement = dialect.insert(table)
+    others = [name for name in rows[0] if name not in key_columns]
+    statement = statement.on_conflict_do_update(
+        index_elements=list(key_columns), set_={name: statement.excluded[name] for name in others}
+    )
+    conn.execute(statement, list(rows))
+
+
 def update_by_id(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
     """`UPDATE table SET … WHERE id = :id` for many rows with an executemany; rows may set different columns."""
     by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}

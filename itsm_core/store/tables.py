@@ -113,6 +113,7 @@ class TicketRow(Base):
     priority: Mapped[int | None] = mapped_column(Integer)
     category: Mapped[str | None] = mapped_column(String(200))
     subcategory: Mapped[str | None] = mapped_column(String(200))
+    intent: Mapped[str | None] = mapped_column(String(100))  # what the requester wants: password_reset, ...
     classification_confidence: Mapped[float | None] = mapped_column(Float)
     classified_by: Mapped[str | None] = mapped_column(String(16))
     requester: Mapped[str | None] = mapped_column(String(320))
@@ -126,6 +127,8 @@ class TicketRow(Base):
     resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     custom_fields: Mapped[dict[str, Any]] = mapped_column(JSONDoc, default=dict)
+    # field → the rule, model or matrix that set it; a field a person or a source sets leaves this map
+    decided_by: Mapped[dict[str, str] | None] = mapped_column(JSONDoc)
 
 
 class CommentRow(Base):
@@ -316,6 +319,18 @@ class AuditEventRow(Base):
     new_value: Mapped[Any] = mapped_column(JSONDoc, nullable=True)
     actor: Mapped[str] = mapped_column(String(200))  # who or what: source:NAME, rule:NAME, user:LOGIN
     source: Mapped[str | None] = mapped_column(String(100))
+    detail: Mapped[dict[str, Any] | None] = mapped_column(JSONDoc)  # why: the rule, the model's confidence, ...
+
+
+class RoutingTurnRow(Base):
+    """Round-robin among equally loaded agents of a group: the agent whose last turn is oldest goes next."""
+
+    __tablename__ = "routing_turns"
+
+    group_name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    agent: Mapped[str] = mapped_column(String(320), primary_key=True)
+    turn: Mapped[int] = mapped_column(BigInteger)
+    assigned_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class SyncStateRow(Base):

@@ -15,7 +15,7 @@ from typing import Any, Literal
 from sqlalchemy import Connection, func, insert, select
 
 from itsm_core.errors import InvalidTransition, NotFound
-from itsm_core.models import Attachment, Ticket, TicketStatus, check_transition, utcnow
+from itsm_core.models import Attachment, ClassifiedBy, Ticket, TicketStatus, check_transition, utcnow
 from itsm_core.store.audit import audit_event
 from itsm_core.store.bulk import insert_ignoring_conflicts, update_by_id
 from itsm_core.store.identities import add_identities
@@ -180,7 +180,9 @@ def _update_existing(
         if new_attachments:
             to_attach.append((ticket_id, item.ticket))
         if changes:
-            updates.append({"id": ticket_id, **changes, "updated_at": now})
+            updates.append(
+                {"id": ticket_id, **changes, **_claimed(old, changes, ClassifiedBy.SOURCE), "updated_at": now}
+            )
             events.extend(_event(ticket_id, k, old[k], v, actor, system, now) for k, v in changes.items())
         results[i] = WriteResult(
             "updated" if changes else "unchanged", ticket_id, changed=sorted(changes), repush=sorted(repush)
@@ -206,6 +208,18 @@ def _changes(old: Any, new: dict[str, Any], owned: frozenset[str]) -> dict[str, 
         if value is not None and value != old[name]:
             changes[name] = value
     return changes
+
+
+def _claimed(old: Any, changes: dict[str, Any], by: ClassifiedBy) -> dict[str, Any]:
+    """A field a source or a person sets is theirs from then on: the hub's rules no longer decide it."""
+    extra: dict[str, Any] = {}
+    decided = old["decided_by"] or {}
+    if decided.keys() & changes.keys():
+        extra["decided_by"] = {name: rule for name, rule in decided.items() if name not in changes}
+    if "category" in changes:
+        extra["classified_by"] = by.value
+        extra["classification_confidence"] = None
+    return extra
 
 
 def _status_timestamps(old: Any, status: str, now: datetime) -> dict[str, Any]:
@@ -307,12 +321,14 @@ def set_statuses(
 
 
 #: Fields a person or the hub's rules may set directly (status has its own transition table: `change_status`).
-SETTABLE = frozenset({"assignee", "assignment_group", "urgency", "impact", "priority", "category"})
+SETTABLE = frozenset({"assignee", "assignment_group", "urgency", "impact", "priority", "category", "intent"})
 
 
 def set_fields(conn: Connection, ticket_id: int, values: dict[str, Any], actor: str) -> dict[str, Any]:
-    """Set some of `SETTABLE` on one ticket with an audit event each; returns the fields that changed.
+    """A person sets some of `SETTABLE` on one ticket, with an audit event each; returns the fields that changed.
 
+    Every field named becomes the person's, also when its value stays (a confirmation): the hub's rules no
+    longer decide it, and a confirmed category counts as human-labelled for training the classifier.
     Raises `NotFound` for an unknown ticket and `ValueError` for a field not in `SETTABLE`.
     """
     unknown = set(values) - SETTABLE
@@ -322,11 +338,19 @@ def set_fields(conn: Connection, ticket_id: int, values: dict[str, Any], actor: 
     if row is None:
         raise NotFound(f"no ticket {format_ticket_id(ticket_id)}")
     changed = {name: value for name, value in values.items() if row[name] != value}
-    if not changed:
+    claimed = _claimed(row, values, ClassifiedBy.HUMAN)
+    if "classified_by" in claimed and claimed["classified_by"] == row["classified_by"]:
+        claimed.pop("classified_by")
+        claimed.pop("classification_confidence")
+    if not changed and not claimed:
         return {}
     now = utcnow()
-    update_by_id(conn, tickets, [{"id": ticket_id, **changed, "updated_at": now}])
+    update_by_id(conn, tickets, [{"id": ticket_id, **changed, **claimed, "updated_at": now}])
     events = [_event(ticket_id, name, row[name], value, actor, None, now) for name, value in changed.items()]
+    if "classified_by" in claimed:
+        events.append(
+            _event(ticket_id, "classified_by", row["classified_by"], claimed["classified_by"], actor, None, now)
+        )
     conn.execute(insert(audit_events), events)
     return changed
 

@@ -1,4 +1,4 @@
-"""From raw records to canonical tickets, one batch per transaction: land → decode → map → rules → store.
+"""From raw records to canonical tickets, one batch per transaction: land → decode → map → store → rules.
 
 Every fetched record ends in exactly one bucket: created, updated, unchanged or quarantined. A record that
 cannot be decoded or mapped is kept whole as a dead letter with its reason; the batch goes on.
@@ -21,12 +21,13 @@ from sqlalchemy import Connection
 from itsm_core.errors import RecordError
 from itsm_core.mapping import Mapping, map_ticket
 from itsm_core.models import RawRecord
-from itsm_core.rules import CompiledRules
+from itsm_core.rules import Rules
 from itsm_core.store.cis import LINKED_ITEMS, link_tickets_to_cis
 from itsm_core.store.landing import land_records, set_outcomes
 from itsm_core.store.quarantine import quarantine, record_replay
 from itsm_core.store.tickets import TicketWrite, WriteResult, upsert_tickets
 from itsm_core.sync.conflicts import FieldPolicy
+from itsm_core.sync.decide import RulesReport, apply_rules
 from itsm_core.sync.intake import AddComment, Defer, Disposition, Ignore, Intake, MakeTicket, Refuse, Triaged
 from itsm_core.sync.propagate import HUB, Change, Propagator
 
@@ -43,7 +44,7 @@ class SourcePipeline:
     source: str
     decode: Decoder
     mapping: Mapping
-    rules: CompiledRules
+    rules: Rules
     intake: Intake | None = None  # channel rules before mapping (email: noise, duplicates, floods, threading)
     propagator: Propagator = field(default_factory=Propagator)  # who hears of the changes, in the same transaction
     cis: CIPipeline | None = None  # for sources that also read configuration items (`ingest_cis.py`)
@@ -65,11 +66,11 @@ class SourcePipeline:
         return frozenset(owned)
 
     def to_ticket(self, record: RawRecord, decoded: dict[str, Any] | None = None) -> TicketWrite:
-        """Decode (unless done), map and apply the rules to one record (pure: no I/O). Raises RecordError."""
+        """Decode (unless done) and map one record (pure: no I/O). Raises RecordError."""
         if decoded is None:
             decoded = self.decode(record.payload)
         ticket = map_ticket(decoded, self.mapping, received_at=record.received_at)
-        return TicketWrite(record.external_id, self.rules.apply(ticket), record.payload_hash, self.update_fields)
+        return TicketWrite(record.external_id, ticket, record.payload_hash, self.update_fields)
 
 
 @dataclass(frozen=True)
@@ -97,10 +98,12 @@ class BatchReport:
     quarantined: int = 0
     ignored_by_kind: dict[str, int] = field(default_factory=dict)
     notes: list[QuarantineNote] = field(default_factory=list)
+    rules: RulesReport = field(default_factory=RulesReport)  # what the rules set on the batch's tickets
 
     def __iadd__(self, other: BatchReport) -> BatchReport:
         for name in COUNTS:
             setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.rules += other.rules
         for kind, count in other.ignored_by_kind.items():
             self.ignored_by_kind[kind] = self.ignored_by_kind.get(kind, 0) + count
         self.notes.extend(other.notes)
@@ -240,8 +243,18 @@ class _Batch(RecordBatch):
                 self.changes.append(Change(result.ticket_id, frozenset(result.repush), origin=HUB))
         if linked:
             link_tickets_to_cis(self.conn, self.pipeline.source, linked)
+        self._decide(results)
         if self.pipeline.intake is not None:
             self._record_intake(self.pipeline.intake, items, ticket_of)
+
+    def _decide(self, results: Sequence[WriteResult]) -> None:
+        """The rules, on the tickets this wave created or changed (after their CI links: conditions may ask)."""
+        changed = {
+            r.ticket_id: r.changed for r in results if r.ticket_id is not None and r.outcome in ("created", "updated")
+        }
+        changes, report = apply_rules(self.conn, self.pipeline.rules, changed, actor_source=self.pipeline.source)
+        self.changes += changes
+        self.report.rules += report
 
     def _record_intake(
         self,
@@ -328,6 +341,9 @@ def replay_dead_letter(conn: Connection, pipeline: SourcePipeline, letter: dict[
         record_replay(conn, letter["id"], ticket_id=None, reason=result.error)
         return result
     record_replay(conn, letter["id"], ticket_id=result.ticket_id)
+    if result.ticket_id is not None and result.outcome in ("created", "updated"):
+        changes, _ = apply_rules(conn, pipeline.rules, {result.ticket_id: result.changed}, actor_source=pipeline.source)
+        pipeline.propagator.propagate(conn, changes)
     if letter["inbound_record_id"] is not None:
         set_outcomes(
             conn, [{"id": letter["inbound_record_id"], "outcome": result.outcome, "ticket_id": result.ticket_id}]

@@ -116,8 +116,7 @@ def test_db_upgrade_then_list_show_and_dead_letters(workdir):
 
 def test_ticket_list_filters_and_show_prints_history(workdir):
     from itsm_core.mapping import load_mapping
-    from itsm_core.rules import CompiledRules
-    from itsm_core.rules.priority import PriorityMatrix
+    from itsm_core.rules import Rules, RulesConfig
     from itsm_core.sync.ingest import SourcePipeline, ingest_batch
 
     itsm("db", "upgrade", cwd=workdir)
@@ -126,7 +125,7 @@ def test_ticket_list_filters_and_show_prints_history(workdir):
     def decode(payload: bytes) -> dict:
         return {"subject": payload.decode(), "from_address": "bob@example.org", "text": "details"}
 
-    pipeline = SourcePipeline("drop", decode, load_mapping("email"), CompiledRules(PriorityMatrix()))
+    pipeline = SourcePipeline("drop", decode, load_mapping("email"), Rules(RulesConfig()))
     with store.transaction() as conn:
         ingest_batch(conn, pipeline, [RawRecord(f"m{i}", f"Printer {i}".encode(), "eml", utcnow()) for i in range(3)])
     store.dispose()

@@ -11,8 +11,7 @@ from itsm_core.email.intake import EmailIntake
 from itsm_core.errors import MailParseError
 from itsm_core.mapping import load_mapping
 from itsm_core.models import RawRecord, utcnow
-from itsm_core.rules import CompiledRules
-from itsm_core.rules.priority import PriorityMatrix
+from itsm_core.rules import Rules, RulesConfig
 from itsm_core.sync.ingest import SourcePipeline, ingest_batch
 
 HEAD = b"From: Ann <ann@northwind.example>\r\nTo: helpdesk@northwind.example\r\nMessage-ID: <%s@x>\r\n"
@@ -113,7 +112,7 @@ def test_each_malformed_message_parses_or_is_refused_with_a_reason(name):
 
 def test_the_whole_corpus_through_the_pipeline_never_crashes(store):
     pipeline = SourcePipeline(
-        "corpus", decode_message, load_mapping("email"), CompiledRules(PriorityMatrix()),
+        "corpus", decode_message, load_mapping("email"), Rules(RulesConfig()),
         intake=EmailIntake(EmailConfig(), "corpus"),
     )  # fmt: skip
     records = [RawRecord(f"{name}", raw, "eml", utcnow()) for name, (raw, _) in sorted(CORPUS.items())]

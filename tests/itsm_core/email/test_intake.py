@@ -11,8 +11,7 @@ from itsm_core.email.notify import EMAIL_TARGET
 from itsm_core.email.threads import token_pattern
 from itsm_core.mapping import load_mapping
 from itsm_core.models import RawRecord
-from itsm_core.rules import CompiledRules
-from itsm_core.rules.priority import PriorityMatrix
+from itsm_core.rules import Rules, RulesConfig
 from itsm_core.store.outbox import due
 from itsm_core.store.tables import CommentRow, ExternalRefRow, MailMessageRow, TicketWatcherRow
 from itsm_core.store.tickets import count_tickets, get_ticket
@@ -28,7 +27,7 @@ def pipeline(**email) -> SourcePipeline:
         "mailbox",
         lambda payload: json.loads(payload),
         load_mapping("email"),
-        CompiledRules(PriorityMatrix()),
+        Rules(RulesConfig()),
         intake=EmailIntake(config, "mailbox", now=lambda: NOW),
     )
 

@@ -7,8 +7,7 @@ from itsm_core.email.intake import EmailIntake
 from itsm_core.email.notify import EMAIL_TARGET, EmailNotifier
 from itsm_core.mapping import load_mapping
 from itsm_core.models import RawRecord, TicketStatus
-from itsm_core.rules import CompiledRules
-from itsm_core.rules.priority import PriorityMatrix
+from itsm_core.rules import Rules, RulesConfig
 from itsm_core.store.outbox import due
 from itsm_core.store.tickets import change_status, get_ticket, upsert_tickets
 from itsm_core.sync.ingest import SourcePipeline, ingest_batch
@@ -22,7 +21,7 @@ def pipeline(**email) -> SourcePipeline:
         "mailbox",
         lambda payload: json.loads(payload),
         load_mapping("email"),
-        CompiledRules(PriorityMatrix()),
+        Rules(RulesConfig()),
         intake=EmailIntake(config, "mailbox", now=lambda: NOW),
         propagator=Propagator((EmailNotifier(config),)),
     )

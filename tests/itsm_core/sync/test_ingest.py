@@ -9,8 +9,7 @@ from sqlalchemy import func, select
 from itsm_core.errors import ParseError
 from itsm_core.mapping import Mapping
 from itsm_core.models import RawRecord
-from itsm_core.rules import CompiledRules
-from itsm_core.rules.priority import PriorityMatrix
+from itsm_core.rules import Rules, RulesConfig
 from itsm_core.store.quarantine import get_dead_letter, list_dead_letters
 from itsm_core.store.tables import AuditEventRow, InboundRecordRow, TicketRow
 from itsm_core.store.tickets import get_ticket
@@ -35,7 +34,7 @@ def decode(payload: bytes) -> dict:
 
 
 def pipeline(decoder=decode) -> SourcePipeline:
-    return SourcePipeline("hooks", decoder, MAPPING, CompiledRules(PriorityMatrix()))
+    return SourcePipeline("hooks", decoder, MAPPING, Rules(RulesConfig()))
 
 
 def record(external_id: str, **fields) -> RawRecord:
@@ -156,7 +155,7 @@ def test_replay_after_a_fix_creates_the_ticket_once(store):
     fixed_mapping = MAPPING.model_copy(
         update={"value_maps": {"status": {**MAPPING.value_maps["status"], "9": "pending"}}}
     )
-    fixed = SourcePipeline("hooks", decode, fixed_mapping, CompiledRules(PriorityMatrix()))
+    fixed = SourcePipeline("hooks", decode, fixed_mapping, Rules(RulesConfig()))
     with store.transaction() as conn:
         result = replay_dead_letter(conn, fixed, get_dead_letter(conn, letter_id))
     assert result.outcome == "created"

@@ -11,8 +11,7 @@ from sqlalchemy import func, select
 from itsm_core.errors import ParseError
 from itsm_core.mapping import CIMapping, Mapping, RelationshipSpec
 from itsm_core.models import RawRecord
-from itsm_core.rules import CompiledRules
-from itsm_core.rules.priority import PriorityMatrix
+from itsm_core.rules import Rules, RulesConfig
 from itsm_core.store.cis import get_ci
 from itsm_core.store.quarantine import get_dead_letter, list_dead_letters
 from itsm_core.store.tables import InboundRecordRow
@@ -81,7 +80,7 @@ def test_a_batch_counts_every_record_once_quarantines_the_bad_and_relates_the_go
 
 def test_a_ci_dead_letter_replays_through_the_ci_path_once_the_mapping_is_fixed(store):
     tickets = SourcePipeline(
-        "cmdb", decode, Mapping(source_type="cmdb", fields={"title": "name"}), CompiledRules(PriorityMatrix())
+        "cmdb", decode, Mapping(source_type="cmdb", fields={"title": "name"}), Rules(RulesConfig())
     )
     with store.transaction() as conn:
         ingest_ci_batch(conn, pipeline(), [record("ci:bad", state="exploded")])

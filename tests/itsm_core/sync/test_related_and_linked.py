@@ -5,8 +5,7 @@ from datetime import UTC, datetime
 
 from itsm_core.mapping import load_mapping
 from itsm_core.models import RawRecord
-from itsm_core.rules import CompiledRules
-from itsm_core.rules.priority import PriorityMatrix
+from itsm_core.rules import Rules, RulesConfig
 from itsm_core.store.outbox import due
 from itsm_core.store.tickets import get_ticket, set_statuses
 from itsm_core.sync.ingest import SourcePipeline, ingest_batch
@@ -18,7 +17,7 @@ AT = datetime(2026, 11, 2, 8, 0, tzinfo=UTC)
 
 
 def record(comments, *, title="Printer", external_id="Ticket/1") -> RawRecord:
-    body = {"subject": title, "from_address": "ann@example.org", "comments": comments}
+    body = {"subject": title, "from_address": "ann@example.org", "comments": comments, "priority": 3}
     return RawRecord(external_id, json.dumps(body).encode(), "json", AT)
 
 
@@ -26,12 +25,18 @@ def comment(n, body="Checked", public=True):
     return {"external_id": f"ITILFollowup/{n}", "body": body, "public": public, "author": "tech", "created_at": None}
 
 
+def glpi_like_mapping():
+    """The email mapping plus a priority, as a ticket system gives one (the hub then derives none to push)."""
+    mapping = load_mapping("email")
+    return mapping.model_copy(update={"fields": {**mapping.fields, "priority": "priority"}})
+
+
 def pipeline(*targets) -> SourcePipeline:
     return SourcePipeline(
         "glpi",
         lambda payload: json.loads(payload),
-        load_mapping("email"),
-        CompiledRules(PriorityMatrix()),
+        glpi_like_mapping(),
+        Rules(RulesConfig()),
         intake=RelatedRecords("glpi"),
         propagator=Propagator(tuple(targets)),
     )

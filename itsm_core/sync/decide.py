@@ -1,0 +1,157 @@
+"""The rules step of a batch: read the tickets just written, let the rules decide, write what they decided.
+
+One SELECT of the tickets (with the classes of their linked CIs), one of the agents' workload, one executemany
+UPDATE, one INSERT of audit events (each with the rule, the model's confidence or the candidates weighed in
+`detail`) and one upsert of round-robin turns — per batch, whatever its size. It runs in the batch's own
+transaction, so the tickets and their classification commit together.
+
+Which fields are decided again on a ticket that already has them (`redo`): a priority the matrix derived, when
+the impact or urgency changed; the group and agent of a ticket in the triage queue, once it has a category.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, func, insert, select
+
+from itsm_core.models import ClassifiedBy, utcnow
+from itsm_core.rules.engine import MATRIX, OPEN_STATUSES, TRIAGE, Decided, Rules
+from itsm_core.rules.routing import Workload
+from itsm_core.store.audit import audit_event
+from itsm_core.store.bulk import update_by_id, upsert
+from itsm_core.store.tables import AuditEventRow, ConfigurationItemRow, RoutingTurnRow, TicketCILinkRow, TicketRow
+from itsm_core.sync.propagate import HUB, Change
+
+tickets = TicketRow.__table__
+turns = RoutingTurnRow.__table__
+
+
+@dataclass
+class RulesReport:
+    """What the rules did to a batch: fields set per name, and tickets left in triage."""
+
+    decided: dict[str, int] = field(default_factory=dict)
+    triaged: int = 0
+
+    def __iadd__(self, other: RulesReport) -> RulesReport:
+        for name, count in other.decided.items():
+            self.decided[name] = self.decided.get(name, 0) + count
+        self.triaged += other.triaged
+        return self
+
+
+def apply_rules(
+    conn: Connection,
+    rules: Rules,
+    changed: Mapping[int, Collection[str]],
+    *,
+    actor_source: str | None = None,
+    now: datetime | None = None,
+) -> tuple[list[Change], RulesReport]:
+    """Decide and write for the tickets in `changed` (ticket id → fields just changed; empty for a new ticket).
+
+    Returns the hub's changes (for the push targets) and a report. `actor_source` is recorded as the audit
+    events' source (the source whose batch ran the rules).
+    """
+    report = RulesReport()
+    if not changed:
+        return [], report
+    now = now or utcnow()
+    rows = read_for_rules(conn, changed)
+    redo = {row["id"]: redo_fields(row, changed[row["id"]]) for row in rows}
+    workload = load_workload(conn, rules)
+    decisions = rules.decide(rows, workload, now, redo)
+    by_id = {row["id"]: row for row in rows}
+    updates, events, hub_changes = [], [], []
+    for ticket_id, decided in decisions.items():
+        if not decided:
+            continue
+        row = by_id[ticket_id]
+        updates.append(_update(row, decided, now))
+        events += [_event(ticket_id, row, d, actor_source, now) for d in decided]
+        hub_changes.append(Change(ticket_id, frozenset(d.field for d in decided), origin=HUB))
+        for d in decided:
+            report.decided[d.field] = report.decided.get(d.field, 0) + 1
+            report.triaged += d.by == TRIAGE
+    update_by_id(conn, tickets, updates)
+    if events:
+        conn.execute(insert(AuditEventRow.__table__), events)
+    save_turns(conn, workload, now)
+    return hub_changes, report
+
+
+def read_for_rules(conn: Connection, ids: Collection[int]) -> list[dict[str, Any]]:
+    """The tickets as stored, each with `ci_classes`: the classes of the CIs linked to it (conditions may ask)."""
+    rows = [dict(row) for row in conn.execute(select(tickets).where(tickets.c.id.in_(list(ids)))).mappings()]
+    links = TicketCILinkRow.__table__
+    cis = ConfigurationItemRow.__table__
+    classes: dict[int, list[str]] = {}
+    query = (
+        select(links.c.ticket_id, cis.c.ci_class)
+        .join(cis, cis.c.id == links.c.ci_id)
+        .where(links.c.ticket_id.in_(list(ids)))
+        .distinct()
+    )
+    for ticket_id, ci_class in conn.execute(query):
+        classes.setdefault(ticket_id, []).append(ci_class)
+    for row in rows:
+        row["ci_classes"] = sorted(classes.get(row["id"], []))
+    return rows
+
+
+def redo_fields(row: Mapping[str, Any], changed: Collection[str]) -> set[str]:
+    decided = row.get("decided_by") or {}
+    redo: set[str] = set()
+    if decided.get("priority") == MATRIX and {"impact", "urgency"} & set(changed):
+        redo.add("priority")
+    if decided.get("assignment_group") == TRIAGE and row.get("category") is not None:
+        redo.add("assignment_group")
+        if "assignee" in decided:
+            redo.add("assignee")
+    return redo
+
+
+def load_workload(conn: Connection, rules: Rules) -> Workload:
+    """Every agent's open tickets weighted by priority, and the round-robin turns: two queries."""
+    workload = rules.new_workload()
+    agents = rules.agents()
+    if not agents:
+        return workload
+    query = (
+        select(tickets.c.assignee, tickets.c.priority, func.count())
+        .where(tickets.c.status.in_([s.value for s in OPEN_STATUSES]), tickets.c.assignee.in_(sorted(agents)))
+        .group_by(tickets.c.assignee, tickets.c.priority)
+    )
+    for agent, priority, count in conn.execute(query):
+        workload.load[agent] = workload.load.get(agent, 0.0) + count * workload.weight(priority)
+    for group, agent, turn in conn.execute(select(turns.c.group_name, turns.c.agent, turns.c.turn)):
+        workload.turns[(group, agent)] = turn
+    return workload
+
+
+def save_turns(conn: Connection, workload: Workload, now: datetime) -> None:
+    latest = {(group, agent): turn for group, agent, turn in workload.taken}
+    rows = [{"group_name": g, "agent": a, "turn": turn, "assigned_at": now} for (g, a), turn in latest.items()]
+    upsert(conn, turns, rows, ["group_name", "agent"])
+
+
+def _update(row: Mapping[str, Any], decided: Sequence[Decided], now: datetime) -> dict[str, Any]:
+    update: dict[str, Any] = {"id": row["id"], "updated_at": now}
+    claims = dict(row.get("decided_by") or {})
+    for d in decided:
+        update[d.field] = d.value
+        claims[d.field] = d.by
+        if d.field == "category":
+            update["classified_by"] = (ClassifiedBy.MODEL if d.by.startswith("model:") else ClassifiedBy.RULE).value
+            update["classification_confidence"] = d.confidence
+    update["decided_by"] = claims
+    return update
+
+
+def _event(ticket_id: int, row: Mapping[str, Any], d: Decided, source: str | None, now: datetime) -> dict[str, Any]:
+    detail = {**d.detail, "confidence": d.confidence} if d.confidence is not None else dict(d.detail)
+    return audit_event("ticket", ticket_id, d.field, row.get(d.field), d.value, d.by, source, now, detail)
