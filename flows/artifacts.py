@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from itsm_core.sync.ingest import COUNTS as COUNT_COLUMNS
 from itsm_core.sync.ingest import BatchReport
@@ -18,9 +18,11 @@ def artifact_key(*parts: str) -> str:
     return "-".join(parts).lower().replace("_", "-")
 
 
-def source_markdown(source: str, reports: BatchReport | Mapping[str, BatchReport], pages: int) -> str:
-    """The run's counts (per entity when the source reads several: tickets, configuration items) and its dead
-    letters."""
+def source_markdown(
+    source: str, reports: BatchReport | Mapping[str, BatchReport], pages: int, rule_problems: Sequence[str] = ()
+) -> str:
+    """The run's counts (per entity when the source reads several: tickets, configuration items), what the
+    rules decided, and its dead letters."""
     if isinstance(reports, BatchReport):
         reports = {"tickets": reports}
     lines = [f"# Sync of `{source}`", ""]
@@ -34,6 +36,18 @@ def source_markdown(source: str, reports: BatchReport | Mapping[str, BatchReport
             columns = COUNT_COLUMNS if entity == "tickets" else CI_COUNTS
             summary = ", ".join(f"**{counts[c]}** {c}" for c in columns)
             lines.append(f"- {_ENTITY_NAMES.get(entity, entity)}: {summary}.")
+    tickets = reports.get("tickets")
+    if tickets is not None and (tickets.rules.decided or rule_problems):
+        lines += ["", "## Rules", ""]
+        decided = tickets.rules.decided
+        if decided:
+            lines.append(
+                "Set by the rules: " + ", ".join(f"**{n}** {name}" for name, n in sorted(decided.items())) + "."
+            )
+        if tickets.rules.triaged:
+            lines.append(f"**{tickets.rules.triaged}** ticket(s) sent to triage (no rule or sure model category).")
+        lines += [f"- ⚠ {problem}" for problem in rule_problems]
+        lines.append("`itsm rules explain T-…` shows why a ticket got its values.")
     notes = [note for report in reports.values() for note in report.notes]
     if notes:
         lines += [

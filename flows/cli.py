@@ -9,16 +9,27 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from flows._cli_base import (
+    ActorOption,
+    ConfigOption,
+    JsonOption,
+    _config,
+    _fail,
+    _print_json,
+    _store,
+    _when,
+    err,
+    out,
+)
+from flows.cli_rules import classify_app, rules_app
 from itsm_core.config import HubConfig
 from itsm_core.errors import ConfigError, HubError
 from itsm_core.models import TicketStatus
-from itsm_core.store import Store
 
 if TYPE_CHECKING:
     from flows.runtime import HubEdit
@@ -49,57 +60,8 @@ app.add_typer(tickets_app, name="tickets")
 email_app = typer.Typer(help="The email channel: import mail folders.", no_args_is_help=True)
 app.add_typer(deadletters_app, name="deadletters")
 app.add_typer(email_app, name="email")
-
-# Piped or captured output (CI logs, `| less`) gets a wide page instead of rich's 80 columns.
-out = Console(width=None if sys.stdout.isatty() else 160)
-err = Console(stderr=True, soft_wrap=True)  # one error, one line: never wrapped mid-sentence
-
-ConfigOption = Annotated[
-    str | None,
-    typer.Option(
-        "--config",
-        "-c",
-        envvar="ITSM_CONFIG",
-        help="Config file (YAML). Default: $ITSM_CONFIG, else ./itsm.yaml.",
-        show_default=False,
-    ),
-]
-JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout instead of a table.")]
-ActorOption = Annotated[str, typer.Option(help="Who makes the change, for the audit trail (user:NAME).")]
-
-
-def _fail(message: str, *, code: int = 1) -> NoReturn:
-    err.print(f"error: {message}", markup=False, highlight=False)
-    raise typer.Exit(code)
-
-
-def _config(path: str | None) -> HubConfig:
-    from flows.runtime import load_hub_config
-
-    return load_hub_config(path)
-
-
-def _store(path: str | None, *, check_schema: bool = True) -> Store:
-    store = Store(_config(path).database_url.get_secret_value())
-    if check_schema:
-        store.ensure_current()
-    return store
-
-
-def _print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, default=_json_default, ensure_ascii=False, indent=None) + "\n")
-
-
-def _json_default(value: Any) -> Any:
-    if hasattr(value, "isoformat"):
-        return value.isoformat()
-    if isinstance(value, bytes):
-        return f"<{len(value)} bytes>"
-    return str(value)
-
-
-def _when(value: Any) -> str:
-    return value.strftime("%Y-%m-%d %H:%M UTC") if value else ""
+app.add_typer(rules_app, name="rules")
+app.add_typer(classify_app, name="classify")
 
 
 # --- db --------------------------------------------------------------------------------------------------
@@ -370,6 +332,41 @@ def tickets_assign(
         return frozenset(set_fields(conn, ticket_id, values, _actor(actor))), ()
 
     _change_ticket(config, ticket, apply, "assigned")
+
+
+@tickets_app.command("classify")
+def tickets_classify(
+    ticket: Annotated[str, typer.Argument(help="Ticket number, e.g. T-000001 or 1.")],
+    category: Annotated[str | None, typer.Option(help="The category (also to confirm the one it has).")] = None,
+    subcategory: Annotated[str | None, typer.Option()] = None,
+    intent: Annotated[str | None, typer.Option(help="What the requester wants, e.g. password_reset.")] = None,
+    impact: Annotated[int | None, typer.Option(min=1, help="1 is the highest.")] = None,
+    urgency: Annotated[int | None, typer.Option(min=1, help="1 is the highest.")] = None,
+    priority: Annotated[int | None, typer.Option(min=1, help="Overrides the matrix for this ticket.")] = None,
+    config: ConfigOption = None,
+    actor: ActorOption = "user:cli",
+) -> None:
+    """Set or confirm a ticket's classification as a person: the rules never change these values again, a
+    confirmed category teaches the classifier (`itsm classify train`), and a derived priority follows a new
+    impact or urgency. A ticket in the triage queue is routed once it has a category."""
+    from itsm_core.store.tickets import set_fields
+
+    given = {
+        "category": category,
+        "subcategory": subcategory,
+        "intent": intent,
+        "impact": impact,
+        "urgency": urgency,
+        "priority": priority,
+    }
+    values = {name: value for name, value in given.items() if value is not None}
+    if not values:
+        _fail("say what to set: --category, --intent, --impact, --urgency, ...", code=2)
+
+    def apply(conn: Any, ticket_id: int) -> tuple[frozenset[str], tuple[int, ...]]:
+        return frozenset(set_fields(conn, ticket_id, values, _actor(actor))), ()
+
+    _change_ticket(config, ticket, apply, "classified")
 
 
 @tickets_app.command("comment")

@@ -101,7 +101,7 @@ def sync_source(source: str, config_path: str | None = None) -> dict[str, int]:
         runtime.store.dispose()
         create_markdown_artifact(
             key=artifact_key("sync", source),
-            markdown=source_markdown(source, reports, pages),
+            markdown=source_markdown(source, reports, pages, runtime.pipeline.rules.model_problems),
             description=f"What the sync of {source} fetched, changed and quarantined",
         )
     if failure is not None:

@@ -289,6 +289,29 @@ def parse_config(
     return _anchor_paths(config, base_dir) if base_dir else config
 
 
+def load_rules_file(path: str | Path, config: HubConfig) -> HubConfig:
+    """`config` with its `rules:` section replaced by the one in `path` (a file with a `rules:` key, or the
+    section alone), for dry runs of rules not yet in force. Errors name the key, as for the config file."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read rules file {path}: {exc.strerror}") from None
+    except yaml.YAMLError:
+        raise ConfigError(f"{path}: not valid YAML") from None
+    if isinstance(data, dict) and "rules" in data:
+        data = data["rules"]
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected the rules section (classification, routing, ...) as a mapping")
+    wrapped = {"rules": data}
+    try:
+        rules = HubConfig.model_validate(wrapped).rules
+    except ValidationError as exc:
+        raise _config_error(exc, wrapped, str(path)) from None
+    models = [m.model_copy(update={"path": _anchor(m.path, path.parent)}) for m in rules.models]
+    return config.model_copy(update={"rules": rules.model_copy(update={"models": models})})
+
+
 def _resolve_references(value: Any, resolver: SecretResolver | None, origin: str, path: str) -> Any:
     if isinstance(value, dict):
         return {k: _resolve_references(v, resolver, origin, _join(path, k)) for k, v in value.items()}

@@ -84,7 +84,8 @@ def test_deployment_entrypoints_name_a_flow():
         source = (REPO / path).read_text()
         assert re.search(rf"@flow\(name=\"[a-z-]+\"\)\ndef {function}\(", source), deployment["entrypoint"]
         assert deployment["concurrency_limit"] == 1
-        assert all(s["interval"] > 0 for s in deployment["schedules"])
+        for schedule in deployment["schedules"]:  # an interval in seconds, or a cron line in an explicit zone
+            assert schedule.get("interval", 0) > 0 or (len(schedule["cron"].split()) == 5 and schedule["timezone"])
 
 
 def test_the_image_copies_what_exists():

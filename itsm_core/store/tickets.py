@@ -321,7 +321,9 @@ def set_statuses(
 
 
 #: Fields a person or the hub's rules may set directly (status has its own transition table: `change_status`).
-SETTABLE = frozenset({"assignee", "assignment_group", "urgency", "impact", "priority", "category", "intent"})
+SETTABLE = frozenset(
+    {"assignee", "assignment_group", "urgency", "impact", "priority", "category", "subcategory", "intent"}
+)
 
 
 def set_fields(conn: Connection, ticket_id: int, values: dict[str, Any], actor: str) -> dict[str, Any]:
@@ -348,6 +350,7 @@ def set_fields(conn: Connection, ticket_id: int, values: dict[str, Any], actor: 
     update_by_id(conn, tickets, [{"id": ticket_id, **changed, **claimed, "updated_at": now}])
     events = [_event(ticket_id, name, row[name], value, actor, None, now) for name, value in changed.items()]
     if "classified_by" in claimed:
+        changed["classified_by"] = claimed["classified_by"]
         events.append(
             _event(ticket_id, "classified_by", row["classified_by"], claimed["classified_by"], actor, None, now)
         )
@@ -379,6 +382,24 @@ def list_tickets(
     if source_type:
         query = query.where(tickets.c.source_type == source_type)
     return [dict(row) for row in conn.execute(query).mappings()]
+
+
+def labelled_texts(conn: Connection, target: str) -> tuple[list[str], list[str]]:
+    """The text (title, a line break, the description: what the rules' `text` is) and the `target` field of every
+    ticket whose `target` a person or a source set or confirmed — the examples a classifier may learn from."""
+    column = tickets.c[target]
+    query = select(tickets.c.title, tickets.c.description, column, tickets.c.classified_by, tickets.c.decided_by)
+    texts: list[str] = []
+    labels: list[str] = []
+    for title, description, label, classified_by, decided_by in conn.execute(query.where(column.is_not(None))):
+        if target == "category":
+            if classified_by not in (ClassifiedBy.HUMAN, ClassifiedBy.SOURCE):
+                continue
+        elif target in (decided_by or {}):
+            continue
+        texts.append(f"{title}\n{description or ''}")
+        labels.append(label)
+    return texts, labels
 
 
 def count_tickets(conn: Connection) -> int:

@@ -20,7 +20,7 @@ def prefect_cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=180)
 
 
-def test_prefect_deploy_registers_the_scheduled_hub_cycle():
+def test_prefect_deploy_registers_the_scheduled_hub_cycle_and_retraining():
     pool = prefect_cli("work-pool", "create", "itsm-process", "--type", "process", "--overwrite")
     assert pool.returncode == 0, pool.stdout + pool.stderr
     deployed = prefect_cli("deploy", "--all")
@@ -30,11 +30,15 @@ def test_prefect_deploy_registers_the_scheduled_hub_cycle():
 
     async def read():
         async with get_client() as client:
-            return await client.read_deployment_by_name("hub-cycle/every-5-minutes")
+            names = ("hub-cycle/every-5-minutes", "classify-retrain/weekly")
+            return [await client.read_deployment_by_name(name) for name in names]
 
-    deployment = asyncio.run(read())
+    deployment, retrain = asyncio.run(read())
     assert deployment.work_pool_name == "itsm-process"
     assert deployment.entrypoint == "flows/cycle.py:hub_cycle"
     (schedule,) = deployment.schedules
     assert schedule.schedule.interval.total_seconds() == 300
     assert deployment.global_concurrency_limit is not None and deployment.global_concurrency_limit.limit == 1
+    assert retrain.entrypoint == "flows/retrain.py:classify_retrain"
+    (weekly,) = retrain.schedules
+    assert (weekly.schedule.cron, weekly.schedule.timezone) == ("0 3 * * 0", "UTC")
