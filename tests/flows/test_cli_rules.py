@@ -107,7 +107,9 @@ def test_simulate_reports_what_other_rules_would_change_and_writes_nothing(hub):
 
 
 def test_simulate_with_a_broken_rules_file_exits_2_naming_the_key(hub):
-    (hub / "bad.yaml").write_text("classification:\n  - {name: x, when: {field: title, contain: a}, set: {category: y}}\n")
+    (hub / "bad.yaml").write_text(
+        "classification:\n  - {name: x, when: {field: title, contain: a}, set: {category: y}}\n"
+    )
     result = itsm("rules", "simulate", "--rules", "bad.yaml", cwd=hub)
     assert result.returncode == 2
     assert "rules.classification[0].when" in result.stderr and result.stderr.count("\n") == 1
