@@ -27,8 +27,7 @@ from connectors.mail.imap import ImapConnector
 from itsm_core.config import EmailConfig, ImapSource
 from itsm_core.email.intake import EmailIntake
 from itsm_core.mapping import load_mapping
-from itsm_core.rules import CompiledRules
-from itsm_core.rules.priority import PriorityMatrix
+from itsm_core.rules import Rules, RulesConfig
 from itsm_core.store import Store
 from itsm_core.sync.ingest import BatchReport, SourcePipeline, ingest_batch
 from tests.support.dovecot import start_dovecot, stop_dovecot
@@ -68,7 +67,7 @@ def main() -> None:
             store.upgrade()
             connector = ImapConnector(settings)
             pipeline = SourcePipeline(
-                "bench", connector.decode, load_mapping("email"), CompiledRules(PriorityMatrix()),
+                "bench", connector.decode, load_mapping("email"), Rules(RulesConfig()),
                 intake=EmailIntake(EmailConfig(flood_per_sender=10**9), "bench"),
             )  # fmt: skip
             report, watermark = BatchReport(), None

@@ -25,8 +25,7 @@ from sqlalchemy import text
 from connectors.mail.record import decode_message, message_identity
 from itsm_core.mapping import load_mapping, map_ticket
 from itsm_core.models import RawRecord, utcnow
-from itsm_core.rules import CompiledRules
-from itsm_core.rules.priority import PriorityMatrix
+from itsm_core.rules import Rules, RulesConfig
 from itsm_core.store import Store
 from itsm_core.sync.ingest import SourcePipeline, ingest_batch
 
@@ -94,7 +93,7 @@ def peak_rss_mb() -> float:
 def run_store(url: str, mails: int, page: int) -> float:
     store = Store(url)
     store.upgrade()
-    pipeline = SourcePipeline("bench", decode_message, load_mapping("email"), CompiledRules(PriorityMatrix()))
+    pipeline = SourcePipeline("bench", decode_message, load_mapping("email"), Rules(RulesConfig()))
     started = time.perf_counter()
     created = 0
     for records in generate(mails, page):
