@@ -79,7 +79,7 @@ def change_ticket(config: HubConfig, store: Store, ticket_id: int, edit: HubEdit
 
 def build_rules(config: HubConfig) -> Rules:
     """The `rules:` section compiled (conditions, models, agents' calendars): once per run."""
-    return Rules.compile(config.rules)
+    return Rules.compile(config.rules, {name: calendar.compile() for name, calendar in config.calendars.items()})
 
 
 def build_intake(config: HubConfig, source: SourceConfig) -> Intake | None:

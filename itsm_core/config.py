@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
+from itsm_core.calendars import Calendar
 from itsm_core.errors import ConfigError
 from itsm_core.rules.spec import RulesConfig
 
@@ -218,8 +219,23 @@ class HubConfig(_Strict):
     database_url: SecretStr = SecretStr("sqlite:///itsm.db")
     sources: list[SourceConfig] = Field(default_factory=list)
     email: EmailConfig = Field(default_factory=EmailConfig)
+    calendars: dict[str, Calendar] = Field(
+        default_factory=dict, description="business hours by name: agents' working hours, SLA clocks"
+    )
     rules: RulesConfig = Field(default_factory=RulesConfig)
     reports: ReportsConfig = Field(default_factory=ReportsConfig)
+
+    @model_validator(mode="after")
+    def _calendars_exist(self) -> HubConfig:
+        for name, group in self.rules.groups.items():
+            for i, agent in enumerate(group.agents):
+                if agent.calendar is not None and agent.calendar not in self.calendars:
+                    known = ", ".join(sorted(self.calendars)) or "none defined"
+                    raise ValueError(
+                        f"rules.groups.{name}.agents[{i}].calendar: no calendar '{agent.calendar}' under "
+                        f"calendars: (known: {known})"
+                    )
+        return self
 
     @field_validator("sources")
     @classmethod
@@ -363,7 +379,10 @@ def _config_error(exc: ValidationError, data: dict[str, Any], origin: str) -> Co
         message = f"{origin}: {key}.kind: missing; every source needs a kind ({SOURCE_KINDS})"
         key = f"{key}.kind"
     else:
-        message = f"{origin}: {key}: {first['msg'].removeprefix('Value error, ')}"
+        text = first["msg"].removeprefix("Value error, ")
+        if not first["loc"] and re.match(r"^[\w.\[\]-]+: ", text):
+            key, _, text = text.partition(": ")  # a check across sections names its key first (see HubConfig)
+        message = f"{origin}: {key}: {text}"
     more = len(errors) - 1
     if more:
         message += f" (and {more} more problem{'s' if more > 1 else ''})"

@@ -36,6 +36,7 @@ class Workload:
     load: dict[str, float] = field(default_factory=dict)
     turns: dict[tuple[str, str], int] = field(default_factory=dict)  # (group, agent) → turn number
     taken: list[tuple[str, str, int]] = field(default_factory=list)  # turns given since loading: to write back
+    _last: dict[str, int] = field(default_factory=dict)  # group → its latest turn (derived from `turns`)
 
     def weight(self, priority: int | None) -> float:
         return self.weights.get(priority, 1.0) if priority is not None else 1.0
@@ -47,7 +48,11 @@ class Workload:
         self.load[agent] = max(0.0, self.load.get(agent, 0.0) - self.weight(priority))
 
     def take_turn(self, group: str, agent: str) -> None:
-        turn = max((t for (g, _), t in self.turns.items() if g == group), default=0) + 1
+        if not self._last:
+            for (g, _), t in self.turns.items():
+                self._last[g] = max(self._last.get(g, 0), t)
+        turn = self._last.get(group, 0) + 1
+        self._last[group] = turn
         self.turns[(group, agent)] = turn
         self.taken.append((group, agent, turn))
 
@@ -68,6 +73,7 @@ class Pick:
 class Router:
     groups: Mapping[str, Group]
     calendars: Mapping[str, WorkingHours]
+    _away_at: dict[tuple[str, datetime], str | None] = field(default_factory=dict, compare=False, repr=False)
 
     def agents_of(self, group: str) -> list[Agent]:
         spec = self.groups.get(group)
@@ -85,7 +91,12 @@ class Router:
                 "load": round(workload.load.get(agent.name, 0.0), 2),
                 "turn": workload.turns.get((group, agent.name), 0),
             }
-            away = self._away(agent, now)
+            key = (agent.name, now)
+            if key not in self._away_at:  # one look at calendars and absences per agent and moment
+                if len(self._away_at) > 10_000:
+                    self._away_at.clear()
+                self._away_at[key] = self._away(agent, now)
+            away = self._away_at[key]
             if away:
                 candidate["away"] = away
             candidates.append(candidate)
