@@ -129,7 +129,7 @@ def test_a_person_s_category_survives_every_later_landing(store):
 def test_confirming_a_rule_s_category_makes_it_human(store):
     ingest(store, record("1", "VPN broken"))
     with store.transaction() as conn:
-        assert set_fields(conn, 1, {"category": "network"}, "user:ops") == {}
+        assert set_fields(conn, 1, {"category": "network"}, "user:ops") == {"classified_by": "human"}
     row = ticket(store, 1)
     assert row["classified_by"] == "human"
     assert [(e["field"], e["new_value"]) for e in row["audit"]][-1] == ("classified_by", "human")
