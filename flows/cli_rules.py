@@ -210,12 +210,15 @@ FoldsOption = Annotated[int, typer.Option(min=2, max=20, help="Folds of the stra
 def _examples(
     config: str | None, target: str, csv: Path | None, text_col: str, label_col: str | None
 ) -> tuple[list[str], list[str], str]:
+    from itsm_core.errors import ModelError
     from itsm_core.rules.model import read_labelled_csv
-
     from itsm_core.store.tickets import labelled_texts
 
     if csv is not None:
-        texts, labels = read_labelled_csv(csv, text_col, label_col or target)
+        try:
+            texts, labels = read_labelled_csv(csv, text_col, label_col or target)
+        except ModelError as exc:  # a missing file or column: the command line is wrong
+            _fail(str(exc), code=2)
         return texts, labels, str(csv)
     store = _store(config)
     with store.connect() as conn:
