@@ -32,6 +32,32 @@ sources:
     url: {glpi_url}
     user_token: {glpi_token}   # the simulator's public demo token; a real one goes in ${{GLPI_TOKEN}}
     timezone: Europe/Paris
+rules:                               # every ticket, from either source: classified, prioritised, routed
+  classification:                    # in order; `itsm rules explain T-000001` shows which rule set what
+    - name: vpn
+      when: {{field: text, contains_any: [vpn, anyconnect]}}
+      set: {{category: network, intent: vpn_access}}
+    - name: printers-and-scanners
+      when: {{field: text, contains_any: [printer, drucker, imprimante, skaner, scanner]}}
+      set: {{category: printing}}
+    - name: access
+      when: {{field: text, contains_any: [password, passwort, zugriff, accès, access, login, berechtigung]}}
+      set: {{category: access}}
+    - name: hardware
+      when: {{field: text, contains_any: [laptop, notebook, display, monitor, bildschirm, écran]}}
+      set: {{category: hardware}}
+    - name: outage-words              # an urgency cue: raises the priority through the ITIL matrix
+      when: {{field: text, regex: '\\b(down|ausfall|panne|all users|alle)\\b'}}
+      set: {{urgency: 1}}
+  routing:                           # mail only here: GLPI's own people assign its tickets
+    - name: mail-network
+      when: {{all: [{{field: source, equals: email}}, {{field: category, equals: network}}]}}
+      group: network-team
+      skills: [vpn]
+    - {{name: mail-other, when: {{field: source, equals: email}}, group: service-desk}}
+  groups:                            # an agent is picked by skills, then least load, then round-robin
+    network-team: {{agents: [{{name: ana@example.org, skills: [vpn]}}, {{name: ben@example.org}}]}}
+    service-desk: {{agents: [{{name: chloe@example.org}}, {{name: dan@example.org}}]}}
 """
 #: Tickets in the simulated GLPI: its data is generated from this seed, the same all day.
 DEMO_GLPI_TICKETS = 60
@@ -79,15 +105,19 @@ def _run_cycle(directory: Path, config_file: Path, glpi: GlpiSimulator, console:
 
     with store.connect() as conn:
         total = count_tickets(conn)
-        newest = list_tickets(conn, limit=8)
+        newest = list_tickets(conn, source_type="email", limit=9)
         waiting = count_dead_letters(conn)
-    tickets = Table(title=f"{total} tickets in the store, newest first")
+    tickets = Table(title=f"{total} tickets in the store; those from mail, as the rules classified and routed them")
     tickets.add_column("ticket", no_wrap=True)
     tickets.add_column("prio", no_wrap=True)
-    tickets.add_column("requester", no_wrap=True)
-    tickets.add_column("title", no_wrap=True, overflow="ellipsis", max_width=60)
+    tickets.add_column("category", no_wrap=True)
+    tickets.add_column("assigned to", no_wrap=True)
+    tickets.add_column("title", no_wrap=True, overflow="ellipsis", max_width=50)
     for row in newest:
-        tickets.add_row(format_ticket_id(row["id"]), str(row["priority"]), row["requester"] or "", row["title"])
+        assigned = " / ".join(x for x in (row["assignment_group"], row["assignee"]) if x)
+        tickets.add_row(
+            format_ticket_id(row["id"]), str(row["priority"]), row["category"] or "-", assigned, row["title"]
+        )
     console.print(tickets)
     if total == before:
         console.print("no new tickets: everything was already in the store (the hub never imports a record twice)")
@@ -96,6 +126,7 @@ def _run_cycle(directory: Path, config_file: Path, glpi: GlpiSimulator, console:
         "\nwhere to look next (the itsm command is in .venv/bin):\n"
         f"  itsm tickets list {c}            all tickets; --json for scripts\n"
         f"  itsm tickets show T-000001 {c}   one ticket, its attachments and history\n"
+        f"  itsm rules explain T-000001 {c}  why it got its category, priority and assignee\n"
         f"  itsm deadletters list {c}        {waiting} record(s) quarantined, with the reason\n"
         f"  itsm sync status {c}             per source: watermark, lag, outbox, dead letters\n"
         "  itsm demo                        the cycle again: nothing is imported twice\n"
