@@ -10,6 +10,7 @@ absence, and a category model trained on the data set (training timed apart, not
 Measured, in batches of --batch as the cycle runs them (`Rules.decide`, pure, in memory):
 - the reference: a plain loop that only builds each ticket's record view (the least any rule must do);
 - rules without the model, and rules with the model loaded (µs per ticket, tickets/s, ratio to the reference);
+- the model predicting every ticket (no keyword rules before it): its cost when rules decide nothing;
 - with --store-tickets N: the whole rules step on a real store (`apply_rules`: read, decide, write with audit
   events), SQLite in a temp folder or --database-url.
 Ends with one JSON line.
@@ -41,8 +42,8 @@ NOW = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)  # a Tuesday, office hours in Pa
 CATEGORIES = ["access", "email", "hardware", "network", "printing", "security", "software", "storage", "telephony"]
 
 
-def section(model_path: Path | None) -> dict[str, Any]:
-    keyword = yaml.safe_load((DATA / "keyword_rules.yaml").read_text())["classification"]
+def section(model_path: Path | None, *, keywords: bool = True) -> dict[str, Any]:
+    keyword = yaml.safe_load((DATA / "keyword_rules.yaml").read_text())["classification"] if keywords else []
     cues = [
         {
             "name": "outage",
@@ -194,6 +195,8 @@ def main() -> None:
         reference = time_reference(rows)
         rules_only, decided_plain = time_decide(plain, rows, args.batch)
         full, decided = time_decide(with_model, rows, args.batch)
+        model_only = Rules(RulesConfig.model_validate(section(model_path, keywords=False)), calendars)
+        every, _ = time_decide(model_only, rows, args.batch)  # no keyword rules: the model sees every ticket
         store = None
         if args.store_tickets:
             url = args.database_url or f"sqlite:///{Path(tmp) / 'rules.db'}"
@@ -209,6 +212,9 @@ def main() -> None:
         f"rules + model                {full / n * 1e6:8.1f} µs/ticket  {n / full:9.0f} tickets/s  "
         f"({full / reference:.0f}x the reference loop)"
     )
+    print(
+        f"model for every ticket       {every / n * 1e6:8.1f} µs/ticket  {n / every:9.0f} tickets/s  (no keyword rules)"
+    )
     print(f"decided (with model): {decided}")
     if store:
         print(f"apply_rules on {store['dialect']}: {store['us_per_ticket']} µs/ticket (read, decide, write, audit)")
@@ -222,6 +228,7 @@ def main() -> None:
                 "rules_us_per_ticket": round(rules_only / n * 1e6, 1),
                 "rules_with_model_us_per_ticket": round(full / n * 1e6, 1),
                 "ratio_to_reference": round(full / reference, 1),
+                "model_for_every_ticket_us_per_ticket": round(every / n * 1e6, 1),
                 "training_s": round(training, 1),
                 "decided": decided,
                 "decided_without_model": decided_plain,

@@ -27,6 +27,7 @@ from flows._cli_base import (
     out,
 )
 from flows.cli_rules import classify_app, rules_app
+from flows.cli_sla import sla_app
 from itsm_core.config import HubConfig
 from itsm_core.errors import ConfigError, HubError
 from itsm_core.models import TicketStatus
@@ -62,6 +63,7 @@ app.add_typer(deadletters_app, name="deadletters")
 app.add_typer(email_app, name="email")
 app.add_typer(rules_app, name="rules")
 app.add_typer(classify_app, name="classify")
+app.add_typer(sla_app, name="sla")
 
 
 # --- db --------------------------------------------------------------------------------------------------

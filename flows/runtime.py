@@ -12,11 +12,13 @@ from sqlalchemy import Connection
 
 from connectors.base import CIS, SourceConnector, entities_of
 from connectors.registry import build_connector, linked_targets
+from itsm_core.calendars import BusinessCalendar
 from itsm_core.config import GlpiSource, HubConfig, ImapSource, MaildirSource, SourceConfig, load_config
 from itsm_core.email.intake import EmailIntake
 from itsm_core.email.notify import EmailNotifier
 from itsm_core.mapping import load_ci_mapping, load_mapping
 from itsm_core.rules import Rules
+from itsm_core.rules.sla import SlaRules
 from itsm_core.store import Store
 from itsm_core.sync.decide import apply_rules
 from itsm_core.sync.ingest import SourcePipeline
@@ -79,7 +81,16 @@ def change_ticket(config: HubConfig, store: Store, ticket_id: int, edit: HubEdit
 
 def build_rules(config: HubConfig) -> Rules:
     """The `rules:` section compiled (conditions, models, agents' calendars): once per run."""
-    return Rules.compile(config.rules, {name: calendar.compile() for name, calendar in config.calendars.items()})
+    return Rules.compile(config.rules, build_calendars(config))
+
+
+def build_sla(config: HubConfig) -> SlaRules:
+    """The `rules.sla` section compiled with its calendars."""
+    return SlaRules(config.rules.sla, build_calendars(config))
+
+
+def build_calendars(config: HubConfig) -> dict[str, BusinessCalendar]:
+    return {name: calendar.compile() for name, calendar in config.calendars.items()}
 
 
 def build_intake(config: HubConfig, source: SourceConfig) -> Intake | None:

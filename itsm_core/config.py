@@ -227,14 +227,10 @@ class HubConfig(_Strict):
 
     @model_validator(mode="after")
     def _calendars_exist(self) -> HubConfig:
-        for name, group in self.rules.groups.items():
-            for i, agent in enumerate(group.agents):
-                if agent.calendar is not None and agent.calendar not in self.calendars:
-                    known = ", ".join(sorted(self.calendars)) or "none defined"
-                    raise ValueError(
-                        f"rules.groups.{name}.agents[{i}].calendar: no calendar '{agent.calendar}' under "
-                        f"calendars: (known: {known})"
-                    )
+        for name, key in self.rules.calendars_used().items():
+            if name not in self.calendars:
+                known = ", ".join(sorted(self.calendars)) or "none defined"
+                raise ValueError(f"{key}: no calendar '{name}' under calendars: (known: {known})")
         return self
 
     @field_validator("sources")

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from itsm_core.rules.conditions import Condition
 from itsm_core.rules.priority import PriorityMatrix
+from itsm_core.rules.sla import SlaConfig
 
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,99}$"
 #: What classification rules may set, and what a model may predict.
@@ -137,6 +138,7 @@ class RulesConfig(_Strict):
     routing: list[RoutingRule] = Field(default_factory=list)
     fallback_group: str | None = Field(default=None, description="the queue of tickets no routing rule matches")
     groups: dict[str, Group] = Field(default_factory=dict)
+    sla: SlaConfig = Field(default_factory=SlaConfig)
     load_weights: dict[int, float] | None = Field(
         default=None,
         description="an open ticket's weight in an agent's load, per priority; default: the most urgent priority "
@@ -170,5 +172,16 @@ class RulesConfig(_Strict):
                     raise ValueError(f"rule '{rule.name}' sets {name} {level}; the priority matrix has 1..{levels}")
         return self
 
-    def calendars_used(self) -> set[str]:
-        return {agent.calendar for group in self.groups.values() for agent in group.agents if agent.calendar}
+    def calendars_used(self) -> dict[str, str]:
+        """Every calendar name the section uses → the key that names it."""
+        used = {
+            agent.calendar: f"rules.groups.{name}.agents[{i}].calendar"
+            for name, group in self.groups.items()
+            for i, agent in enumerate(group.agents)
+            if agent.calendar
+        }
+        for kind, items in (("policies", self.sla.policies), ("olas", self.sla.olas)):
+            used.update(
+                {item.calendar: f"rules.sla.{kind}[{i}].calendar" for i, item in enumerate(items) if item.calendar}
+            )
+        return used

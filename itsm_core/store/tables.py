@@ -333,6 +333,44 @@ class RoutingTurnRow(Base):
     assigned_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
+SLA_STATES = ["running", "paused", "met", "breached"]
+
+
+class SlaClockRow(Base):
+    """Each ticket's SLA clocks as last computed from its history (`itsm_core/rules/sla.py`): kept for fast
+    questions ("what breaches in the next hour?"); recomputing replaces them, they are never counted forward."""
+
+    __tablename__ = "sla_clocks"
+    __table_args__ = (_one_of("state", SLA_STATES), Index(None, "state", "due_at"))
+
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), primary_key=True)
+    metric: Mapped[str] = mapped_column(String(100), primary_key=True)  # first_response, resolution, ola:GROUP
+    policy: Mapped[str] = mapped_column(String(100))
+    calendar: Mapped[str] = mapped_column(String(100))
+    target_seconds: Mapped[float] = mapped_column(Float)
+    used_seconds: Mapped[float] = mapped_column(Float)
+    state: Mapped[str] = mapped_column(String(16))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    breached_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    computed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class SlaEventRow(Base):
+    """Warnings, breaches and escalation levels fired: at most once per ticket, metric and level."""
+
+    __tablename__ = "sla_events"
+    __table_args__ = (UniqueConstraint("ticket_id", "metric", "level"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"))
+    metric: Mapped[str] = mapped_column(String(100))
+    level: Mapped[str] = mapped_column(String(100))  # warn:75, breach, escalation:NAME
+    fired_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    detail: Mapped[dict[str, Any] | None] = mapped_column(JSONDoc)
+
+
 class SyncStateRow(Base):
     """Watermarks per source and entity; advanced only in the transaction that commits the page they cover."""
 

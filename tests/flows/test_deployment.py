@@ -20,7 +20,7 @@ def prefect_cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=180)
 
 
-def test_prefect_deploy_registers_the_scheduled_hub_cycle_and_retraining():
+def test_prefect_deploy_registers_the_scheduled_cycle_retraining_and_sla_check():
     pool = prefect_cli("work-pool", "create", "itsm-process", "--type", "process", "--overwrite")
     assert pool.returncode == 0, pool.stdout + pool.stderr
     deployed = prefect_cli("deploy", "--all")
@@ -30,10 +30,10 @@ def test_prefect_deploy_registers_the_scheduled_hub_cycle_and_retraining():
 
     async def read():
         async with get_client() as client:
-            names = ("hub-cycle/every-5-minutes", "classify-retrain/weekly")
+            names = ("hub-cycle/every-5-minutes", "classify-retrain/weekly", "sla-check/every-5-minutes")
             return [await client.read_deployment_by_name(name) for name in names]
 
-    deployment, retrain = asyncio.run(read())
+    deployment, retrain, sla = asyncio.run(read())
     assert deployment.work_pool_name == "itsm-process"
     assert deployment.entrypoint == "flows/cycle.py:hub_cycle"
     (schedule,) = deployment.schedules
@@ -42,3 +42,6 @@ def test_prefect_deploy_registers_the_scheduled_hub_cycle_and_retraining():
     assert retrain.entrypoint == "flows/retrain.py:classify_retrain"
     (weekly,) = retrain.schedules
     assert (weekly.schedule.cron, weekly.schedule.timezone) == ("0 3 * * 0", "UTC")
+    assert sla.entrypoint == "flows/sla.py:sla_check"
+    (every,) = sla.schedules
+    assert every.schedule.interval.total_seconds() == 300

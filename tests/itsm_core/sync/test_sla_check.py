@@ -1,0 +1,141 @@
+"""The SLA step on a real store: clocks stored from the audit trail, each level fired once across runs,
+escalation actions written and pushed, recomputation after a policy change, closed tickets never paging."""
+
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import insert, select, update
+
+from itsm_core.calendars import Calendar
+from itsm_core.models import Ticket
+from itsm_core.rules.sla import SlaConfig, SlaRules
+from itsm_core.store.audit import audit_event
+from itsm_core.store.tables import AuditEventRow, SlaClockRow, SlaEventRow, TicketRow
+from itsm_core.store.tickets import TicketWrite, get_ticket, upsert_tickets
+from itsm_core.sync.sla_check import check_batch, open_ticket_ids
+
+MONDAY = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)  # 09:00 in Paris
+PARIS = {
+    "paris": Calendar.model_validate({"timezone": "Europe/Paris", "hours": {"mon-fri": ["09:00-17:00"]}}).compile()
+}
+
+
+def sla(**section) -> SlaRules:
+    section.setdefault(
+        "policies",
+        [
+            {
+                "name": "p1",
+                "when": {"field": "priority", "lte": 1},
+                "calendar": "paris",
+                "targets": {"resolution": "2h"},
+            },
+            {"name": "standard", "calendar": "paris", "targets": {"resolution": "8h", "first_response": "1h"}},
+        ],
+    )
+    return SlaRules(SlaConfig.model_validate(section), PARIS)
+
+
+def ticket(store, n=1, priority=3, created=MONDAY):
+    write = TicketWrite(str(n), Ticket(title=f"t{n}", source_type="webhook", priority=priority, created_at=created,
+                                       requester="ann@example.org"), str(n), frozenset())  # fmt: skip
+    with store.transaction() as conn:
+        (result,) = upsert_tickets(conn, "hooks", "source:hooks", [write])
+    return result.ticket_id
+
+
+def change(store, tid, at, **fields):
+    """A change at a chosen instant, with its audit events: what a person or a source did then."""
+    with store.transaction() as conn:
+        row = conn.execute(select(TicketRow.__table__).where(TicketRow.id == tid)).mappings().one()
+        conn.execute(update(TicketRow.__table__).where(TicketRow.id == tid).values(**fields))
+        events = [audit_event("ticket", tid, k, row[k], v, "user:ops", None, at) for k, v in fields.items()]
+        conn.execute(insert(AuditEventRow.__table__), events)
+
+
+def check(store, rules, now, ids=None, fire=True):
+    with store.transaction() as conn:
+        ids = ids or open_ticket_ids(conn)
+        return check_batch(conn, rules, ids, now, fire=fire)
+
+
+def clocks(store, tid):
+    with store.connect() as conn:
+        query = select(SlaClockRow.__table__).where(SlaClockRow.ticket_id == tid)
+        return {row["metric"]: dict(row) for row in conn.execute(query).mappings()}
+
+
+def fired(store):
+    with store.connect() as conn:
+        query = select(SlaEventRow.ticket_id, SlaEventRow.metric, SlaEventRow.level).order_by(SlaEventRow.id)
+        return [tuple(row) for row in conn.execute(query)]
+
+
+def test_clocks_are_stored_with_their_due_time(store):
+    tid = ticket(store)
+    check(store, sla(), MONDAY + timedelta(hours=2))
+    stored = clocks(store, tid)
+    assert stored["resolution"]["used_seconds"] == 7200 and stored["resolution"]["state"] == "running"
+    assert stored["resolution"]["due_at"] == MONDAY + timedelta(hours=8)  # 17:00 Paris the same day
+    assert stored["first_response"]["state"] == "breached"
+
+
+def test_each_level_fires_once_however_often_the_check_runs(store):
+    tid = ticket(store)
+    rules = sla(escalations=[{"name": "lead", "metric": "resolution", "at": "-1h", "actions": [{"notify": "lead"}]}])
+    check(store, rules, MONDAY + timedelta(hours=4))  # 50 % used
+    assert fired(store) == [(tid, "resolution", "warn:50"), (tid, "first_response", "warn:50"),
+                            (tid, "first_response", "warn:75"), (tid, "first_response", "warn:90"),
+                            (tid, "first_response", "breach")]  # fmt: skip
+    for minutes in (270, 330, 425, 425):
+        check(store, rules, MONDAY + timedelta(minutes=minutes))
+    levels = [level for t, metric, level in fired(store) if metric == "resolution"]
+    assert levels == ["warn:50", "warn:75", "escalation:lead"]  # 7h05 used: within 1 h of due, not yet 90 %
+    check(store, rules, MONDAY + timedelta(hours=9))
+    levels = [level for t, metric, level in fired(store) if metric == "resolution"]
+    assert levels == ["warn:50", "warn:75", "escalation:lead", "warn:90", "breach"]
+    with store.connect() as conn:
+        trail = [e for e in get_ticket(conn, tid)["audit"] if e["field"] == "sla:resolution"]
+    assert [e["new_value"] for e in trail] == levels and trail[-1]["actor"] == "sla:check"
+
+
+def test_escalation_actions_reassign_and_raise_priority_and_are_pushed(store):
+    tid = ticket(store)
+    rules = sla(escalations=[{"name": "late", "at": "1h", "actions": [{"reassign": "major"}, {"raise_priority": 2}]}])
+    report, changes = check(store, rules, MONDAY + timedelta(days=1, hours=3))  # 8 h + 2 h used
+    row = clocks(store, tid)
+    assert row["resolution"]["policy"] == "standard"
+    with store.connect() as conn:
+        t = get_ticket(conn, tid)
+    assert (t["assignment_group"], t["priority"]) == ("major", 1)
+    assert t["decided_by"]["priority"] == "sla:escalation:late"
+    assert [c.fields for c in changes] == [frozenset({"assignment_group", "assignee", "priority"})]
+    escalation = next(item for item in report.fired if item["level"] == "escalation:late")
+    assert escalation["actions"] == ["reassigned to major", "priority raised to 1"]
+    # the next check sees P1: the P1 policy applies from now on, and nothing fires twice
+    report, changes = check(store, rules, MONDAY + timedelta(days=1, hours=3, minutes=5))
+    assert changes == [] and all(item["level"] != "escalation:late" for item in report.fired)
+    assert clocks(store, tid)["resolution"]["policy"] == "p1"
+
+
+def test_a_policy_change_and_a_recompute_correct_every_clock_without_paging(store):
+    open_one, closed_one = ticket(store, 1), ticket(store, 2)
+    change(store, closed_one, MONDAY + timedelta(hours=3), status="resolved")
+    change(store, closed_one, MONDAY + timedelta(hours=4), status="closed")
+    check(store, sla(), MONDAY + timedelta(hours=5), ids=[open_one, closed_one], fire=False)
+    assert clocks(store, closed_one)["resolution"]["state"] == "met"
+    strict = sla(policies=[{"name": "strict", "calendar": "paris", "targets": {"resolution": "2h"}}])
+    check(store, strict, MONDAY + timedelta(hours=5), ids=[open_one, closed_one])
+    assert clocks(store, closed_one)["resolution"]["state"] == "breached"
+    assert clocks(store, closed_one)["resolution"]["breached_at"] == MONDAY + timedelta(hours=2)
+    assert "first_response" not in clocks(store, open_one)  # the new policy has no such target: removed
+    assert {t for t, _, _ in fired(store)} == {open_one}  # the closed ticket's breach paged nobody
+
+
+def test_pending_pauses_and_a_reply_is_the_first_response(store):
+    tid = ticket(store)
+    change(store, tid, MONDAY + timedelta(hours=1), status="pending")
+    change(store, tid, MONDAY + timedelta(hours=3), status="in_progress")
+    check(store, sla(), MONDAY + timedelta(hours=4))
+    stored = clocks(store, tid)
+    assert stored["resolution"]["used_seconds"] == 2 * 3600
+    assert (stored["first_response"]["state"], stored["first_response"]["used_seconds"]) == ("met", 3600)
