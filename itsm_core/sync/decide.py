@@ -72,7 +72,10 @@ def apply_rules(
             continue
         row = by_id[ticket_id]
         updates.append(_update(row, decided, now))
-        events += [_event(ticket_id, row, d, actor_source, now) for d in decided]
+        # A new ticket's first decisions date from its creation, like the values its source gave: its history
+        # (and so its SLA clock) starts with them, however late the batch ran.
+        at = row["created_at"] if not changed[ticket_id] and row["created_at"] < now else now
+        events += [_event(ticket_id, row, d, actor_source, at) for d in decided]
         hub_changes.append(Change(ticket_id, frozenset(d.field for d in decided), origin=HUB))
         for d in decided:
             report.decided[d.field] = report.decided.get(d.field, 0) + 1
