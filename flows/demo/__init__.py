@@ -32,6 +32,8 @@ sources:
     url: {glpi_url}
     user_token: {glpi_token}   # the simulator's public demo token; a real one goes in ${{GLPI_TOKEN}}
     timezone: Europe/Paris
+calendars:
+  office: {{timezone: Europe/Paris, hours: {{mon-fri: ["08:30-18:00"]}}, holidays: [{{country: FR}}]}}
 rules:                               # every ticket, from either source: classified, prioritised, routed
   classification:                    # in order; `itsm rules explain T-000001` shows which rule set what
     - name: vpn
@@ -58,6 +60,11 @@ rules:                               # every ticket, from either source: classif
   groups:                            # an agent is picked by skills, then least load, then round-robin
     network-team: {{agents: [{{name: ana@example.org, skills: [vpn]}}, {{name: ben@example.org}}]}}
     service-desk: {{agents: [{{name: chloe@example.org}}, {{name: dan@example.org}}]}}
+  sla:                               # clocks in office hours, from each ticket's history (`itsm sla explain`)
+    policies:
+      - {{name: urgent, when: {{field: priority, lte: 2}}, calendar: office,
+         targets: {{first_response: 30m, resolution: 8h}}}}
+      - {{name: standard, calendar: office, targets: {{first_response: 4h, resolution: 40h}}}}
 """
 #: Tickets in the simulated GLPI: its data is generated from this seed, the same all day.
 DEMO_GLPI_TICKETS = 60
@@ -102,6 +109,7 @@ def _run_cycle(directory: Path, config_file: Path, glpi: GlpiSimulator, console:
     console.print(table)
     console.print(f"cycle finished in {elapsed:.1f} s", highlight=False)
     _show_push(store, config_file, glpi, console)
+    _show_sla(config_file, console)
 
     with store.connect() as conn:
         total = count_tickets(conn)
@@ -127,6 +135,7 @@ def _run_cycle(directory: Path, config_file: Path, glpi: GlpiSimulator, console:
         f"  itsm tickets list {c}            all tickets; --json for scripts\n"
         f"  itsm tickets show T-000001 {c}   one ticket, its attachments and history\n"
         f"  itsm rules explain T-000001 {c}  why it got its category, priority and assignee\n"
+        f"  itsm sla explain T-000001 {c}    how its SLA clock was counted; `itsm sla due` what breaches next\n"
         f"  itsm deadletters list {c}        {waiting} record(s) quarantined, with the reason\n"
         f"  itsm sync status {c}             per source: watermark, lag, outbox, dead letters\n"
         "  itsm demo                        the cycle again: nothing is imported twice\n"
@@ -135,6 +144,19 @@ def _run_cycle(directory: Path, config_file: Path, glpi: GlpiSimulator, console:
         soft_wrap=True,
     )
     store.dispose()
+
+
+def _show_sla(config_file: Path, console: Console) -> None:
+    """The SLA check the `sla-check` deployment runs every 5 minutes, once."""
+    from flows.sla import sla_check
+
+    result = sla_check(config_path=str(config_file))
+    states = ", ".join(f"{n} {state}" for state, n in sorted(result["clocks"].items()))
+    console.print(
+        f"SLA check: {result['tickets']} open tickets, clocks {states}; {result['fired']} warning(s) and breach(es) "
+        "recorded (GLPI's generated tickets are weeks old)",
+        highlight=False,
+    )
 
 
 def _show_push(store: Store, config_file: Path, glpi: GlpiSimulator, console: Console) -> None:
