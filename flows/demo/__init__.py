@@ -153,8 +153,8 @@ def _show_sla(config_file: Path, console: Console) -> None:
     result = sla_check(config_path=str(config_file))
     states = ", ".join(f"{n} {state}" for state, n in sorted(result["clocks"].items()))
     console.print(
-        f"SLA check: {result['tickets']} open tickets, clocks {states}; {result['fired']} warning(s) and breach(es) "
-        "recorded (GLPI's generated tickets are weeks old)",
+        f"SLA check: {result['tickets']} tickets, clocks {states}; {result['fired']} warning(s), breach(es) and "
+        "escalation(s) fired this run (each fires once per ticket; GLPI's generated tickets are weeks old)",
         highlight=False,
     )
 
