@@ -104,7 +104,10 @@ def sla_explain(
         return
     out.print(f"[bold]{format_ticket_id(ticket_id)}[/bold]  {row['title']}", markup=True, highlight=False)
     if not clocks:
-        out.print("no SLA applies: no policy of rules.sla matches this ticket (or none is configured)")
+        out.print(
+            "no SLA clock: no policy of rules.sla matches this ticket, none is configured, or the ticket came into "
+            "the hub already resolved or closed (its life before is unknown)"
+        )
         return
     for clock in clocks:
         calendar = sla.calendar(None if clock.calendar == "24x7" else clock.calendar)

@@ -21,7 +21,7 @@ histories in batches, stores the clocks and fires warnings and escalations once.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -94,7 +94,10 @@ class Ola(_Strict):
     @field_validator("resolution", mode="before")
     @classmethod
     def _duration(cls, value: Any) -> Any:
-        return parse_duration(value)
+        seconds = parse_duration(value)
+        if seconds <= 0:
+            raise ValueError("a target must be longer than zero")
+        return seconds
 
 
 class Action(_Strict):
@@ -244,12 +247,19 @@ class SlaRules:
         """The ticket's clocks as of `now`. `ticket` is the stored row (current values); `changes` its history
         of `TRACKED` fields in time order, including the values it was created with (at its creation time)."""
         states = _states(ticket, changes, now)
+        if states[0][2]["status"] in STOPPED:  # it came in resolved or closed: its life before is unknown
+            return []
         clocks: list[Clock] = []
         policies = [self.policy_for(record_view(state)) for _, _, state in states]
         last = policies[-1] if policies else None
         if last is not None and last.targets.resolution is not None:
             clocks.append(self._resolution(states, policies, last, now))
-        responded = _responded_at(states, first_response_at)
+        replied = first_response_at if first_response_at is not None and first_response_at <= now else None
+        responded = _responded_at(states, replied)
+        if responded is None and states[-1][2]["status"] in STOPPED:  # cancelled unanswered: it stops there too
+            responded = _stopped_at(states, lambda state: state["status"] in STOPPED)
+        if responded is not None:  # a reply stamped before the creation (two systems' clocks): at the creation
+            responded = max(responded, states[0][0])
         at_response = last
         if responded is not None:  # a stopped clock keeps the target of the policy in force when it stopped
             at_response = [p for (s, _, _), p in zip(states, policies, strict=True) if s <= responded][-1] or last
@@ -279,7 +289,7 @@ class SlaRules:
             used += counted
             pieces.append(Piece(start, end, status, policy.name if policy else None, counted, not counting))
         status = states[-1][2]["status"]
-        stopped_at = states[-1][0] if status in STOPPED else None
+        stopped_at = _stopped_at(states, lambda state: state["status"] in STOPPED) if status in STOPPED else None
         clock = Clock("resolution", last.name, last.calendar or ALWAYS, target, used, "running", states[0][0])
         clock.pieces, clock.breached_at, clock.stopped_at = pieces, breached_at, stopped_at
         if status in STOPPED:
@@ -329,7 +339,9 @@ class SlaRules:
         clock.pieces, clock.breached_at = pieces, breached_at
         if not with_group or status in STOPPED:
             clock.state = "breached" if used > ola.resolution else "met"
-            clock.stopped_at = states[-1][0]
+            clock.stopped_at = _stopped_at(
+                states, lambda state: state.get("assignment_group") != ola.group or state["status"] in STOPPED
+            )
         elif status in self.pause:
             clock.state = "paused"
         else:
@@ -344,6 +356,19 @@ def _responded_at(states: list[tuple[datetime, datetime, dict[str, Any]]], repli
     return min((t for t in (moved, replied) if t is not None), default=None)
 
 
+def _stopped_at(
+    states: list[tuple[datetime, datetime, dict[str, Any]]], stopped: Callable[[dict[str, Any]], bool]
+) -> datetime:
+    """When a clock stopped for good: the start of the last run of stretches in which `stopped` holds (resolved
+    then closed stopped at the resolution; handed to another group, then changed there, at the handover)."""
+    since = states[-1][0]
+    for start, _, state in reversed(states):
+        if not stopped(state):
+            break
+        since = start
+    return since
+
+
 def _always(record: Mapping[str, Any]) -> bool:
     return True
 
@@ -354,7 +379,7 @@ def _states(
     """The ticket's life as [start, end) stretches with the values in force, from creation to `now` (or to the
     moment it was resolved, closed or cancelled)."""
     created = ticket["created_at"]
-    ordered = sorted(changes, key=lambda c: c.at)
+    ordered = sorted((c for c in changes if c.at <= now), key=lambda c: c.at)  # as of now: none from after it
     state = dict(ticket)
     for name in TRACKED:  # before its first change, a field held that change's old value
         first = next((c for c in ordered if c.field == name), None)

@@ -122,11 +122,11 @@ def _row(ticket_id: int, clock: Clock, now: datetime) -> dict[str, Any]:
 def _store_clocks(conn: Connection, ids: list[int], rows: list[dict[str, Any]]) -> None:
     """Replace the batch's clocks: upsert those computed, delete those no policy gives any more."""
     upsert(conn, clocks_table, rows, ["ticket_id", "metric"])
-    kept = [(r["ticket_id"], r["metric"]) for r in rows]
-    stale = delete(clocks_table).where(clocks_table.c.ticket_id.in_(ids))
-    if kept:
-        stale = stale.where(tuple_(clocks_table.c.ticket_id, clocks_table.c.metric).not_in(kept))
-    conn.execute(stale)
+    kept = {(r["ticket_id"], r["metric"]) for r in rows}
+    query = select(clocks_table.c.ticket_id, clocks_table.c.metric).where(clocks_table.c.ticket_id.in_(ids))
+    stale = [tuple(pair) for pair in conn.execute(query) if tuple(pair) not in kept]  # usually none
+    if stale:
+        conn.execute(delete(clocks_table).where(tuple_(clocks_table.c.ticket_id, clocks_table.c.metric).in_(stale)))
 
 
 def levels_reached(sla: SlaRules, clock: Clock) -> list[tuple[str, dict[str, Any]]]:
@@ -135,7 +135,7 @@ def levels_reached(sla: SlaRules, clock: Clock) -> list[tuple[str, dict[str, Any
     for percent in sla.config.warn_at:
         if clock.used >= clock.target * percent / 100:
             reached.append((f"warn:{percent}", {"percent": percent}))
-    if clock.used >= clock.target:
+    if clock.used > clock.target:  # at exactly the target it is due, not yet breached (as the clock says)
         reached.append(("breach", {"breached_at": clock.breached_at.isoformat() if clock.breached_at else None}))
     metric = clock.metric if not clock.metric.startswith("ola:") else None
     for escalation in sla.config.escalations:

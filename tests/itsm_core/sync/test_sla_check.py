@@ -90,7 +90,8 @@ def test_each_level_fires_once_however_often_the_check_runs(store):
         check(store, rules, MONDAY + timedelta(minutes=minutes))
     levels = [level for t, metric, level in fired(store) if metric == "resolution"]
     assert levels == ["warn:50", "warn:75", "escalation:lead"]  # 7h05 used: within 1 h of due, not yet 90 %
-    check(store, rules, MONDAY + timedelta(hours=9))
+    check(store, rules, MONDAY + timedelta(hours=9))  # 18:00 in Paris: exactly 8 h used, due, not breached
+    check(store, rules, MONDAY + timedelta(days=1, minutes=30))  # Tuesday 09:30: 8h30 used
     levels = [level for t, metric, level in fired(store) if metric == "resolution"]
     assert levels == ["warn:50", "warn:75", "escalation:lead", "warn:90", "breach"]
     with store.connect() as conn:
