@@ -23,6 +23,7 @@ from itsm_core.rules.sla import STOPPED, TRACKED, Change, Clock, SlaRules
 from itsm_core.store.audit import audit_event
 from itsm_core.store.bulk import insert_ignoring_conflicts, update_by_id, upsert
 from itsm_core.store.tables import AuditEventRow, CommentRow, SlaClockRow, SlaEventRow, TicketRow
+from itsm_core.sync.decide import read_for_rules
 from itsm_core.sync.propagate import HUB
 from itsm_core.sync.propagate import Change as TicketChange
 
@@ -83,7 +84,7 @@ def check_batch(
     ticket changes escalations made (for the push targets)."""
     now = now or utcnow()
     report = SlaReport()
-    rows = [dict(r) for r in conn.execute(select(tickets).where(tickets.c.id.in_(list(ids)))).mappings()]
+    rows = read_for_rules(conn, ids)  # with the classes of linked CIs: policies may match on them
     history = histories(conn, ids)
     replies = first_replies(conn, rows)
     stored: list[dict[str, Any]] = []

@@ -140,3 +140,26 @@ def test_pending_pauses_and_a_reply_is_the_first_response(store):
     stored = clocks(store, tid)
     assert stored["resolution"]["used_seconds"] == 2 * 3600
     assert (stored["first_response"]["state"], stored["first_response"]["used_seconds"]) == ("met", 3600)
+
+
+def test_a_policy_may_match_the_class_of_a_linked_ci(store):
+    from itsm_core.store.tables import ConfigurationItemRow, TicketCILinkRow
+
+    on_server, plain = ticket(store, 1), ticket(store, 2)
+    with store.transaction() as conn:
+        (ci,) = conn.execute(
+            insert(ConfigurationItemRow.__table__).returning(ConfigurationItemRow.id),
+            [{"ci_class": "server", "name": "db01", "status": "active", "attributes": {},
+              "created_at": MONDAY, "updated_at": MONDAY}],
+        ).scalars()  # fmt: skip
+        conn.execute(insert(TicketCILinkRow.__table__), [{"ticket_id": on_server, "ci_id": ci, "created_at": MONDAY}])
+    servers = {
+        "name": "servers",
+        "when": {"field": "ci_classes", "contains": "server"},
+        "targets": {"resolution": "1h"},
+    }
+    check(
+        store, sla(policies=[servers, {"name": "rest", "targets": {"resolution": "1d"}}]), MONDAY + timedelta(hours=2)
+    )
+    assert clocks(store, on_server)["resolution"]["policy"] == "servers"
+    assert clocks(store, plain)["resolution"]["policy"] == "rest"
