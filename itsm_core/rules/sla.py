@@ -29,6 +29,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from itsm_core.calendars import BusinessCalendar, Calendar
+from itsm_core.rules._validate import repeated
 from itsm_core.rules.conditions import Condition, Predicate, compile_condition, record_view
 
 METRICS = ("first_response", "resolution")
@@ -157,14 +158,10 @@ class SlaConfig(_Strict):
     @field_validator("policies", "olas", "escalations")
     @classmethod
     def _unique(cls, items: list[Any]) -> list[Any]:
-        names = [item.name for item in items]
-        twice = sorted({name for name in names if names.count(name) > 1})
+        twice = repeated(item.name for item in items)
         if twice:
             raise ValueError(f"name used twice: {', '.join(twice)} (the audit trail names them)")
         return items
-
-    def calendars_used(self) -> set[str]:
-        return {p.calendar for p in [*self.policies, *self.olas] if p.calendar}
 
 
 # --- the clock ------------------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from itsm_core.rules._validate import repeated
 from itsm_core.rules.conditions import Condition
 from itsm_core.rules.priority import PriorityMatrix
 from itsm_core.rules.sla import SlaConfig
@@ -119,8 +120,7 @@ class Group(_Strict):
     @field_validator("agents")
     @classmethod
     def _unique(cls, agents: list[Agent]) -> list[Agent]:
-        names = [agent.name for agent in agents]
-        twice = sorted({name for name in names if names.count(name) > 1})
+        twice = repeated(agent.name for agent in agents)
         if twice:
             raise ValueError(f"agent listed twice: {', '.join(twice)}")
         return agents
@@ -148,8 +148,7 @@ class RulesConfig(_Strict):
     @field_validator("classification", "routing")
     @classmethod
     def _unique_names(cls, rules: list[Any]) -> list[Any]:
-        names = [rule.name for rule in rules]
-        twice = sorted({name for name in names if names.count(name) > 1})
+        twice = repeated(rule.name for rule in rules)
         if twice:
             raise ValueError(f"rule name used twice: {', '.join(twice)} (the audit trail names rules)")
         return rules
@@ -157,8 +156,7 @@ class RulesConfig(_Strict):
     @field_validator("models")
     @classmethod
     def _one_model_per_target(cls, models: list[ModelSpec]) -> list[ModelSpec]:
-        targets = [model.target for model in models]
-        twice = sorted({target for target in targets if targets.count(target) > 1})
+        twice = repeated(model.target for model in models)
         if twice:
             raise ValueError(f"two models predict {', '.join(twice)}; keep one per field")
         return models
