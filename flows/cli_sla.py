@@ -87,7 +87,7 @@ def sla_explain(
     from flows.runtime import build_sla
     from itsm_core.models import utcnow
     from itsm_core.store.tickets import format_ticket_id, get_ticket, parse_ticket_id
-    from itsm_core.sync.sla_check import first_replies, histories
+    from itsm_core.sync.sla_check import histories, replies
 
     hub = _config(config)
     sla = build_sla(hub)
@@ -97,8 +97,8 @@ def sla_explain(
     with store.connect() as conn:
         row = get_ticket(conn, ticket_id)
         changes = histories(conn, [ticket_id]).get(ticket_id, [])
-        replied = first_replies(conn, [row]).get(ticket_id)
-    clocks = sla.compute(row, changes, now, replied) if sla.active else []
+        updates = replies(conn, [row]).get(ticket_id, [])
+    clocks = sla.compute(row, changes, now, updates[0] if updates else None, updates) if sla.active else []
     if as_json:
         _print_json({"number": format_ticket_id(ticket_id), "clocks": [_clock_json(c) for c in clocks]})
         return

@@ -9,7 +9,8 @@ and recomputing gives the right answer for every ticket, open or closed.
 - **Metrics**: ``first_response`` (created → the first public comment that is not the requester's, or the first
   move to in progress / pending / resolved) and ``resolution`` (created → resolved; counting stops while the
   status is one of `pause_statuses`, default pending, and while resolved; a reopened ticket's clock goes on).
-  OLAs (`rules.sla.olas`) measure the time a ticket spends with one group (resolution only).
+  ``next_update`` (optional) is the longest silence towards the requester: business time since the last public
+  reply from the desk or status change. OLAs (`rules.sla.olas`) measure the time with one group (resolution).
 - **Targets** follow the policy in force at the end: a ticket raised from P3 to P1 keeps the time it has used and
   gets P1's target. The time used is counted, piece by piece, in the calendar of the policy in force then.
 - **Due time** = where the remaining target falls in the calendar from now (while running; none while paused).
@@ -24,6 +25,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import pairwise
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -32,7 +34,7 @@ from itsm_core.calendars import BusinessCalendar, Calendar
 from itsm_core.rules._validate import repeated
 from itsm_core.rules.conditions import Condition, Predicate, compile_condition, record_view
 
-METRICS = ("first_response", "resolution")
+METRICS = ("first_response", "resolution", "next_update")
 ALWAYS = "24x7"
 STOPPED = frozenset({"resolved", "closed", "cancelled"})  # the resolution clock is not running
 FINAL = frozenset({"closed", "cancelled"})  # and cannot run again
@@ -65,8 +67,9 @@ class _Strict(BaseModel):
 class Targets(_Strict):
     first_response: Duration | None = None
     resolution: Duration | None = None
+    next_update: Duration | None = Field(default=None, description="the longest silence towards the requester")
 
-    @field_validator("first_response", "resolution", mode="before")
+    @field_validator("first_response", "resolution", "next_update", mode="before")
     @classmethod
     def _duration(cls, value: Any) -> Any:
         if value is None:
@@ -240,9 +243,12 @@ class SlaRules:
         changes: Sequence[Change],
         now: datetime,
         first_response_at: datetime | None = None,
+        updates: Sequence[datetime] = (),
     ) -> list[Clock]:
         """The ticket's clocks as of `now`. `ticket` is the stored row (current values); `changes` its history
-        of `TRACKED` fields in time order, including the values it was created with (at its creation time)."""
+        of `TRACKED` fields in time order, including the values it was created with (at its creation time);
+        `first_response_at` the first public reply from someone other than the requester, `updates` all of them
+        (for ``next_update``; status changes count as updates too)."""
         states = _states(ticket, changes, now)
         if states[0][2]["status"] in STOPPED:  # it came in resolved or closed: its life before is unknown
             return []
@@ -251,6 +257,8 @@ class SlaRules:
         last = policies[-1] if policies else None
         if last is not None and last.targets.resolution is not None:
             clocks.append(self._resolution(states, policies, last, now))
+        if last is not None and last.targets.next_update is not None:
+            clocks.append(self._next_update(states, last, now, updates))
         replied = first_response_at if first_response_at is not None and first_response_at <= now else None
         responded = _responded_at(states, replied)
         if responded is None and states[-1][2]["status"] in STOPPED:  # cancelled unanswered: it stops there too
@@ -296,6 +304,51 @@ class SlaRules:
             clock.state = "paused" if status in self.pause else ("breached" if used > target else "running")
             if clock.state != "paused":
                 clock.due_at = breached_at or calendar.add_business_seconds(now, max(0.0, target - used))
+        return clock
+
+    def _next_update(
+        self, states: list[tuple[datetime, datetime, dict[str, Any]]], policy: Policy, now: datetime,
+        updates: Sequence[datetime],
+    ) -> Clock:  # fmt: skip
+        """The silence towards the requester: business time since the last update (a public reply from the desk
+        or a status change), counted while the ticket is open and not paused. Breached once any silence went past
+        the target; `used` is the current silence, `due_at` when it reaches the target."""
+        target = float(policy.targets.next_update or 0)
+        calendar = self.calendar(policy.calendar)
+        created = states[0][0]
+        moved = {start for (start, _, state), (_, _, before) in zip(states[1:], states, strict=False)
+                 if state["status"] != before["status"]}  # fmt: skip
+        marks = {t for t in updates if created < t <= now} | moved
+        silence, breached_at, silence_breach = 0.0, None, None
+        pieces: list[Piece] = []
+        for start, end, state in states:
+            counting = state["status"] not in STOPPED and state["status"] not in self.pause
+            cuts = [start, *sorted(m for m in marks if start < m < end), end]
+            counted_here = 0.0
+            for a, b in pairwise(cuts):
+                if a in marks:  # an update: the silence starts again
+                    silence, silence_breach = 0.0, None
+                if counting and b > a:
+                    counted = calendar.business_seconds(a, b)
+                    if silence + counted > target >= silence:
+                        silence_breach = calendar.add_business_seconds(a, target - silence)
+                        breached_at = breached_at or silence_breach
+                    silence += counted
+                    counted_here += counted
+            pieces.append(Piece(start, end, state["status"], policy.name, counted_here, not counting))
+        if states[-1][1] in marks:  # an update at the very end
+            silence, silence_breach = 0.0, None
+        status = states[-1][2]["status"]
+        clock = Clock("next_update", policy.name, policy.calendar or ALWAYS, target, silence, "running", created)
+        clock.pieces, clock.breached_at = pieces, breached_at
+        if status in STOPPED:
+            clock.state = "breached" if breached_at else "met"
+            clock.stopped_at = _stopped_at(states, lambda state: state["status"] in STOPPED)
+        elif status in self.pause:
+            clock.state = "paused"
+        else:
+            clock.state = "breached" if breached_at else "running"
+            clock.due_at = silence_breach or calendar.add_business_seconds(now, max(0.0, target - silence))
         return clock
 
     def _first_response(self, created: datetime, policy: Policy, now: datetime, responded_at: datetime | None) -> Clock:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, func, insert, or_, select, tuple_
+from sqlalchemy import Connection, and_, delete, insert, or_, select, tuple_
 
 from itsm_core.models import utcnow
 from itsm_core.rules.sla import STOPPED, TRACKED, Change, Clock, SlaRules
@@ -62,19 +62,20 @@ def histories(conn: Connection, ids: Collection[int]) -> dict[int, list[Change]]
     return found
 
 
-def first_replies(conn: Connection, rows: Sequence[dict[str, Any]]) -> dict[int, datetime]:
-    """When each ticket first got a public comment from someone other than its requester."""
+def replies(conn: Connection, rows: Sequence[dict[str, Any]]) -> dict[int, list[datetime]]:
+    """When each ticket got a public comment from someone other than its requester (in time order): the first is
+    its first response, each one an update (for ``next_update``)."""
     requester = {row["id"]: (row["requester"] or "").casefold() for row in rows}
     query = (
-        select(comments.c.ticket_id, comments.c.author, func.min(comments.c.created_at))
+        select(comments.c.ticket_id, comments.c.author, comments.c.created_at)
         .where(comments.c.ticket_id.in_(list(requester)), comments.c.public.is_(True))
-        .group_by(comments.c.ticket_id, comments.c.author)
+        .order_by(comments.c.created_at)
     )
-    replies: dict[int, datetime] = {}
+    found: dict[int, list[datetime]] = {}
     for ticket_id, author, at in conn.execute(query):
         if (author or "").casefold() != requester[ticket_id]:
-            replies[ticket_id] = min(at, replies.get(ticket_id, at))
-    return replies
+            found.setdefault(ticket_id, []).append(at)
+    return found
 
 
 def check_batch(
@@ -86,12 +87,14 @@ def check_batch(
     report = SlaReport()
     rows = read_for_rules(conn, ids)  # with the classes of linked CIs: policies may match on them
     history = histories(conn, ids)
-    replies = first_replies(conn, rows)
+    answered = replies(conn, rows)
     stored: list[dict[str, Any]] = []
     live: list[tuple[dict[str, Any], Clock]] = []
     for row in rows:
         report.tickets += 1
-        for clock in sla.compute(row, history.get(row["id"], []), now, replies.get(row["id"])):
+        updates = answered.get(row["id"], [])
+        first = updates[0] if updates else None
+        for clock in sla.compute(row, history.get(row["id"], []), now, first, updates):
             stored.append(_row(row["id"], clock, now))
             report.clocks[clock.state] = report.clocks.get(clock.state, 0) + 1
             if row["status"] not in STOPPED:

@@ -695,3 +695,50 @@ def test_a_ticket_that_came_in_already_closed_has_no_clock():
     assert clocks(rules(), PARIS, "2026-03-05 10:00", ticket) == {}
     reopened = history(PARIS, "2026-03-02 10:00", ("2026-03-03 10:00", "status", "in_progress"), status="resolved")
     assert clocks(rules(), PARIS, "2026-03-05 10:00", reopened) == {}
+
+
+# ---- next update -----------------------------------------------------------------------------------------------------
+
+UPDATES = [{"name": "updates", "calendar": "paris", "targets": {"next_update": "2h"}}]
+
+
+def next_update(now: str, ticket, updates: list[str] = ()) -> Clock:
+    sla = rules(policies=UPDATES, olas=[])
+    row, changes = ticket
+    found = sla.compute(row, changes, at(PARIS, now), None, [at(PARIS, u) for u in updates])
+    (clock,) = [c for c in found if c.metric == "next_update"]
+    return clock
+
+
+def test_next_update_counts_the_silence_since_the_last_update():
+    # Monday 2026-03-02, Paris 09:00-17:00. Opened 09:00, a reply at 10:30, now 11:30: 1 h of silence.
+    clock = next_update("2026-03-02 11:30", history(PARIS, "2026-03-02 09:00"), ["2026-03-02 10:30"])
+    assert (clock.state, clock.used, clock.breached_at) == ("running", 1 * HOUR, None)
+    assert clock.due_at == at(PARIS, "2026-03-02 12:30")
+
+
+def test_a_status_change_is_an_update_and_silence_over_the_target_is_a_breach():
+    ticket = history(PARIS, "2026-03-02 09:00", ("2026-03-02 10:00", "status", "in_progress"))
+    # 10:00 → 13:00 without a word: the 2 h were up at 12:00; the breach stays even after a later reply
+    clock = next_update("2026-03-02 13:30", ticket, ["2026-03-02 13:00"])
+    assert clock.breached_at == at(PARIS, "2026-03-02 12:00")
+    assert (clock.state, clock.used) == ("breached", 0.5 * HOUR)
+
+
+def test_silence_outside_business_hours_and_while_pending_does_not_count():
+    ticket = history(
+        PARIS,
+        "2026-03-06 16:00",  # a Friday
+        ("2026-03-09 10:00", "status", "pending"),  # Monday: 1 h on Friday + 1 h on Monday of silence
+        ("2026-03-09 15:00", "status", "in_progress"),  # an update too: the silence starts again at 15:00
+    )
+    clock = next_update("2026-03-09 16:00", ticket)
+    assert (clock.state, clock.used, clock.breached_at) == ("running", 1 * HOUR, None)
+    paused = next_update("2026-03-09 12:00", ticket)
+    assert (paused.state, paused.due_at) == ("paused", None)
+
+
+def test_next_update_stops_with_the_ticket():
+    ticket = history(PARIS, "2026-03-02 09:00", ("2026-03-02 10:00", "status", "resolved"))
+    clock = next_update("2026-03-03 12:00", ticket)
+    assert (clock.state, clock.stopped_at, clock.due_at) == ("met", at(PARIS, "2026-03-02 10:00"), None)
