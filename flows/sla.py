@@ -12,11 +12,15 @@ from typing import Any
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.utilities.annotations import quote
 from sqlalchemy import select
 
-from flows.runtime import build_propagator, build_sla, load_hub_config
+from flows.runtime import build_propagator, build_rules, build_sla, load_hub_config
 from itsm_core.config import HubConfig
 from itsm_core.models import utcnow
+from itsm_core.rules import Rules
+from itsm_core.rules.sla import SlaRules
 from itsm_core.store import Store
 from itsm_core.store.tables import SlaClockRow
 from itsm_core.store.tickets import format_ticket_id
@@ -27,14 +31,13 @@ BATCH = 1000
 CLOSED_WITHIN = timedelta(days=1)
 
 
-@task(name="sla-page", retries=2, retry_delay_seconds=5)
-def sla_page(config: HubConfig, ids: list[int], fire: bool) -> SlaReport:
+@task(name="sla-page", retries=2, retry_delay_seconds=5, cache_policy=NO_CACHE)
+def sla_page(config: HubConfig, sla: SlaRules, rules: Rules, ids: list[int]) -> SlaReport:
     """One batch in one transaction. Safe to retry: firing is idempotent (one row per ticket, metric, level)."""
-    sla = build_sla(config)
     store = Store(config.database_url.get_secret_value())
     try:
         with store.transaction() as conn:
-            report, changes = check_batch(conn, sla, ids, fire=fire)
+            report, changes = check_batch(conn, sla, ids, rules=rules)
             if changes:
                 build_propagator(config).propagate(conn, changes)
         return report
@@ -54,14 +57,18 @@ def sla_check(config_path: str | None = None, recompute_all: bool = False) -> di
     now = utcnow()
     report = SlaReport()
     try:
-        if not build_sla(config).active:
+        sla = build_sla(config)
+        if not sla.active:
             logger.info("no SLA policies or OLAs in the config (rules.sla): nothing to compute")
         else:
+            rules = build_rules(config)  # compiled once: an escalation's new group may route to an agent
             with store.connect() as conn:
                 ids = open_ticket_ids(conn, closed_since=now - CLOSED_WITHIN, everything=recompute_all)
             for page, start in enumerate(range(0, len(ids), BATCH), start=1):
                 batch = ids[start : start + BATCH]
-                report += sla_page.with_options(task_run_name=f"sla-page-{page}")(config, batch, True)
+                report += sla_page.with_options(task_run_name=f"sla-page-{page}")(
+                    config, quote(sla), quote(rules), batch
+                )
                 logger.info("sla page %d: %d tickets", page, len(batch))
         with store.connect() as conn:
             upcoming = due_within(conn, now, timedelta(hours=1))

@@ -19,11 +19,12 @@ from typing import Any
 from sqlalchemy import Connection, and_, delete, insert, or_, select, tuple_
 
 from itsm_core.models import utcnow
+from itsm_core.rules import Rules
 from itsm_core.rules.sla import STOPPED, TRACKED, Change, Clock, SlaRules
 from itsm_core.store.audit import audit_event
 from itsm_core.store.bulk import insert_ignoring_conflicts, update_by_id, upsert
 from itsm_core.store.tables import AuditEventRow, CommentRow, SlaClockRow, SlaEventRow, TicketRow
-from itsm_core.sync.decide import read_for_rules
+from itsm_core.sync.decide import apply_rules, read_for_rules
 from itsm_core.sync.propagate import HUB
 from itsm_core.sync.propagate import Change as TicketChange
 
@@ -79,10 +80,17 @@ def replies(conn: Connection, rows: Sequence[dict[str, Any]]) -> dict[int, list[
 
 
 def check_batch(
-    conn: Connection, sla: SlaRules, ids: Collection[int], now: datetime | None = None, *, fire: bool = True
+    conn: Connection,
+    sla: SlaRules,
+    ids: Collection[int],
+    now: datetime | None = None,
+    *,
+    fire: bool = True,
+    rules: Rules | None = None,
 ) -> tuple[SlaReport, list[TicketChange]]:
     """Compute and store the clocks of `ids`; with `fire`, fire the levels they reached. Returns the report and the
-    ticket changes escalations made (for the push targets)."""
+    ticket changes escalations made (for the push targets). With `rules`, a ticket an escalation handed to another
+    group gets an agent of that group as routing picks one (skills, load, round-robin, who is on duty)."""
     now = now or utcnow()
     report = SlaReport()
     rows = read_for_rules(conn, ids)  # with the classes of linked CIs: policies may match on them
@@ -103,6 +111,9 @@ def check_batch(
     if not fire:
         return report, []
     changes = _fire(conn, sla, live, now, report)
+    handed = {c.ticket_id: c.fields for c in changes if "assignment_group" in c.fields}
+    if rules is not None and handed:
+        changes += apply_rules(conn, rules, handed, actor_source=None, now=now)[0]
     return report, changes
 
 

@@ -189,3 +189,19 @@ def test_replies_from_the_desk_are_updates_the_requester_s_are_not(store):
     assert stored["next_update"]["state"] == "breached"
     assert stored["next_update"]["breached_at"] == MONDAY + timedelta(hours=2)
     assert stored["next_update"]["used_seconds"] == 3600  # since bob's reply
+
+
+def test_a_ticket_an_escalation_hands_to_a_group_gets_one_of_its_agents(store):
+    from itsm_core.rules import Rules, RulesConfig
+
+    tid = ticket(store)
+    routing = Rules(RulesConfig.model_validate({"groups": {"major": {"agents": [{"name": "max"}, {"name": "mia"}]}}}))
+    rules = sla(escalations=[{"name": "late", "at": "0m", "actions": [{"reassign": "major"}]}])
+    with store.transaction() as conn:
+        _, changes = check_batch(conn, rules, [tid], MONDAY + timedelta(days=1, hours=2), rules=routing)
+    with store.connect() as conn:
+        t = get_ticket(conn, tid)
+    assert (t["assignment_group"], t["assignee"]) == ("major", "max")
+    assert {name for change in changes for name in change.fields} >= {"assignment_group", "assignee"}
+    picked = [e for e in t["audit"] if e["field"] == "assignee" and e["new_value"] == "max"]
+    assert picked[0]["actor"] == "rules:group-major" and picked[0]["detail"]["chosen"] == "max"
