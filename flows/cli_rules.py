@@ -248,7 +248,7 @@ def classify_train(
     from itsm_core.rules.model import TextModel
 
     hub = _config(config)
-    path = out_path or _model_path(hub, target)
+    path = out_path or _model_path(hub, target, config)
     texts, labels, origin = _examples(config, target, csv, text_col, label_col)
     if not texts:
         _fail(f"no labelled examples in {origin}; label tickets (`itsm tickets classify`) or give --csv")
@@ -276,13 +276,14 @@ def classify_train(
         )
 
 
-def _model_path(hub: HubConfig, target: str) -> Path:
+def _model_path(hub: HubConfig, target: str, config: str | None) -> Path:
+    """The config's model file for `target`, else models/TARGET.joblib next to the config file."""
     from itsm_core.config import config_path
 
     for spec in hub.rules.models:
         if spec.target == target:
             return spec.path
-    return config_path().parent / "models" / f"{target}.joblib"
+    return config_path(config).resolve().parent / "models" / f"{target}.joblib"
 
 
 @classify_app.command("evaluate")

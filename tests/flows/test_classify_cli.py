@@ -66,3 +66,14 @@ def test_a_trained_model_classifies_what_the_rules_leave(tmp_path, small_csv):
     assert 0.3 <= printer["classification_confidence"] <= 1
     explained = itsm("rules", "explain", "1", cwd=tmp_path).stdout
     assert "model category-" in explained and "predicted it with confidence" in explained
+
+
+def test_the_model_goes_next_to_the_config_named(tmp_path, small_csv):
+    (tmp_path / "hub").mkdir()
+    (tmp_path / "hub" / "itsm.yaml").write_text("database_url: sqlite:///store.db\n")
+    args = ["classify", "train", "-c", "hub/itsm.yaml", "--csv", str(small_csv), "--text-col", "title+body"]
+    trained = itsm(*args, "--label-col", "category", "--folds", "2", "--json", cwd=tmp_path)
+    assert trained.returncode == 0, trained.stderr
+    described = json.loads(trained.stdout)
+    assert described["path"] == str(tmp_path / "hub" / "models" / "category.joblib")
+    assert described["target"] == "category" and described["rows"] > 300 and described["metrics"]["folds"] == 2
