@@ -200,7 +200,9 @@ def _reason(event: dict[str, Any] | None, decided_by: dict[str, str], name: str)
 
 # --- classify -------------------------------------------------------------------------------------------------
 
-TargetOption = Annotated[str, typer.Option(help="The field the model predicts: category, subcategory or intent.")]
+TargetOption = Annotated[
+    str, typer.Option(help="The field the model predicts: category, subcategory, intent, impact or urgency.")
+]
 CsvOption = Annotated[Path | None, typer.Option("--csv", help="A labelled CSV instead of the store's tickets.")]
 TextColOption = Annotated[str, typer.Option(help="The CSV's text column; join several with +, e.g. title+body.")]
 LabelColOption = Annotated[str | None, typer.Option(help="The CSV's label column (default: the target's name).")]

@@ -167,12 +167,20 @@ class Rules:
             for i, prediction in zip(todo, predictions, strict=True):
                 confidence = round(float(prediction.confidence), 4)
                 detail = {"model": loaded.model.version, "label": prediction.label, "confidence": confidence}
-                if confidence >= loaded.spec.min_confidence:
-                    decided[i][target] = Decided(target, prediction.label, by, confidence, detail)
-                    views[i][target] = prediction.label
+                value = self._value(target, prediction.label)
+                if value is not None and confidence >= loaded.spec.min_confidence:
+                    decided[i][target] = Decided(target, value, by, confidence, detail)
+                    views[i][target] = value
                 else:
                     detail["min_confidence"] = loaded.spec.min_confidence
                     views[i].setdefault("_unsure", {})[target] = detail
+
+    def _value(self, target: str, label: str) -> Any:
+        """A label as the field's value: impact and urgency are levels of the matrix (a label outside it: None)."""
+        if target not in ("impact", "urgency"):
+            return label
+        levels = self.priority.impact_levels if target == "impact" else self.priority.urgency_levels
+        return int(label) if label.isdigit() and 1 <= int(label) <= levels else None
 
     def _prioritise(self, view: dict[str, Any], free: set[str], mine: dict[str, Decided]) -> None:
         if "priority" not in free:

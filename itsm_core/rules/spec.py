@@ -20,7 +20,7 @@ from itsm_core.rules.sla import SlaConfig
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,99}$"
 #: What classification rules may set, and what a model may predict.
 CLASSIFIED_FIELDS = ("category", "subcategory", "intent", "impact", "urgency")
-MODEL_TARGETS = ("category", "subcategory", "intent")
+MODEL_TARGETS = ("category", "subcategory", "intent", "impact", "urgency")
 
 
 class _Strict(BaseModel):

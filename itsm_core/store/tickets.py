@@ -398,7 +398,7 @@ def labelled_texts(conn: Connection, target: str) -> tuple[list[str], list[str]]
         elif target in (decided_by or {}):
             continue
         texts.append(f"{title}\n{description or ''}")
-        labels.append(label)
+        labels.append(str(label))  # impact and urgency are levels: their labels are "1", "2", ...
     return texts, labels
 
 

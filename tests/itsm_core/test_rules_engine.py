@@ -339,3 +339,11 @@ def test_an_unknown_calendar_is_a_config_error():
 
     with pytest.raises(ConfigError, match="calendar"):
         parse_config("rules: {groups: {g: {agents: [{name: a, calendar: nowhere}]}}}", origin="t.yaml")
+
+
+def test_a_model_may_predict_urgency_which_then_sets_the_priority():
+    model = FakeModel({"everyone": ("1", 0.9), "strange": ("7", 0.95)})
+    engine = with_model(model, models=[{"target": "urgency", "path": "m", "min_confidence": 0.6}])
+    decisions = decide(engine, ticket(1, title="everyone is blocked", impact=2), ticket(2, title="strange"))
+    assert values(decisions, 1)["urgency"] == 1 and values(decisions, 1)["priority"] == 2
+    assert "urgency" not in values(decisions, 2)  # a level outside the matrix is no urgency
