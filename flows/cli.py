@@ -252,6 +252,7 @@ def tickets_show(
         ("priority", f"{t['priority']} (impact {t['impact'] or '-'}, urgency {t['urgency'] or '-'})"),
         ("requester", f"{t['requester_name'] or ''} <{t['requester'] or '?'}>"),
         ("category", " / ".join(x for x in (t["category"], t["subcategory"]) if x) or "-"),
+        ("intent", t["intent"] or "-"),
         ("assigned", " / ".join(x for x in (t["assignment_group"], t["assignee"]) if x) or "-"),
         ("source", t["source_type"] + "".join(f"  {r['system']}:{r['external_id']}" for r in t["external_refs"])),
         ("created", _when(t["created_at"])),
