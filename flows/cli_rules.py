@@ -127,8 +127,9 @@ def rules_explain(
     model (with its confidence) or matrix; for an assignee, every candidate weighed. Then what today's rules
     would decide, if that differs."""
     from flows.runtime import build_rules
+    from itsm_core.rules.conditions import describe_match, record_view
     from itsm_core.store.tickets import format_ticket_id, get_ticket, parse_ticket_id
-    from itsm_core.sync.decide import explain_now
+    from itsm_core.sync.decide import explain_now, read_for_rules
 
     hub = _config(config)
     store = _store(config)
@@ -136,14 +137,24 @@ def rules_explain(
     with store.connect() as conn:
         t = get_ticket(conn, ticket_id)
         now = explain_now(conn, build_rules(hub), ticket_id)
+        (row,) = read_for_rules(conn, [ticket_id])
     latest: dict[str, dict[str, Any]] = {}
     for event in t["audit"]:
         if event["field"] in EXPLAINED:
             latest[event["field"]] = event
-    fields = [
-        {"field": name, "value": t[name], **_reason(latest.get(name), t.get("decided_by") or {}, name)}
-        for name in EXPLAINED
-    ]
+    conditions = {f"rule:{r.name}": r.when for r in hub.rules.classification}
+    conditions.update({f"route:{r.name}": r.when for r in hub.rules.routing})
+    fields = []
+    for name in EXPLAINED:
+        reason = _reason(latest.get(name), t.get("decided_by") or {}, name)
+        condition = conditions.get(reason.get("actor", ""))
+        if condition is not None:  # which words or values make that rule hold, on the ticket as it is now
+            matched = describe_match(condition, record_view(row))
+            said = f"matches: {'; '.join(matched)}" if matched else "(today it would not match)"
+            reason["lines"] = [said, *reason.get("lines", [])]
+        elif reason.get("actor", "").startswith(("rule:", "route:")):
+            reason["lines"] = ["(that rule is no longer in the config)", *reason.get("lines", [])]
+        fields.append({"field": name, "value": t[name], **reason})
     if as_json:
         _print_json({"number": format_ticket_id(ticket_id), "fields": fields, "today": now})
         return

@@ -241,3 +241,42 @@ _TESTS: dict[str, Callable[[Any], Callable[[Any], bool]]] = {
     "lt": _compare(lambda a, b: a < b),
     "lte": _compare(lambda a, b: a <= b),
 }
+
+
+def describe_match(condition: All | Any_ | Not | Leaf, record: Mapping[str, Any]) -> list[str]:
+    """In words, the leaves that make `condition` hold for `record` (for `itsm rules explain`): e.g.
+    ``["text contains 'vpn'", "priority lte 2 (2)"]``; empty when it does not hold. Slow (compiles as it goes):
+    for explanations, never for the batch path."""
+    if isinstance(condition, All):
+        parts = [describe_match(c, record) for c in condition.all]
+        return [line for part in parts for line in part] if all(parts) or not parts else []
+    if isinstance(condition, Any_):
+        return next((part for c in condition.any if (part := describe_match(c, record))), [])
+    if isinstance(condition, Not):
+        return [] if compile_condition(condition.not_)(record) else [f"not ({_words(condition.not_)})"]
+    if not _leaf(condition)(record):
+        return []
+    name, expected = condition.operator
+    value = record
+    for step in condition.field.split("."):
+        value = value.get(step) if isinstance(value, Mapping) else None
+    if name == "contains_any":
+        text = _text(value)
+        hit = next(needle for needle in expected if needle.casefold() in text)
+        return [f"{condition.field} contains '{hit}'"]
+    if name == "regex":
+        found = re.search(expected, str(value), re.IGNORECASE)
+        return [f"{condition.field} matches /{expected}/ ('{found.group(0) if found else ''}')"]
+    shown = "" if name in ("equals", "contains", "startswith", "exists") else f" ({value})"
+    return [f"{condition.field} {name} {expected!r}{shown}"]
+
+
+def _words(condition: All | Any_ | Not | Leaf) -> str:
+    if isinstance(condition, Leaf):
+        name, expected = condition.operator
+        return f"{condition.field} {name} {expected!r}"
+    if isinstance(condition, Not):
+        return f"not ({_words(condition.not_)})"
+    parts = condition.all if isinstance(condition, All) else condition.any
+    joiner = " and " if isinstance(condition, All) else " or "
+    return joiner.join(_words(c) for c in parts)

@@ -74,7 +74,7 @@ def test_explain_tells_who_set_each_field_and_why(hub):
     result = itsm("rules", "explain", "T-000001", cwd=hub)
     assert result.returncode == 0, result.stderr
     text = result.stdout
-    assert "classification rule 'vpn' matched" in text
+    assert "classification rule 'vpn' matched" in text and "matches: text contains 'vpn'" in text
     assert "priority matrix: impact 2 × urgency 1" in text
     assert "routing rule 'net'" in text and "candidate ann@example.org: skills 1" in text
     assert "today's rules would change nothing" in text

@@ -82,3 +82,26 @@ def test_a_wrong_condition_is_refused_naming_what_is_wrong(condition, fragment):
     with pytest.raises(ValidationError) as caught:
         parse_condition(condition)
     assert fragment in str(caught.value)
+
+
+def test_describe_match_says_which_leaves_hold_and_what_they_found():
+    from itsm_core.rules.conditions import describe_match
+
+    condition = parse_condition(
+        {
+            "all": [
+                {"field": "text", "contains_any": ["vpn", "anyconnect"]},
+                {"not": {"field": "category", "equals": "hardware"}},
+                {"any": [{"field": "title", "regex": r"\bdown\b"}, {"field": "priority", "lte": 2}]},
+            ]
+        }
+    )
+    view = record_view({"title": "AnyConnect is down", "description": "", "priority": 4, "category": None})
+    assert describe_match(condition, view) == [
+        "text contains 'anyconnect'",
+        "not (category equals 'hardware')",
+        r"title matches /\bdown\b/ ('down')",
+    ]
+    assert describe_match(condition, record_view({"title": "AnyConnect is up", "priority": 4})) == []
+    by_priority = record_view({"title": "VPN slow", "priority": 1})
+    assert describe_match(condition, by_priority)[-1] == "priority lte 2.0 (1)"
