@@ -127,7 +127,7 @@ def rules_explain(
     model (with its confidence) or matrix; for an assignee, every candidate weighed. Then what today's rules
     would decide, if that differs."""
     from flows.runtime import build_rules
-    from itsm_core.rules.conditions import describe_match, record_view
+    from itsm_core.rules.conditions import describe_match
     from itsm_core.store.tickets import format_ticket_id, get_ticket, parse_ticket_id
     from itsm_core.sync.decide import explain_now, read_for_rules
 
@@ -136,7 +136,8 @@ def rules_explain(
     ticket_id = parse_ticket_id(ticket)
     with store.connect() as conn:
         t = get_ticket(conn, ticket_id)
-        now = explain_now(conn, build_rules(hub), ticket_id)
+        rules = build_rules(hub)
+        now = explain_now(conn, rules, ticket_id)
         (row,) = read_for_rules(conn, [ticket_id])
     latest: dict[str, dict[str, Any]] = {}
     for event in t["audit"]:
@@ -149,7 +150,7 @@ def rules_explain(
         reason = _reason(latest.get(name), t.get("decided_by") or {}, name)
         condition = conditions.get(reason.get("actor", ""))
         if condition is not None:  # which words or values make that rule hold, on the ticket as it is now
-            matched = describe_match(condition, record_view(row))
+            matched = describe_match(condition, rules.view(row))
             said = f"matches: {'; '.join(matched)}" if matched else "(today it would not match)"
             reason["lines"] = [said, *reason.get("lines", [])]
         elif reason.get("actor", "").startswith(("rule:", "route:")):

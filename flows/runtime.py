@@ -18,6 +18,7 @@ from itsm_core.email.intake import EmailIntake
 from itsm_core.email.notify import EmailNotifier
 from itsm_core.mapping import load_ci_mapping, load_mapping
 from itsm_core.rules import Rules
+from itsm_core.rules.conditions import RequesterGroups
 from itsm_core.rules.sla import SlaRules
 from itsm_core.store import Store
 from itsm_core.sync.decide import apply_rules
@@ -86,7 +87,7 @@ def build_rules(config: HubConfig) -> Rules:
 
 def build_sla(config: HubConfig) -> SlaRules:
     """The `rules.sla` section compiled with its calendars."""
-    return SlaRules(config.rules.sla, build_calendars(config))
+    return SlaRules(config.rules.sla, build_calendars(config), RequesterGroups(config.rules.requester_groups))
 
 
 def build_calendars(config: HubConfig) -> dict[str, BusinessCalendar]:

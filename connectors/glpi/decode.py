@@ -68,7 +68,8 @@ def decode_ticket(payload: bytes, zone: ZoneInfo) -> dict[str, Any]:
         "requester": requester.get("email") or requester.get("name"),
         "requester_name": users.display(requester),
         "assignee": assignee.get("email") or assignee.get("name"),
-        "assignment_group": _group(document.get("groups") or [], ASSIGNED, names.get("groups") or {}),
+        "assignment_group": next(iter(_groups(document.get("groups") or [], ASSIGNED, names.get("groups"))), None),
+        "requester_groups": _groups(document.get("groups") or [], REQUESTER, names.get("groups")),
         "date": _date(row, "date", zone, required=True),
         "date_mod": _date(row, "date_mod", zone, required=True),
         "solvedate": _date(row, "solvedate", zone),
@@ -117,11 +118,14 @@ def _actor(rows: list[dict[str, Any]], kind: int, users: _Names) -> dict[str, An
     return {}
 
 
-def _group(rows: list[dict[str, Any]], kind: int, groups: dict[str, str]) -> str | None:
-    for row in sorted(rows, key=lambda r: r.get("id") or 0):
-        if row.get("type") == kind and row.get("groups_id"):
-            return _name(groups, row["groups_id"])
-    return None
+def _groups(rows: list[dict[str, Any]], kind: int, groups: dict[str, str] | None) -> list[str]:
+    """The names of the groups in that role, first added first (unnamed ones left out)."""
+    found = (
+        _name(groups, row["groups_id"])
+        for row in sorted(rows, key=lambda r: r.get("id") or 0)
+        if row.get("type") == kind and row.get("groups_id")
+    )
+    return list(dict.fromkeys(name for name in found if name))
 
 
 def _name(table: dict[str, str] | None, key: Any) -> str | None:

@@ -9,8 +9,9 @@ A condition is a leaf or a combination::
 
 `field` names a canonical ticket field (``title``, ``category``, ``priority``…), a path into the custom fields
 (``custom_fields.glpi_id``), or a derived field: ``text`` (title and description together), ``requester_domain``
-(the part after @, lower-case) and ``source`` (the source type). Callers may add their own keys to the record
-(e.g. ``ci_classes``, the classes of the CIs linked to the ticket).
+(the part after @, lower-case), ``requester_groups`` (the groups the source names for the requester, plus those
+the config's `requester_groups` puts the address in) and ``source`` (the source type). Callers may add their own
+keys to the record (e.g. ``ci_classes``, the classes of the CIs linked to the ticket).
 
 Operators (exactly one per leaf; text comparisons ignore case):
 
@@ -27,7 +28,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter, field_validator, model_validator
@@ -136,12 +137,41 @@ def compile_condition(condition: All | Any_ | Not | Leaf) -> Predicate:
     return _leaf(condition)
 
 
-def record_view(ticket: Mapping[str, Any]) -> dict[str, Any]:
+class RequesterGroups:
+    """Which requester groups an address is in, from the config: members are addresses (``ceo@example.com``) or
+    domains (``@example.com``, which takes its subdomains too). Compiled once; a lookup is a few dict probes."""
+
+    def __init__(self, groups: Mapping[str, Iterable[str]] | None = None) -> None:
+        self.by_address: dict[str, set[str]] = {}
+        self.by_domain: dict[str, set[str]] = {}
+        for name, members in (groups or {}).items():
+            for member in members:
+                key = member.strip().lower()
+                table = self.by_domain if key.startswith("@") else self.by_address
+                table.setdefault(key.lstrip("@"), set()).add(name)
+
+    def of(self, address: str) -> set[str]:
+        address = address.strip().lower()
+        found = set(self.by_address.get(address, ()))
+        domain = address.rpartition("@")[2]
+        while domain and self.by_domain:
+            found |= self.by_domain.get(domain, set())
+            domain = domain.partition(".")[2]
+        return found
+
+
+_NO_GROUPS = RequesterGroups()
+
+
+def record_view(ticket: Mapping[str, Any], requester_groups: RequesterGroups = _NO_GROUPS) -> dict[str, Any]:
     """A ticket (a dict of canonical fields) with the derived fields conditions may name."""
     view = dict(ticket)
     view["text"] = f"{ticket.get('title') or ''}\n{ticket.get('description') or ''}"
     requester = ticket.get("requester") or ""
     view["requester_domain"] = requester.rpartition("@")[2].lower() if "@" in requester else None
+    named = (ticket.get("custom_fields") or {}).get("requester_groups") or []
+    groups = {named} if isinstance(named, str) else set(named)
+    view["requester_groups"] = sorted(groups | requester_groups.of(requester)) if requester else sorted(groups)
     view.setdefault("source", ticket.get("source_type"))
     return view
 

@@ -27,7 +27,7 @@ from typing import Any
 
 from itsm_core.errors import ModelError
 from itsm_core.models import TicketStatus
-from itsm_core.rules.conditions import Predicate, compile_condition, record_view
+from itsm_core.rules.conditions import Predicate, RequesterGroups, compile_condition, record_view
 from itsm_core.rules.priority import PriorityMatrix
 from itsm_core.rules.routing import Router, WorkingHours, Workload, default_weights
 from itsm_core.rules.spec import ModelSpec, RulesConfig
@@ -91,6 +91,7 @@ class Rules:
         self.classification = [_Rule(r.name, compile_condition(r.when), r.set) for r in config.classification]
         self.routing = [_Route(r.name, compile_condition(r.when), r.group, r.skills) for r in config.routing]
         self.router = Router(config.groups, calendars or {})
+        self.requester_groups = RequesterGroups(config.requester_groups)
         self.models, self.model_problems = _load_models(config.models, load_model)
         top = max(max(row) for row in self.priority.matrix)
         self.weights = {int(k): float(v) for k, v in (config.load_weights or default_weights(top)).items()}
@@ -98,6 +99,10 @@ class Rules:
     @classmethod
     def compile(cls, config: RulesConfig, calendars: Mapping[str, WorkingHours] | None = None) -> Rules:
         return cls(config, calendars)
+
+    def view(self, row: Mapping[str, Any]) -> dict[str, Any]:
+        """The ticket as conditions see it: with its derived fields (text, requester domain and groups…)."""
+        return record_view(row, self.requester_groups)
 
     @property
     def routes(self) -> bool:
@@ -127,7 +132,7 @@ class Rules:
         decided: list[dict[str, Decided]] = []
         for row in tickets:
             again = set(redo.get(row["id"], ()))
-            view = record_view(row)
+            view = self.view(row)
             for name in again:
                 view[name] = None
             views.append(view)

@@ -32,7 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from itsm_core.calendars import BusinessCalendar, Calendar
 from itsm_core.rules._validate import repeated
-from itsm_core.rules.conditions import Condition, Predicate, compile_condition, record_view
+from itsm_core.rules.conditions import Condition, Predicate, RequesterGroups, compile_condition, record_view
 
 METRICS = ("first_response", "resolution", "next_update")
 ALWAYS = "24x7"
@@ -216,8 +216,14 @@ class Change:
 class SlaRules:
     """The `rules.sla` section compiled: policy conditions to closures, calendars compiled."""
 
-    def __init__(self, config: SlaConfig, calendars: Mapping[str, BusinessCalendar]) -> None:
+    def __init__(
+        self,
+        config: SlaConfig,
+        calendars: Mapping[str, BusinessCalendar],
+        requester_groups: RequesterGroups | None = None,
+    ) -> None:
         self.config = config
+        self.requester_groups = requester_groups or RequesterGroups()
         self.policies: list[tuple[Policy, Predicate]] = [
             (p, compile_condition(p.when) if p.when is not None else _always) for p in config.policies
         ]
@@ -253,7 +259,7 @@ class SlaRules:
         if states[0][2]["status"] in STOPPED:  # it came in resolved or closed: its life before is unknown
             return []
         clocks: list[Clock] = []
-        policies = [self.policy_for(record_view(state)) for _, _, state in states]
+        policies = [self.policy_for(record_view(state, self.requester_groups)) for _, _, state in states]
         last = policies[-1] if policies else None
         if last is not None and last.targets.resolution is not None:
             clocks.append(self._resolution(states, policies, last, now))

@@ -138,6 +138,11 @@ class RulesConfig(_Strict):
     routing: list[RoutingRule] = Field(default_factory=list)
     fallback_group: str | None = Field(default=None, description="the queue of tickets no routing rule matches")
     groups: dict[str, Group] = Field(default_factory=dict)
+    requester_groups: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="groups of requesters conditions can name (field requester_groups): each a list of addresses "
+        "(ceo@example.com) or domains (@board.example.com, its subdomains too); added to the groups a source names",
+    )
     sla: SlaConfig = Field(default_factory=SlaConfig)
     load_weights: dict[int, float] | None = Field(
         default=None,
@@ -152,6 +157,18 @@ class RulesConfig(_Strict):
         if twice:
             raise ValueError(f"rule name used twice: {', '.join(twice)} (the audit trail names rules)")
         return rules
+
+    @field_validator("requester_groups")
+    @classmethod
+    def _addresses(cls, groups: dict[str, list[str]]) -> dict[str, list[str]]:
+        for name, members in groups.items():
+            wrong = [m for m in members if "@" not in m or m.strip() != m or not m.rpartition("@")[2]]
+            if wrong:
+                raise ValueError(
+                    f"requester group '{name}': {', '.join(map(repr, wrong))} is neither an address "
+                    "(someone@example.com) nor a domain (@example.com)"
+                )
+        return groups
 
     @field_validator("models")
     @classmethod

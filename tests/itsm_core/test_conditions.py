@@ -4,7 +4,8 @@ import pytest
 from pydantic import ValidationError
 
 from itsm_core.models import TicketStatus
-from itsm_core.rules.conditions import compile_condition, parse_condition, record_view
+from itsm_core.rules.conditions import RequesterGroups, compile_condition, parse_condition, record_view
+from itsm_core.rules.spec import RulesConfig
 
 TICKET = record_view(
     {
@@ -105,3 +106,30 @@ def test_describe_match_says_which_leaves_hold_and_what_they_found():
     assert describe_match(condition, record_view({"title": "AnyConnect is up", "priority": 4})) == []
     by_priority = record_view({"title": "VPN slow", "priority": 1})
     assert describe_match(condition, by_priority)[-1] == "priority lte 2.0 (1)"
+
+
+def test_requester_groups_come_from_the_source_and_from_the_config():
+    configured = RequesterGroups(
+        {"vip": ["CEO@example.org", "@board.example.org"], "finance": ["@example.org"], "none": ["x@other.org"]}
+    )
+
+    def groups(requester, named=None):
+        return record_view({"requester": requester, "custom_fields": {"requester_groups": named}}, configured)[
+            "requester_groups"
+        ]
+
+    assert groups("ceo@Example.org") == ["finance", "vip"]  # an address (any case) and its domain
+    assert groups("ann@paris.board.example.org") == ["finance", "vip"]  # a domain takes its subdomains
+    assert groups("ann@notexample.org") == []  # … but not a name that merely ends alike
+    assert groups("ann@other.org", named=["Helpdesk"]) == ["Helpdesk"]  # what the source names (GLPI)
+    assert groups("ann@other.org", named="Helpdesk") == ["Helpdesk"]
+    assert groups("") == [] and record_view({"title": "t"})["requester_groups"] == []
+    vip = compile_condition(parse_condition({"field": "requester_groups", "contains": "VIP"}))
+    assert vip(record_view({"requester": "ceo@example.org"}, configured))
+    assert not vip(record_view({"requester": "ann@example.org"}, configured))
+
+
+@pytest.mark.parametrize("member", ["board.example.org", "ceo@", " @example.org"])
+def test_a_requester_group_member_must_be_an_address_or_a_domain(member):
+    with pytest.raises(ValidationError, match=r"(?s)requester_groups.*requester group 'vip'.*neither an address"):
+        RulesConfig.model_validate({"requester_groups": {"vip": ["ok@example.org", member]}})

@@ -15,6 +15,7 @@ import pytest
 
 from itsm_core.calendars import BusinessCalendar, Calendar
 from itsm_core.config import HubConfig
+from itsm_core.rules.conditions import RequesterGroups
 from itsm_core.rules.sla import TRACKED, Change, Clock, SlaConfig, SlaRules, parse_duration
 
 PARIS = ZoneInfo("Europe/Paris")
@@ -198,6 +199,21 @@ def test_no_policy_no_clock():
     assert clocks(sla, PARIS, "2026-06-09 10:00", history(PARIS, "2026-06-08 09:00")) == {}
     only_p1 = rules(policies=policies()[:1], olas=[])  # a P3 ticket: no policy matches it
     assert clocks(only_p1, PARIS, "2026-06-09 10:00", history(PARIS, "2026-06-08 09:00")) == {}
+
+
+def test_a_policy_can_match_the_requesters_group():
+    vip = {"name": "vip", "when": {"field": "requester_groups", "contains": "vip"}, "targets": {"resolution": "2h"}}
+    section = SlaConfig.model_validate({"policies": [vip, *policies()]})
+    directory = RequesterGroups({"vip": ["@board.example.org"]})
+    sla = SlaRules(section, compiled(), directory)
+    board = history(PARIS, "2026-06-08 09:00", requester="ceo@board.example.org")
+    named_by_glpi = history(PARIS, "2026-06-08 09:00", custom_fields={"requester_groups": ["VIP"]})
+    anyone = history(PARIS, "2026-06-08 09:00")
+    now = "2026-06-08 10:00"
+    assert clocks(sla, PARIS, now, board)["resolution"].policy == "vip"
+    assert clocks(sla, PARIS, now, named_by_glpi)["resolution"].policy == "vip"
+    assert clocks(sla, PARIS, now, anyone)["resolution"].policy == "p3"
+    assert clocks(SlaRules(section, compiled()), PARIS, now, board)["resolution"].policy == "p3"  # no directory
 
 
 # ---- business hours, weekends, outside hours, holidays ---------------------------------------------------------------

@@ -34,14 +34,18 @@ def document(**ticket) -> dict:
             {"id": 1, "tickets_id": 42, "users_id": 7, "type": 1},
             {"id": 2, "tickets_id": 42, "users_id": 9, "type": 2},
         ],
-        "groups": [{"id": 1, "tickets_id": 42, "groups_id": 3, "type": 2}],
+        "groups": [
+            {"id": 1, "tickets_id": 42, "groups_id": 3, "type": 2},
+            {"id": 2, "tickets_id": 42, "groups_id": 4, "type": 1},
+            {"id": 3, "tickets_id": 42, "groups_id": 99, "type": 1},  # a group GLPI no longer names
+        ],
         "items": [{"id": 1, "tickets_id": 42, "itemtype": "Computer", "items_id": 1001}],
         "names": {
             "users": {
                 "7": {"name": "jdoe", "firstname": "Jos&#233;", "realname": "Doe", "email": "jose.doe@example.org"},
                 "9": {"name": "tech", "firstname": "", "realname": "", "email": ""},
             },
-            "groups": {"3": "R&#233;seau"},
+            "groups": {"3": "R&#233;seau", "4": "Direction &#38; VIP"},
             "categories": {"5": "Network &#62; VPN"},
             "entities": {"1": "Root entity &#62; Paris"},
         },
@@ -59,6 +63,7 @@ def test_text_is_decoded_once_and_html_sanitised():
     assert ticket["content_text"] == "Since 8:00 & nothing works"
     assert ticket["category"] == "Network > VPN" and ticket["entity"] == "Root entity > Paris"
     assert ticket["assignment_group"] == "Réseau" and ticket["requester_name"] == "José Doe"
+    assert ticket["requester_groups"] == ["Direction & VIP"]  # conditions and SLA policies can name it
 
 
 def test_zone_less_dates_are_read_in_glpis_zone_across_dst():
@@ -95,6 +100,7 @@ def test_the_glpi_mapping_turns_codes_into_canonical_values():
         "assigned", "incident", 1, 2, 2,
     )  # fmt: skip
     assert ticket.custom_fields["glpi_id"] == 42 and ticket.custom_fields["linked_items"] == ["Computer/1001"]
+    assert ticket.custom_fields["requester_groups"] == ["Direction & VIP"]
     assert ticket.updated_at == datetime(2026, 10, 25, 0, 30, tzinfo=UTC)
 
 
