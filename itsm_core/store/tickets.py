@@ -169,13 +169,14 @@ def _update_existing(
                 _event(ticket_id, f"conflict:{name}", hub, upstream, f"conflict:{winner}-kept", system, now)
                 for name, hub, upstream, winner in settled.conflicts
             ]
+        happened = upstream_time(item.ticket.updated_at, old["updated_at"], now)
         if "status" in changes:
             try:
                 check_transition(old["status"], changes["status"])
             except InvalidTransition as exc:
                 results[i] = WriteResult("quarantined", ticket_id, error=str(exc))
                 continue
-            changes.update(_status_timestamps(old, changes["status"], now))
+            changes.update(_status_timestamps(old, changes["status"], happened))
         new_attachments = "attachments" in item.update_fields and bool(item.ticket.attachments)
         if new_attachments:
             to_attach.append((ticket_id, item.ticket))
@@ -183,7 +184,7 @@ def _update_existing(
             updates.append(
                 {"id": ticket_id, **changes, **_claimed(old, changes, ClassifiedBy.SOURCE), "updated_at": now}
             )
-            events.extend(_event(ticket_id, k, old[k], v, actor, system, now) for k, v in changes.items())
+            events.extend(_event(ticket_id, k, old[k], v, actor, system, happened) for k, v in changes.items())
         results[i] = WriteResult(
             "updated" if changes else "unchanged", ticket_id, changed=sorted(changes), repush=sorted(repush)
         )
@@ -197,6 +198,14 @@ def _update_existing(
         for i in existing
     ]
     update_by_id(conn, external_refs, landed)
+
+
+def upstream_time(modified: datetime, last_recorded: datetime, now: datetime) -> datetime:
+    """When an upstream change happened, for its audit events: the source's own modification time (GLPI's
+    `date_mod`), so SLA clocks stop when a person acted there, not when the hub next polled. Kept within
+    [the ticket's last recorded change, now]: history stays in order even if the source's clock is off or a
+    dead letter is replayed days later."""
+    return min(max(modified, last_recorded), now)
 
 
 def _changes(old: Any, new: dict[str, Any], owned: frozenset[str]) -> dict[str, Any]:

@@ -205,3 +205,38 @@ def test_a_ticket_an_escalation_hands_to_a_group_gets_one_of_its_agents(store):
     assert {name for change in changes for name in change.fields} >= {"assignment_group", "assignee"}
     picked = [e for e in t["audit"] if e["field"] == "assignee" and e["new_value"] == "max"]
     assert picked[0]["actor"] == "rules:group-major" and picked[0]["detail"]["chosen"] == "max"
+
+
+def test_an_upstream_change_counts_from_when_it_happened_there_not_when_the_hub_polled(store):
+    opened = datetime.now(UTC) - timedelta(hours=3)
+
+    def land(external_id, at, **values):
+        """What GLPI reports: `at` is its date_mod, when a person last changed the ticket there."""
+        t = Ticket(title="VPN", source_type="glpi", created_at=opened, updated_at=at, **values)
+        write = TicketWrite(external_id, t, f"{at}{values}", frozenset({"status", "updated_at"}))
+        with store.transaction() as conn:
+            (result,) = upsert_tickets(conn, "glpi", "source:glpi", [write])
+        return result.ticket_id
+
+    def status_events(tid):
+        with store.connect() as conn:
+            return [e["at"] for e in get_ticket(conn, tid)["audit"] if e["field"] == "status"]
+
+    tid = land("Ticket/1", opened)
+    resolved_there = opened + timedelta(hours=1)  # resolved in GLPI two hours before the hub read it
+    land("Ticket/1", resolved_there, status="resolved")
+    assert status_events(tid)[-1] == resolved_there
+    with store.connect() as conn:
+        assert get_ticket(conn, tid)["resolved_at"] == resolved_there
+    check(store, sla(policies=[{"name": "24x7", "targets": {"resolution": "90m"}}]), datetime.now(UTC))
+    assert clocks(store, tid)["resolution"]["stopped_at"] == resolved_there
+    assert clocks(store, tid)["resolution"]["state"] == "met"  # 60 of 90 minutes; the poll's delay is not counted
+
+    # in order whatever the source says: not in the future (its clock ahead), not before what the hub recorded
+    land("Ticket/1", datetime.now(UTC) + timedelta(hours=2), status="closed")
+    assert resolved_there < status_events(tid)[-1] <= datetime.now(UTC)
+    other = land("Ticket/2", opened)
+    hub_changed = datetime.now(UTC) - timedelta(minutes=10)
+    change(store, other, hub_changed, status="in_progress", updated_at=hub_changed)
+    land("Ticket/2", opened + timedelta(minutes=5), status="resolved")  # dated before the hub's change
+    assert status_events(other)[-2:] == [hub_changed, hub_changed]
