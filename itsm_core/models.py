@@ -48,17 +48,20 @@ class TicketStatus(StrEnum):
 
 
 S = TicketStatus
-#: Which status may follow which. Resolved can be reopened (back to in_progress) until it is closed;
-#: closed and cancelled are final — a new request after closure is a new ticket, as in ITIL.
+#: Which status may follow which. Resolved can be reopened (to any open status: GLPI sends it back to new or
+#: assigned when the requester answers) until it is closed; closed and cancelled are final — a new request after
+#: closure is a new ticket, as in ITIL.
 STATUS_TRANSITIONS: dict[TicketStatus, frozenset[TicketStatus]] = {
     S.NEW: frozenset({S.ASSIGNED, S.IN_PROGRESS, S.PENDING, S.RESOLVED, S.CANCELLED}),
     S.ASSIGNED: frozenset({S.NEW, S.IN_PROGRESS, S.PENDING, S.RESOLVED, S.CANCELLED}),
     S.IN_PROGRESS: frozenset({S.ASSIGNED, S.PENDING, S.RESOLVED, S.CANCELLED}),
     S.PENDING: frozenset({S.ASSIGNED, S.IN_PROGRESS, S.RESOLVED, S.CANCELLED}),
-    S.RESOLVED: frozenset({S.IN_PROGRESS, S.CLOSED}),
+    S.RESOLVED: frozenset({S.NEW, S.ASSIGNED, S.IN_PROGRESS, S.PENDING, S.CLOSED}),
     S.CLOSED: frozenset(),
     S.CANCELLED: frozenset(),
 }
+#: Statuses someone still works on (the rest are resolved, closed or cancelled).
+OPEN_STATUSES = frozenset({S.NEW, S.ASSIGNED, S.IN_PROGRESS, S.PENDING})
 del S
 
 

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from itsm_core.errors import ModelError
-from itsm_core.models import TicketStatus
+from itsm_core.models import OPEN_STATUSES
 from itsm_core.rules.conditions import Predicate, RequesterGroups, compile_condition, record_view
 from itsm_core.rules.priority import PriorityMatrix
 from itsm_core.rules.routing import Router, WorkingHours, Workload, default_weights
@@ -34,7 +34,6 @@ from itsm_core.rules.spec import ModelSpec, RulesConfig
 
 log = logging.getLogger("itsm.rules")
 
-OPEN_STATUSES = frozenset({TicketStatus.NEW, TicketStatus.ASSIGNED, TicketStatus.IN_PROGRESS, TicketStatus.PENDING})
 #: Everything the rules may decide, in the order they decide it.
 DECIDED_FIELDS = ("category", "subcategory", "intent", "impact", "urgency", "priority", "assignment_group", "assignee")
 

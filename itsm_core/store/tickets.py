@@ -15,7 +15,7 @@ from typing import Any, Literal
 from sqlalchemy import Connection, func, insert, select
 
 from itsm_core.errors import InvalidTransition, NotFound
-from itsm_core.models import Attachment, ClassifiedBy, Ticket, TicketStatus, check_transition, utcnow
+from itsm_core.models import OPEN_STATUSES, Attachment, ClassifiedBy, Ticket, TicketStatus, check_transition, utcnow
 from itsm_core.store.audit import audit_event
 from itsm_core.store.bulk import insert_ignoring_conflicts, update_by_id
 from itsm_core.store.identities import add_identities
@@ -176,7 +176,13 @@ def _update_existing(
             except InvalidTransition as exc:
                 results[i] = WriteResult("quarantined", ticket_id, error=str(exc))
                 continue
-            changes.update(_status_timestamps(old, changes["status"], happened))
+            changes.update(
+                {
+                    k: v
+                    for k, v in _status_timestamps(old, changes["status"], happened).items()
+                    if changes.get(k) is None
+                }
+            )  # the source's own date (GLPI's solvedate) wins
         new_attachments = "attachments" in item.update_fields and bool(item.ticket.attachments)
         if new_attachments:
             to_attach.append((ticket_id, item.ticket))
@@ -236,7 +242,7 @@ def _status_timestamps(old: Any, status: str, now: datetime) -> dict[str, Any]:
         return {"resolved_at": now}
     if status == TicketStatus.CLOSED and old["closed_at"] is None:
         return {"closed_at": now}
-    if status == TicketStatus.IN_PROGRESS and old["status"] == TicketStatus.RESOLVED:
+    if old["status"] == TicketStatus.RESOLVED and status in OPEN_STATUSES:
         return {"resolved_at": None}  # reopened
     return {}
 

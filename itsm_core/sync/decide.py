@@ -18,8 +18,8 @@ from typing import Any
 
 from sqlalchemy import Connection, func, insert, select
 
-from itsm_core.models import ClassifiedBy, utcnow
-from itsm_core.rules.engine import MATRIX, OPEN_STATUSES, TRIAGE, Decided, Rules
+from itsm_core.models import OPEN_STATUSES, ClassifiedBy, utcnow
+from itsm_core.rules.engine import MATRIX, TRIAGE, Decided, Rules
 from itsm_core.rules.routing import Workload
 from itsm_core.store.audit import audit_event
 from itsm_core.store.bulk import update_by_id, upsert

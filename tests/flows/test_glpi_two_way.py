@@ -151,3 +151,24 @@ def test_glpi_down_keeps_the_outbox_for_the_next_push(sim, database_url, tmp_pat
     assert hub.push().sent == 1
     assert len(sim.followups(glpi_id)) == 1
     assert hub.count(CommentRow.__table__) >= 1
+
+
+def test_a_ticket_reopened_in_glpi_is_reopened_in_the_hub_not_quarantined(sim, database_url, tmp_path):
+    hub = GlpiHub.start(sim, database_url, tmp_path)
+    requester = next(row["name"] for row in sim.rows("User") if row["name"] not in ("itsm-hub", "tech"))
+    glpi_id = sim.add_ticket("Printer jams on tray 2", requester=requester)
+    sim.add_actor(glpi_id, ASSIGNED_ROLE, login="tech")
+    sim.add_solution(glpi_id, "Roller replaced", user="tech")
+    hub.sync()
+    solved = hub.ticket(glpi_id)
+    assert solved["status"] == "resolved" and solved["resolved_at"] is not None
+
+    sim.add_followup(glpi_id, "<p>Still jams</p>", user=requester)  # GLPI reopens it: back to Processing (assigned)
+    assert sim.ticket(glpi_id)["status"] == 2
+    pulled = hub.sync()
+    assert pulled.quarantined == 0 and pulled.updated == 1
+    reopened = hub.ticket(glpi_id)
+    assert reopened["status"] == "assigned" and reopened["resolved_at"] is None
+    assert hub.comments(glpi_id)[-1] == "Still jams"
+    with hub.store.connect() as conn:
+        assert conn.execute(select(DeadLetterRow.id)).all() == []

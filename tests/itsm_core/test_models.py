@@ -20,6 +20,8 @@ def test_every_status_has_a_transition_entry():
         ("pending", "in_progress"),
         ("in_progress", "resolved"),
         ("resolved", "in_progress"),
+        ("resolved", "assigned"),  # reopened in GLPI by the requester's answer
+        ("resolved", "new"),
         ("resolved", "closed"),
         ("new", "cancelled"),
         ("closed", "closed"),
@@ -35,7 +37,7 @@ def test_allowed_transitions_pass(current, requested):
         ("closed", "in_progress"),
         ("cancelled", "new"),
         ("new", "closed"),
-        ("resolved", "pending"),
+        ("resolved", "cancelled"),
         ("in_progress", "new"),
     ],
 )

@@ -418,11 +418,12 @@ def test_pause_statuses_are_configurable():
     assert resolution.used == HOUR and pieces(resolution)[0] == ("new", "p3", 0.0, True)
 
 
-def test_a_reopened_ticket_does_not_count_its_resolved_time_and_goes_on():
+@pytest.mark.parametrize("reopened_to", ["in_progress", "assigned", "new"])  # GLPI reopens to new or assigned
+def test_a_reopened_ticket_does_not_count_its_resolved_time_and_goes_on(reopened_to):
     events = [
         (f"{MONDAY} 09:30", "status", "in_progress"),
         (f"{MONDAY} 11:00", "status", "resolved"),
-        (f"{TUESDAY} 10:00", "status", "in_progress"),  # the requester says it is not fixed
+        (f"{TUESDAY} 10:00", "status", reopened_to),  # the requester says it is not fixed
         (f"{TUESDAY} 11:30", "status", "resolved"),
         ("2026-06-12 09:00", "status", "closed"),
     ]
