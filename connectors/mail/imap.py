@@ -22,6 +22,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import tenacity
 from imapclient import IMAPClient
 from imapclient.exceptions import CapabilityError, IMAPClientAbortError, IMAPClientError, LoginError
 
@@ -35,6 +36,8 @@ log = logging.getLogger("itsm.connectors.imap")
 #: First header line of a header-only payload kept for a message over `max_message_bytes`.
 OVERSIZE_HEADER = b"X-Itsm-Oversize: "
 SEEN = b"\\Seen"
+#: Logins tried when the server answers [UNAVAILABLE] (its authentication backend is down for a moment).
+LOGIN_ATTEMPTS = 3
 DELETED = b"\\Deleted"
 
 
@@ -62,6 +65,7 @@ class ImapConnector:
         self.ssl_context = ssl_context or ssl.create_default_context()
         self._client: IMAPClient | None = None
         self._selected: str | None = None
+        self.login_retry_wait = 1.0  # seconds before the second login attempt, doubling; tests shorten it
 
     # --- connection -----------------------------------------------------------------------------------
 
@@ -77,29 +81,44 @@ class ImapConnector:
         return self._client
 
     def _connect(self) -> IMAPClient:
-        """A logged-in client, or `ImapUnavailable` saying what failed and what to check."""
-        s = self.settings
+        """A logged-in client, or `ImapUnavailable` saying what failed and what to check.
+
+        A login the server could not check just now (RFC 5530 ``[UNAVAILABLE]``: its password database did not
+        answer) is tried again, on a new connection, up to `LOGIN_ATTEMPTS` times; a refused one is not.
+        """
+        retrying = tenacity.Retrying(
+            stop=tenacity.stop_after_attempt(LOGIN_ATTEMPTS),
+            wait=tenacity.wait_exponential(multiplier=self.login_retry_wait),
+            retry=tenacity.retry_if_exception(_temporary_login_failure),
+            reraise=True,
+        )
         try:
-            client = IMAPClient(
-                s.host,
-                port=s.effective_port,
-                ssl=s.security == "ssl",
-                ssl_context=self.ssl_context,
-                timeout=s.timeout_seconds,
-            )
+            return retrying(self._open)
         except (OSError, IMAPClientError) as exc:
-            raise ImapUnavailable(f"cannot open IMAP mailbox {self.where}: {_connect_failure(exc, s)}") from None
+            # `from None`: the server's words may echo what we sent; name only the account and the failure.
+            raise ImapUnavailable(
+                f"cannot open IMAP mailbox {self.where}: {_connect_failure(exc, self.settings)}"
+            ) from None
+
+    def _open(self) -> IMAPClient:
+        s = self.settings
+        client = IMAPClient(
+            s.host,
+            port=s.effective_port,
+            ssl=s.security == "ssl",
+            ssl_context=self.ssl_context,
+            timeout=s.timeout_seconds,
+        )
         try:
             if s.security == "starttls":
                 client.starttls(self.ssl_context)
             self._login(client)
             if client.has_capability("CONDSTORE") and client.has_capability("ENABLE"):
                 client.enable("CONDSTORE")  # only so SELECT reports HIGHESTMODSEQ for the watermark
-        except (OSError, IMAPClientError) as exc:
+        except BaseException:
             with contextlib.suppress(Exception):
                 client.shutdown()
-            # `from None`: the server's words may echo what we sent; name only the account and the failure.
-            raise ImapUnavailable(f"cannot open IMAP mailbox {self.where}: {_connect_failure(exc, s)}") from None
+            raise
         return client
 
     def _login(self, client: IMAPClient) -> None:
@@ -326,8 +345,18 @@ def _by_folder(records: Sequence[RawRecord]) -> dict[tuple[str, int], list[int]]
     return groups
 
 
+def _temporary_login_failure(exc: BaseException) -> bool:
+    # The response code alone is read (RFC 5530); the server's other words are never repeated.
+    return isinstance(exc, LoginError) and "[UNAVAILABLE]" in str(exc).upper()
+
+
 def _connect_failure(exc: BaseException, settings: ImapSource) -> str:
     """What went wrong opening the mailbox and what to check; never the server's words after LOGIN."""
+    if _temporary_login_failure(exc):
+        return (
+            f"the server could not check the login just now (IMAP [UNAVAILABLE], {LOGIN_ATTEMPTS} attempts); "
+            "the next run tries again — if it lasts, check the mail server's password database"
+        )
     if isinstance(exc, LoginError):
         secret = "oauth2_token" if settings.oauth2_token is not None else "password"
         return f"login refused; check username and {secret}"

@@ -6,6 +6,8 @@ are in ../shared/reference/dovecot-test-server.md. In CI a missing Dovecot fails
 Options of `start_dovecot`:
 - `certificate=(cert, key)` (from `tests.support.net.self_signed_certificate`): STARTTLS on `port` and
   implicit TLS on `ssl_port`; plaintext login stays allowed on loopback.
+- every server can answer the next N logins with ``NO [UNAVAILABLE] Temporary authentication failure``, as
+  when its password database is down for a moment: `auth_unavailable(server, N)`.
 - `oauth2_introspection_url` (from `tests.support.oauth2.IntrospectionServer`): XOAUTH2 and OAUTHBEARER,
   each token checked by POSTing it to that URL; passwords still log in with PLAIN and LOGIN.
 """
@@ -39,11 +41,19 @@ protocols = imap
 {ssl}
 disable_plaintext_auth = no
 auth_mechanisms = plain login{oauth2_mechanisms}
+auth_failure_delay = 0
 default_login_user = dovenull
 default_internal_user = dovecot
 default_internal_group = dovecot
 first_valid_uid = 100
 mail_location = maildir:{base}/mail/%u
+# first a gate that can make the password database "unavailable" for the next N logins (`auth_unavailable`)
+passdb {{
+  driver = checkpassword
+  mechanisms = plain login
+  args = {base}/auth-gate
+  result_internalfail = return-fail
+}}
 passdb {{
   driver = passwd-file
   mechanisms = plain login
@@ -87,6 +97,14 @@ timeout_msecs = 5000
 """
 
 
+AUTH_GATE = """\
+#!/bin/sh
+n=$(cat {counter} 2>/dev/null || echo 0)
+if [ "$n" -gt 0 ]; then echo $((n - 1)) > {counter}; exit 111; fi
+exit 1
+"""
+
+
 @dataclass(frozen=True)
 class ImapServer:
     host: str
@@ -120,6 +138,9 @@ def start_dovecot(
             os.chmod(node, os.stat(node).st_mode | 0o755)
         node = node.parent
     port, ssl_port = free_port(), free_port() if certificate else None
+    gate = base / "auth-gate"  # checkpassword: exit 111 is "temporary failure", 1 is "not me, ask the next passdb"
+    gate.write_text(AUTH_GATE.format(counter=base / "auth-unavailable"))
+    gate.chmod(0o755)
     (base / "users").write_text("".join(f"{user}:{{PLAIN}}{password}::::::\n" for user, password in users.items()))
     if oauth2_introspection_url:
         (base / "oauth2.conf.ext").write_text(OAUTH2_CONFIG.format(url=oauth2_introspection_url))
@@ -167,6 +188,18 @@ def running_dovecot(
         yield server
     finally:
         stop_dovecot(server)
+
+
+def auth_unavailable(server: ImapServer, logins: int) -> None:
+    """The next `logins` password logins get ``NO [UNAVAILABLE]`` (RFC 5530), whatever the password."""
+    counter = server.base / "auth-unavailable"
+    counter.write_text(f"{logins}\n")
+    shutil.chown(counter, "dovecot", "dovecot")  # the gate runs as Dovecot's internal user and counts down
+
+
+def auth_unavailable_left(server: ImapServer) -> int:
+    counter = server.base / "auth-unavailable"
+    return int(counter.read_text()) if counter.exists() else 0
 
 
 def deliver(server: ImapServer, *messages: bytes, user: str = "helpdesk", folder: str = "INBOX") -> None:

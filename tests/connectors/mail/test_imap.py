@@ -10,11 +10,17 @@ import pytest
 from imapclient import IMAPClient
 from imapclient.exceptions import LoginError
 
-from connectors.mail.imap import ImapConnector
+from connectors.mail.imap import LOGIN_ATTEMPTS, ImapConnector
 from connectors.registry import build_connector
 from itsm_core.config import ImapSource
 from itsm_core.errors import ImapUnavailable
-from tests.support.dovecot import ImapServer, running_dovecot, source_settings
+from tests.support.dovecot import (
+    ImapServer,
+    auth_unavailable,
+    auth_unavailable_left,
+    running_dovecot,
+    source_settings,
+)
 from tests.support.net import free_port, self_signed_certificate
 from tests.support.oauth2 import IntrospectionServer
 
@@ -289,6 +295,42 @@ def test_a_refused_login_names_the_account_not_the_password(dovecot, mailbox):
     assert f"helpdesk@127.0.0.1:{dovecot.port}" in message and "login refused; check username and password" in message
     assert "wrong-pw" not in message and PASSWORD not in message
     assert caught.value.__cause__ is None and caught.value.__suppress_context__  # no server text chained in
+
+
+@pytest.fixture
+def auth_down(dovecot):
+    """`auth_down(n)`: the next n logins get NO [UNAVAILABLE]; back to normal after the test, whatever happened."""
+    yield lambda logins: auth_unavailable(dovecot, logins)
+    auth_unavailable(dovecot, 0)
+
+
+def test_a_login_the_server_cannot_check_just_now_is_tried_again(dovecot, mailbox, auth_down):
+    append(dovecot, mailbox, 1)
+    connector = ImapConnector(settings(dovecot, mailbox))
+    connector.login_retry_wait = 0.01
+    auth_down(LOGIN_ATTEMPTS - 1)  # its password database hiccups
+    (page,) = connector.plan_pages(None)
+    assert [r.external_id for r in connector.fetch_page(page)] == ids(mailbox, [0])
+    assert auth_unavailable_left(dovecot) == 0
+    connector.close()
+
+
+def test_a_login_still_unavailable_says_so_not_check_the_password(dovecot, mailbox, auth_down):
+    connector = ImapConnector(settings(dovecot, mailbox))
+    connector.login_retry_wait = 0.01
+    auth_down(10)
+    with pytest.raises(ImapUnavailable) as caught:
+        list(connector.plan_pages(None))
+    assert auth_unavailable_left(dovecot) == 10 - LOGIN_ATTEMPTS  # tried, then gave up: no endless loop
+    auth_down(0)
+    message = str(caught.value)
+    assert "could not check the login just now (IMAP [UNAVAILABLE], 3 attempts)" in message
+    assert "check username" not in message and PASSWORD not in message and "Temporary" not in message
+    wrong = ImapConnector(settings(dovecot, mailbox, password="wrong-pw"))
+    wrong.login_retry_wait = 0.01
+    with pytest.raises(ImapUnavailable, match="login refused"):
+        list(wrong.plan_pages(None))
+    assert auth_unavailable_left(dovecot) == 0  # a refused login is not tried again (the gate saw one, no more)
 
 
 def test_nothing_listening_is_reported_with_what_to_check(dovecot, mailbox):
