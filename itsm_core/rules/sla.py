@@ -253,7 +253,7 @@ class SlaRules:
     ) -> list[Clock]:
         """The ticket's clocks as of `now`. `ticket` is the stored row (current values); `changes` its history
         of `TRACKED` fields in time order, including the values it was created with (at its creation time);
-        `first_response_at` the first public reply from someone other than the requester, `updates` all of them
+        `first_response_at` the first public reply from the desk (see `sla_check.replies`), `updates` all of them
         (for ``next_update``; status changes count as updates too)."""
         states = _states(ticket, changes, now)
         if states[0][2]["status"] in STOPPED:  # it came in resolved or closed: its life before is unknown

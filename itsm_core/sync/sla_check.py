@@ -23,7 +23,7 @@ from itsm_core.rules import Rules
 from itsm_core.rules.sla import STOPPED, TRACKED, Change, Clock, SlaRules
 from itsm_core.store.audit import audit_event
 from itsm_core.store.bulk import insert_ignoring_conflicts, update_by_id, upsert
-from itsm_core.store.tables import AuditEventRow, CommentRow, SlaClockRow, SlaEventRow, TicketRow
+from itsm_core.store.tables import AuditEventRow, CommentRow, SlaClockRow, SlaEventRow, TicketRow, TicketWatcherRow
 from itsm_core.sync.decide import apply_rules, read_for_rules
 from itsm_core.sync.propagate import HUB
 from itsm_core.sync.propagate import Change as TicketChange
@@ -31,6 +31,7 @@ from itsm_core.sync.propagate import Change as TicketChange
 tickets = TicketRow.__table__
 audit = AuditEventRow.__table__
 comments = CommentRow.__table__
+watchers = TicketWatcherRow.__table__
 clocks_table = SlaClockRow.__table__
 events_table = SlaEventRow.__table__
 ACTOR = "sla:check"
@@ -64,17 +65,21 @@ def histories(conn: Connection, ids: Collection[int]) -> dict[int, list[Change]]
 
 
 def replies(conn: Connection, rows: Sequence[dict[str, Any]]) -> dict[int, list[datetime]]:
-    """When each ticket got a public comment from someone other than its requester (in time order): the first is
-    its first response, each one an update (for ``next_update``)."""
-    requester = {row["id"]: (row["requester"] or "").casefold() for row in rows}
+    """When each ticket got a public comment from the desk (in time order): the first is its first response, each
+    one an update (for ``next_update``). The requester's side is not the desk: neither the requester nor the
+    ticket's watchers (people CC'd, whose "me too" answers nothing)."""
+    customer = {row["id"]: {(row["requester"] or "").casefold()} for row in rows}
+    watching = select(watchers.c.ticket_id, watchers.c.address).where(watchers.c.ticket_id.in_(list(customer)))
+    for ticket_id, address in conn.execute(watching):
+        customer[ticket_id].add(address.casefold())
     query = (
         select(comments.c.ticket_id, comments.c.author, comments.c.created_at)
-        .where(comments.c.ticket_id.in_(list(requester)), comments.c.public.is_(True))
+        .where(comments.c.ticket_id.in_(list(customer)), comments.c.public.is_(True))
         .order_by(comments.c.created_at)
     )
     found: dict[int, list[datetime]] = {}
     for ticket_id, author, at in conn.execute(query):
-        if (author or "").casefold() != requester[ticket_id]:
+        if (author or "").casefold() not in customer[ticket_id]:
             found.setdefault(ticket_id, []).append(at)
     return found
 

@@ -165,16 +165,24 @@ def test_a_policy_may_match_the_class_of_a_linked_ci(store):
     assert clocks(store, plain)["resolution"]["policy"] == "rest"
 
 
-def test_replies_from_the_desk_are_updates_the_requester_s_are_not(store):
-    from itsm_core.store.tables import CommentRow
+def test_replies_from_the_desk_are_updates_the_requester_s_side_s_are_not(store):
+    from itsm_core.store.tables import CommentRow, TicketWatcherRow
 
     tid = ticket(store)
     with store.transaction() as conn:
         comment = {"ticket_id": tid, "body": "…"}
+        watcher = {"ticket_id": tid, "address": "Colleague@Example.org", "created_at": MONDAY}
+        conn.execute(insert(TicketWatcherRow.__table__), [watcher])  # CC'd on the mail that opened the ticket
         conn.execute(
             insert(CommentRow.__table__),
             [
                 {**comment, "public": True, "author": "ann@example.org", "created_at": MONDAY + timedelta(hours=1)},
+                {
+                    **comment,
+                    "public": True,
+                    "author": "colleague@example.org",
+                    "created_at": MONDAY + timedelta(hours=1),
+                },
                 {**comment, "public": False, "author": "bob", "created_at": MONDAY + timedelta(hours=2)},
                 {**comment, "public": True, "author": "bob", "created_at": MONDAY + timedelta(hours=3)},
             ],
@@ -185,7 +193,8 @@ def test_replies_from_the_desk_are_updates_the_requester_s_are_not(store):
     check(store, rules, MONDAY + timedelta(hours=4))
     stored = clocks(store, tid)
     assert (stored["first_response"]["state"], stored["first_response"]["used_seconds"]) == ("met", 3 * 3600)
-    # silent from 09:00 to 12:00 (the requester's question and a private note are no updates): over 2 h at 11:00
+    # silent from 09:00 to 12:00 (the requester's question, a CC'd colleague's "me too" and a private note are no
+    # updates): over 2 h at 11:00
     assert stored["next_update"]["state"] == "breached"
     assert stored["next_update"]["breached_at"] == MONDAY + timedelta(hours=2)
     assert stored["next_update"]["used_seconds"] == 3600  # since bob's reply
