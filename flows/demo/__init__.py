@@ -64,6 +64,8 @@ rules:                               # every ticket, from either source: classif
     policies:
       - {{name: urgent, when: {{field: priority, lte: 2}}, calendar: office,
          targets: {{first_response: 30m, resolution: 8h}}}}
+      - {{name: finance, when: {{field: requester_groups, contains: Finance}}, calendar: office,
+         targets: {{first_response: 1h, resolution: 16h}}}}   # GLPI's requester group
       - {{name: standard, calendar: office, targets: {{first_response: 4h, resolution: 40h}}}}
 """
 #: Tickets in the simulated GLPI: its data is generated from this seed, the same all day.
