@@ -32,13 +32,14 @@ from itsm_core.models import Attachment, Comment, RawRecord, TicketStatus, utcno
 from itsm_core.store.bulk import insert_ignoring_conflicts
 from itsm_core.store.comments import add_comments
 from itsm_core.store.outbox import enqueue
-from itsm_core.store.tables import MailMessageRow, TicketWatcherRow
+from itsm_core.store.tables import MailMessageRow, TicketRow, TicketWatcherRow
 from itsm_core.store.tickets import format_ticket_id, set_statuses
 from itsm_core.sync.intake import AddComment, Defer, Disposition, Ignore, MakeTicket, Refuse, Triaged
 from itsm_core.sync.propagate import Change
 
 mail_messages = MailMessageRow.__table__
 watchers = TicketWatcherRow.__table__
+tickets = TicketRow.__table__
 
 
 class EmailIntake:
@@ -172,6 +173,7 @@ class EmailIntake:
         add_comments(conn, bounce_notes)
 
         messages, watcher_rows, acknowledgements = [], [], []
+        requester_of = self._requesters(conn, {item.ticket_id for item in items if item.ticket_id is not None})
         for i, item in enumerate(items):
             mail, ticket_id = item.decoded, item.ticket_id
             threaded = isinstance(item.disposition, AddComment | MakeTicket) and ticket_id is not None
@@ -188,7 +190,7 @@ class EmailIntake:
                     }
                 )
             if threaded:
-                watcher_rows += self._watchers(mail, ticket_id, now)
+                watcher_rows += self._watchers(mail, ticket_id, requester_of.get(ticket_id), now)
             if isinstance(item.disposition, MakeTicket) and item.created and self._acknowledges():
                 acknowledgements.append((ticket_id, self._acknowledgement(mail)))
             elif isinstance(item.disposition, Refuse) and mail.get("oversize") and self._acknowledges():
@@ -246,10 +248,21 @@ class EmailIntake:
             created_at=item.record.received_at,
         )
 
-    def _watchers(self, mail: dict[str, Any], ticket_id: int | None, now: datetime) -> list[dict[str, Any]]:
-        requester = (mail.get("from_address") or "").lower()
-        addresses = {a.lower() for a in mail.get("cc") or []} - self.hub_addresses - {requester}
+    def _watchers(
+        self, mail: dict[str, Any], ticket_id: int | None, requester: str | None, now: datetime
+    ) -> list[dict[str, Any]]:
+        """Who follows the ticket from this mail: the people CC'd, and its sender when it is not the requester
+        (someone who writes on the thread wants to hear the outcome). Never the requester nor the hub itself."""
+        addresses = {a.lower() for a in [*(mail.get("cc") or []), mail.get("from_address") or ""] if a}
+        addresses -= self.hub_addresses | {(requester or "").lower()}
         return [{"ticket_id": ticket_id, "address": a, "created_at": now} for a in sorted(addresses)]
+
+    @staticmethod
+    def _requesters(conn: Connection, ticket_ids: set[int]) -> dict[int, str | None]:
+        if not ticket_ids:
+            return {}
+        query = select(tickets.c.id, tickets.c.requester).where(tickets.c.id.in_(ticket_ids))
+        return {ticket_id: requester for ticket_id, requester in conn.execute(query)}
 
     def _acknowledges(self) -> bool:
         return self.config.acknowledge and self.config.smtp is not None

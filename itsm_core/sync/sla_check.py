@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from email.utils import parseaddr
 from typing import Any
 
 from sqlalchemy import Connection, and_, delete, insert, or_, select, tuple_
@@ -23,7 +24,15 @@ from itsm_core.rules import Rules
 from itsm_core.rules.sla import STOPPED, TRACKED, Change, Clock, SlaRules
 from itsm_core.store.audit import audit_event
 from itsm_core.store.bulk import insert_ignoring_conflicts, update_by_id, upsert
-from itsm_core.store.tables import AuditEventRow, CommentRow, SlaClockRow, SlaEventRow, TicketRow, TicketWatcherRow
+from itsm_core.store.tables import (
+    AuditEventRow,
+    CommentRow,
+    MailMessageRow,
+    SlaClockRow,
+    SlaEventRow,
+    TicketRow,
+    TicketWatcherRow,
+)
 from itsm_core.sync.decide import apply_rules, read_for_rules
 from itsm_core.sync.propagate import HUB
 from itsm_core.sync.propagate import Change as TicketChange
@@ -32,6 +41,7 @@ tickets = TicketRow.__table__
 audit = AuditEventRow.__table__
 comments = CommentRow.__table__
 watchers = TicketWatcherRow.__table__
+mail_messages = MailMessageRow.__table__
 clocks_table = SlaClockRow.__table__
 events_table = SlaEventRow.__table__
 ACTOR = "sla:check"
@@ -64,24 +74,45 @@ def histories(conn: Connection, ids: Collection[int]) -> dict[int, list[Change]]
     return found
 
 
-def replies(conn: Connection, rows: Sequence[dict[str, Any]]) -> dict[int, list[datetime]]:
+def replies(
+    conn: Connection, rows: Sequence[dict[str, Any]], agents: Collection[str] = ()
+) -> dict[int, list[datetime]]:
     """When each ticket got a public comment from the desk (in time order): the first is its first response, each
-    one an update (for ``next_update``). The requester's side is not the desk: neither the requester nor the
-    ticket's watchers (people CC'd, whose "me too" answers nothing)."""
-    customer = {row["id"]: {(row["requester"] or "").casefold()} for row in rows}
+    one an update (for ``next_update``).
+
+    The desk is not the requester's side: not the requester, not the ticket's watchers (people CC'd), and not
+    whoever wrote to the service desk's mailbox (a colleague's "me too" answers nothing) — unless the author is one
+    of the `agents` (an agent who mailed from their own address). Authors are compared by address, so
+    "Ann Lee <ann@example.org>" is ann@example.org.
+    """
+    customer = {row["id"]: {_address(row["requester"])} for row in rows}
     watching = select(watchers.c.ticket_id, watchers.c.address).where(watchers.c.ticket_id.in_(list(customer)))
     for ticket_id, address in conn.execute(watching):
-        customer[ticket_id].add(address.casefold())
+        customer[ticket_id].add(_address(address))
+    by_mail = select(mail_messages.c.comment_id).where(
+        mail_messages.c.direction == "in",
+        mail_messages.c.ticket_id.in_(list(customer)),
+        mail_messages.c.comment_id.is_not(None),
+    )
+    mailed = set(conn.execute(by_mail).scalars())
+    desk = {_address(agent) for agent in agents}
     query = (
-        select(comments.c.ticket_id, comments.c.author, comments.c.created_at)
+        select(comments.c.id, comments.c.ticket_id, comments.c.author, comments.c.created_at)
         .where(comments.c.ticket_id.in_(list(customer)), comments.c.public.is_(True))
         .order_by(comments.c.created_at)
     )
     found: dict[int, list[datetime]] = {}
-    for ticket_id, author, at in conn.execute(query):
-        if (author or "").casefold() not in customer[ticket_id]:
+    for comment_id, ticket_id, author, at in conn.execute(query):
+        address = _address(author)
+        if address in desk or (comment_id not in mailed and address not in customer[ticket_id]):
             found.setdefault(ticket_id, []).append(at)
     return found
+
+
+def _address(author: str | None) -> str:
+    """The address in "Name <address>" (or the text itself: a login), case-folded."""
+    text = author or ""
+    return (parseaddr(text)[1] or text).strip().casefold() if "<" in text else text.strip().casefold()
 
 
 def check_batch(
@@ -100,7 +131,7 @@ def check_batch(
     report = SlaReport()
     rows = read_for_rules(conn, ids)  # with the classes of linked CIs: policies may match on them
     history = histories(conn, ids)
-    answered = replies(conn, rows)
+    answered = replies(conn, rows, rules.agents() if rules is not None else ())
     stored: list[dict[str, Any]] = []
     live: list[tuple[dict[str, Any], Clock]] = []
     for row in rows:

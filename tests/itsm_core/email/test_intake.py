@@ -70,11 +70,17 @@ def test_a_reply_by_in_reply_to_becomes_a_comment_with_the_original_attached(sto
 
 
 def test_reply_all_from_a_cc_person_threads_by_references(store):
-    run(store, mail("m1@x", cc=["carl@northwind.example"]))
-    report = run(store, mail("m3@x", "RE: AW: Printer", sender="carl@northwind.example", references=["zz@y", "m1@x"]))
-    assert report.commented == 1
+    run(store, mail("m1@x", cc=["carl@northwind.example", "helpdesk@northwind.example"]))
     with store.connect() as conn:
         assert conn.execute(select(TicketWatcherRow.address)).scalars().all() == ["carl@northwind.example"]
+    reply_all = mail("m3@x", "RE: AW: Printer", sender="carl@northwind.example", references=["zz@y", "m1@x"],
+                     cc=["Ann@Northwind.example", "dora@northwind.example"])  # fmt: skip
+    forwarded = mail("m4@x", "Re: Printer", sender="erin@northwind.example", in_reply_to="m1@x")  # "me too"
+    report = run(store, reply_all, forwarded)
+    assert report.commented == 2
+    with store.connect() as conn:  # whoever writes on the thread follows it; never the requester, never the hub
+        watching = conn.execute(select(TicketWatcherRow.address).order_by(TicketWatcherRow.address)).scalars().all()
+    assert watching == ["carl@northwind.example", "dora@northwind.example", "erin@northwind.example"]
 
 
 def test_a_reply_to_the_hubs_own_mail_threads(store):

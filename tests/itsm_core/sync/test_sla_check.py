@@ -11,7 +11,7 @@ from itsm_core.rules.sla import SlaConfig, SlaRules
 from itsm_core.store.audit import audit_event
 from itsm_core.store.tables import AuditEventRow, SlaClockRow, SlaEventRow, TicketRow
 from itsm_core.store.tickets import TicketWrite, get_ticket, upsert_tickets
-from itsm_core.sync.sla_check import check_batch, open_ticket_ids
+from itsm_core.sync.sla_check import check_batch, open_ticket_ids, replies
 
 MONDAY = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)  # 09:00 in Paris
 PARIS = {
@@ -166,38 +166,49 @@ def test_a_policy_may_match_the_class_of_a_linked_ci(store):
 
 
 def test_replies_from_the_desk_are_updates_the_requester_s_side_s_are_not(store):
-    from itsm_core.store.tables import CommentRow, TicketWatcherRow
+    from itsm_core.store.tables import CommentRow, MailMessageRow, TicketWatcherRow
 
     tid = ticket(store)
+    hour = timedelta(hours=1)
     with store.transaction() as conn:
-        comment = {"ticket_id": tid, "body": "…"}
         watcher = {"ticket_id": tid, "address": "Colleague@Example.org", "created_at": MONDAY}
         conn.execute(insert(TicketWatcherRow.__table__), [watcher])  # CC'd on the mail that opened the ticket
-        conn.execute(
-            insert(CommentRow.__table__),
-            [
-                {**comment, "public": True, "author": "ann@example.org", "created_at": MONDAY + timedelta(hours=1)},
-                {
-                    **comment,
-                    "public": True,
-                    "author": "colleague@example.org",
-                    "created_at": MONDAY + timedelta(hours=1),
-                },
-                {**comment, "public": False, "author": "bob", "created_at": MONDAY + timedelta(hours=2)},
-                {**comment, "public": True, "author": "bob", "created_at": MONDAY + timedelta(hours=3)},
-            ],
+        said = [
+            ("Ann Lee <ANN@example.org>", True, hour),  # the requester, as a mail's From names her
+            ("colleague@example.org", True, hour),  # a watcher's "me too"
+            ("Priya Nair <priya@example.org>", True, 1.5 * hour),  # someone else who wrote to the mailbox
+            ("bob", False, 2 * hour),  # a private note
+            ("bob", True, 3 * hour),  # the desk answers
+        ]
+        ids = (
+            conn.execute(
+                insert(CommentRow.__table__).returning(CommentRow.id, sort_by_parameter_order=True),
+                [
+                    {"ticket_id": tid, "body": "…", "author": a, "public": p, "created_at": MONDAY + t}
+                    for a, p, t in said
+                ],
+            )
+            .scalars()
+            .all()
         )
+        conn.execute(
+            insert(MailMessageRow.__table__),
+            [{"message_id": f"<{i}@example.org>", "direction": "in", "ticket_id": tid, "comment_id": comment_id,
+              "address": "x", "source": "mailbox", "at": MONDAY} for i, comment_id in enumerate(ids[:3])],
+        )  # fmt: skip
     rules = sla(
         policies=[{"name": "talk", "calendar": "paris", "targets": {"first_response": "4h", "next_update": "2h"}}]
     )
     check(store, rules, MONDAY + timedelta(hours=4))
     stored = clocks(store, tid)
     assert (stored["first_response"]["state"], stored["first_response"]["used_seconds"]) == ("met", 3 * 3600)
-    # silent from 09:00 to 12:00 (the requester's question, a CC'd colleague's "me too" and a private note are no
-    # updates): over 2 h at 11:00
+    # silent from 09:00 to 12:00 (the requester's side and a private note are no updates): over 2 h at 11:00
     assert stored["next_update"]["state"] == "breached"
     assert stored["next_update"]["breached_at"] == MONDAY + timedelta(hours=2)
     assert stored["next_update"]["used_seconds"] == 3600  # since bob's reply
+    with store.connect() as conn:  # an agent who mails from their own address is the desk
+        row = conn.execute(select(TicketRow.__table__).where(TicketRow.id == tid)).mappings().one()
+        assert replies(conn, [dict(row)], agents=["priya@example.org"])[tid][0] == MONDAY + 1.5 * hour
 
 
 def test_a_ticket_an_escalation_hands_to_a_group_gets_one_of_its_agents(store):
