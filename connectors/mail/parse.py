@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import codecs
 import email
+import functools
 import mimetypes
 import re
 from datetime import UTC, datetime
 from email import policy
 from email.header import decode_header
+from email.headerregistry import BaseHeader, HeaderRegistry
 from email.message import EmailMessage, Message
 from email.utils import getaddresses, parsedate_to_datetime, unquote
 
@@ -42,6 +44,26 @@ _LIKELY_CHARSETS = (
     "iso2022_jp", "shift_jis", "euc_jp", "gb18030", "big5", "euc_kr", "cp1255", "cp1256", "cp874",
 )  # fmt: skip
 
+
+class _CachedHeaderRegistry(HeaderRegistry):
+    """The stdlib's structured headers, parsed once per distinct (name, value). `policy.default` parses a header
+    again on every access — `get_content_type` alone does so a dozen times per message — which made header parsing
+    most of the intake's time (bench/ingest.py). Header objects are immutable, so sharing them is safe; long
+    values (a 200 KB subject) are parsed each time rather than kept."""
+
+    def __call__(self, name: str, value: str) -> BaseHeader:
+        return _parsed_header(name, value) if len(value) <= 1000 else super().__call__(name, value)
+
+
+_REGISTRY = HeaderRegistry()
+
+
+@functools.lru_cache(maxsize=4096)
+def _parsed_header(name: str, value: str) -> BaseHeader:
+    return _REGISTRY(name, value)
+
+
+_POLICY = policy.default.clone(header_factory=_CachedHeaderRegistry())
 _ANGLE_ID = re.compile(r"<([^<>\s]+)>")
 _FOLD = re.compile(r"\r?\n(?=[ \t])")
 _UNSAFE_FILENAME = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|]+')
@@ -75,7 +97,7 @@ class ParsedMail(BaseModel):
 def parse_message(raw: bytes) -> ParsedMail:
     """Parse one message; raises `MailParseError` when the bytes are not an RFC 5322 message."""
     _check_header_block(raw)
-    msg = email.message_from_bytes(raw, policy=policy.default)
+    msg = email.message_from_bytes(raw, policy=_POLICY)
     if not msg.keys():
         raise MailParseError(
             "no header fields: the file does not start with 'Name: value' header lines, "
