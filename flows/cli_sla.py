@@ -122,7 +122,7 @@ def sla_explain(
         if clock.breached_at:
             out.print(f"  target reached at {_when(clock.breached_at)}", markup=False)
         if clock.stopped_at:
-            out.print(f"  stopped at {_when(clock.stopped_at)}", markup=False)
+            out.print(f"  stopped at {_when(clock.stopped_at)}{_stopped_by(clock, row)}", markup=False)
         for piece in clock.pieces:
             span = piece.end - piece.start
             why = _piece_words(piece, span.total_seconds(), calendar)
@@ -131,6 +131,17 @@ def sla_explain(
                 markup=False,
                 highlight=False,
             )
+
+
+def _stopped_by(clock: Any, ticket: dict[str, Any]) -> str:
+    from itsm_core.rules.sla import DESK_REPLY
+
+    if not clock.stopped_by:
+        return ""
+    if clock.stopped_by == DESK_REPLY:
+        authors = [c["author"] for c in ticket.get("comments") or [] if c["created_at"] == clock.stopped_at]
+        return f" by {DESK_REPLY}" + (f" (from {authors[0]})" if authors and authors[0] else "")
+    return f" by {clock.stopped_by}"
 
 
 def _piece_words(piece: Any, elapsed: float, calendar: Any) -> str:
@@ -159,6 +170,7 @@ def _clock_json(clock: Any) -> dict[str, Any]:
         "due_at": clock.due_at,
         "breached_at": clock.breached_at,
         "stopped_at": clock.stopped_at,
+        "stopped_by": clock.stopped_by,
         "pieces": [
             {
                 "start": p.start,

@@ -37,7 +37,10 @@ from itsm_core.rules.conditions import Condition, Predicate, RequesterGroups, co
 METRICS = ("first_response", "resolution", "next_update")
 ALWAYS = "24x7"
 STOPPED = frozenset({"resolved", "closed", "cancelled"})  # the resolution clock is not running
-FINAL = frozenset({"closed", "cancelled"})  # and cannot run again
+FINAL = frozenset({"closed", "cancelled"})
+DESK_REPLY = (
+    "the desk's first public reply"  # what stopped a first-response clock, when a reply did  # and cannot run again
+)
 RESPONDED = frozenset({"in_progress", "pending", "resolved", "closed"})
 #: The fields whose history the clocks replay (a policy may match on them).
 TRACKED = ("status", "priority", "impact", "urgency", "category", "assignment_group", "assignee")
@@ -196,6 +199,7 @@ class Clock:
     stopped_at: datetime | None = None
     due_at: datetime | None = None
     breached_at: datetime | None = None
+    stopped_by: str | None = None  # what stopped it, for people: "status resolved", "the desk's first public reply"
     pieces: list[Piece] = field(default_factory=list)
 
     @property
@@ -266,9 +270,10 @@ class SlaRules:
         if last is not None and last.targets.next_update is not None:
             clocks.append(self._next_update(states, last, now, updates))
         replied = first_response_at if first_response_at is not None and first_response_at <= now else None
-        responded = _responded_at(states, replied)
+        responded, responded_by = _responded_at(states, replied)
         if responded is None and states[-1][2]["status"] in STOPPED:  # cancelled unanswered: it stops there too
             responded = _stopped_at(states, lambda state: state["status"] in STOPPED)
+            responded_by = f"{_status_at(states, responded)} without an answer"
         if responded is not None:  # a reply stamped before the creation (two systems' clocks): at the creation
             responded = max(responded, states[0][0])
         at_response = last
@@ -276,6 +281,7 @@ class SlaRules:
             at_response = [p for (s, _, _), p in zip(states, policies, strict=True) if s <= responded][-1] or last
         if at_response is not None and at_response.targets.first_response is not None:
             clocks.append(self._first_response(states[0][0], at_response, now, responded))
+            clocks[-1].stopped_by = responded_by
         for ola in self.config.olas:
             clock = self._ola(states, ola, now)
             if clock is not None:
@@ -303,6 +309,7 @@ class SlaRules:
         stopped_at = _stopped_at(states, lambda state: state["status"] in STOPPED) if status in STOPPED else None
         clock = Clock("resolution", last.name, last.calendar or ALWAYS, target, used, "running", states[0][0])
         clock.pieces, clock.breached_at, clock.stopped_at = pieces, breached_at, stopped_at
+        clock.stopped_by = _status_at(states, stopped_at) if stopped_at is not None else None
         if status in STOPPED:
             clock.state = "breached" if used > target else "met"
         else:
@@ -350,6 +357,7 @@ class SlaRules:
         if status in STOPPED:
             clock.state = "breached" if breached_at else "met"
             clock.stopped_at = _stopped_at(states, lambda state: state["status"] in STOPPED)
+            clock.stopped_by = _status_at(states, clock.stopped_at)
         elif status in self.pause:
             clock.state = "paused"
         else:
@@ -398,6 +406,11 @@ class SlaRules:
             clock.stopped_at = _stopped_at(
                 states, lambda state: state.get("assignment_group") != ola.group or state["status"] in STOPPED
             )
+            clock.stopped_by = (
+                f"handed to {_at(states, clock.stopped_at).get('assignment_group') or 'no group'}"
+                if not with_group
+                else _status_at(states, clock.stopped_at)
+            )
         elif status in self.pause:
             clock.state = "paused"
         else:
@@ -406,10 +419,25 @@ class SlaRules:
         return clock
 
 
-def _responded_at(states: list[tuple[datetime, datetime, dict[str, Any]]], replied: datetime | None) -> datetime | None:
-    """The first response: a reply to the requester (`replied`), or the first move out of new/assigned."""
-    moved = next((start for start, _, state in states if state["status"] in RESPONDED), None)
-    return min((t for t in (moved, replied) if t is not None), default=None)
+def _responded_at(
+    states: list[tuple[datetime, datetime, dict[str, Any]]], replied: datetime | None
+) -> tuple[datetime | None, str | None]:
+    """The first response and what it was: a reply to the requester (`replied`), or the first move out of
+    new/assigned."""
+    moved = next(((start, f"status {state['status']}") for start, _, state in states if state["status"] in RESPONDED),
+                 None)  # fmt: skip
+    if replied is not None and (moved is None or replied <= moved[0]):
+        return replied, DESK_REPLY
+    return moved if moved is not None else (None, None)
+
+
+def _at(states: list[tuple[datetime, datetime, dict[str, Any]]], moment: datetime) -> dict[str, Any]:
+    """The ticket's values in the stretch that starts at (or contains) `moment`."""
+    return next((state for start, end, state in states if start <= moment < end or start == moment), states[-1][2])
+
+
+def _status_at(states: list[tuple[datetime, datetime, dict[str, Any]]], moment: datetime) -> str:
+    return f"status {_at(states, moment)['status']}"
 
 
 def _stopped_at(

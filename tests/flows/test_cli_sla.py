@@ -69,6 +69,21 @@ def test_check_due_and_explain(hub):
     assert "0 level(s) fired" in again.stdout
 
 
+def test_explain_says_what_stopped_a_clock_and_who_answered(hub):
+    answered = itsm("tickets", "comment", "1", "Restarting the mail server now", "--actor", "user:dora", cwd=hub)
+    assert answered.returncode == 0, answered.stderr
+    assert itsm("tickets", "set-status", "1", "resolved", cwd=hub).returncode == 0, "set-status failed"
+    explained = itsm("sla", "explain", "1", cwd=hub).stdout
+    first = explained.split("first_response:")[1]
+    assert "by the desk's first public reply (from user:dora)" in first
+    assert "by status resolved" in explained.split("first_response:")[0]
+    as_json = json.loads(itsm("sla", "explain", "1", "--json", cwd=hub).stdout)
+    assert {c["metric"]: c["stopped_by"] for c in as_json["clocks"]} == {
+        "resolution": "status resolved",
+        "first_response": "the desk's first public reply",
+    }
+
+
 def test_recompute_after_a_policy_change(hub):
     assert itsm("sla", "check", cwd=hub).returncode == 0
     due = json.loads(itsm("sla", "due", "--json", cwd=hub).stdout)

@@ -408,6 +408,7 @@ def test_a_clock_as_of_an_earlier_moment_ignores_what_happened_after_it():
         "paused", 2 * HOUR, None
     )  # fmt: skip
     assert monday["first_response"].stopped_at == utc(2026, 6, 8, 9)  # the move to pending, not the later reply
+    assert monday["first_response"].stopped_by == "status pending"
 
 
 def test_pause_statuses_are_configurable():
@@ -443,6 +444,7 @@ def test_a_reopened_ticket_does_not_count_its_resolved_time_and_goes_on(reopened
     clock = closed["resolution"]
     assert (clock.state, clock.used, clock.due_at, clock.breached_at) == ("met", 3.5 * HOUR, None, None)
     assert clock.stopped_at == utc(2026, 6, 9, 9, 30)  # resolved Tue 11:30 CEST; closing later changes nothing
+    assert clock.stopped_by == "status resolved"
     first = closed["first_response"]  # the move to in progress, 30 min after opening, is the first response
     assert (first.state, first.used, first.stopped_at) == ("met", 30 * MINUTE, utc(2026, 6, 8, 7, 30))
 
@@ -495,6 +497,10 @@ def test_a_cancelled_ticket_stops_its_clocks_even_without_a_response():
     first = got["first_response"]  # never answered, but the clock stopped with the ticket: not breached months later
     assert (first.state, first.used, first.due_at) == ("met", 20 * MINUTE, None)
     assert first.stopped_at == utc(2026, 6, 8, 7, 20)
+    assert (first.stopped_by, got["resolution"].stopped_by) == (
+        "status cancelled without an answer",
+        "status cancelled",
+    )
 
 
 # ---- the policy in force, recomputing --------------------------------------------------------------------------------
@@ -595,6 +601,7 @@ def test_first_response_by_a_status_move_and_the_earlier_of_the_two_wins():
     assert first.breached_at == utc(2026, 6, 8, 8)
     both = clocks(rules(), PARIS, f"{MONDAY} 12:00", moved, replied=f"{MONDAY} 09:50")["first_response"]
     assert (both.state, both.used, both.stopped_at) == ("met", 50 * MINUTE, utc(2026, 6, 8, 7, 50))
+    assert (both.stopped_by, first.stopped_by) == ("the desk's first public reply", "status in_progress")
     pending = history(PARIS, f"{MONDAY} 09:00", (f"{MONDAY} 09:20", "status", "pending"), priority=2)
     assert clocks(rules(), PARIS, f"{MONDAY} 12:00", pending)["first_response"].used == 20 * MINUTE
 
@@ -642,6 +649,7 @@ def test_ola_time_accumulates_each_time_the_ticket_is_with_the_group():
     ola = away["ola:network"]
     assert (ola.state, ola.used, ola.due_at) == ("met", 3.5 * HOUR, None)
     assert ola.stopped_at == utc(2026, 6, 8, 14)  # handed back to the service desk Mon 16:00 CEST
+    assert ola.stopped_by == "handed to service-desk"
     assert away["resolution"].used == 9 * HOUR  # the resolution clock ran all along: Mon 8 h + Tue 09:00-10:00
 
 
