@@ -48,8 +48,9 @@ _LIKELY_CHARSETS = (
 class _CachedHeaderRegistry(HeaderRegistry):
     """The stdlib's structured headers, parsed once per distinct (name, value). `policy.default` parses a header
     again on every access — `get_content_type` alone does so a dozen times per message — which made header parsing
-    most of the intake's time (bench/ingest.py). Header objects are immutable, so sharing them is safe; long
-    values (a 200 KB subject) are parsed each time rather than kept."""
+    most of the intake's time (bench/ingest.py). Header objects are immutable, so sharing them is safe. The cache
+    is small on purpose: the repeats are within one message and a few common values (a header keeps its parse
+    tree: 4096 entries cost 50 MB and were slower); long values (a 200 KB subject) are never kept."""
 
     def __call__(self, name: str, value: str) -> BaseHeader:
         return _parsed_header(name, value) if len(value) <= 1000 else super().__call__(name, value)
@@ -58,7 +59,7 @@ class _CachedHeaderRegistry(HeaderRegistry):
 _REGISTRY = HeaderRegistry()
 
 
-@functools.lru_cache(maxsize=4096)
+@functools.lru_cache(maxsize=128)
 def _parsed_header(name: str, value: str) -> BaseHeader:
     return _REGISTRY(name, value)
 
