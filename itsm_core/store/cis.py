@@ -26,7 +26,7 @@ from sqlalchemy.types import Text
 from itsm_core.mapping import RelationshipSpec
 from itsm_core.models import ConfigurationItem, utcnow
 from itsm_core.store.audit import audit_event
-from itsm_core.store.bulk import insert_ignoring_conflicts, update_by_id
+from itsm_core.store.bulk import insert_ignoring_conflicts, insert_returning, update_by_id
 from itsm_core.store.identities import add_identities
 from itsm_core.store.tables import (
     AuditEventRow,
@@ -125,13 +125,7 @@ def _write_wave(
 
     if new:
         rows = [{**_row(items[i].ci), "created_at": now, "updated_at": now} for i in new]
-        ids = (
-            conn.execute(
-                insert(configuration_items).returning(configuration_items.c.id, sort_by_parameter_order=True), rows
-            )
-            .scalars()
-            .all()
-        )
+        ids = [ci_id for (ci_id,) in insert_returning(conn, configuration_items, rows, [configuration_items.c.id])]
         add_identities(
             conn,
             system,

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import Connection, insert
+from sqlalchemy import Connection
 
 from itsm_core.models import Comment, utcnow
+from itsm_core.store.bulk import insert_returning
 from itsm_core.store.tables import CommentRow
 from itsm_core.store.tickets import store_attachments
 
@@ -28,7 +29,7 @@ def add_comments(conn: Connection, items: Sequence[tuple[int, Comment]]) -> list
         }
         for ticket_id, comment in items
     ]
-    ids = list(conn.execute(insert(comments).returning(comments.c.id, sort_by_parameter_order=True), rows).scalars())
+    ids = [comment_id for (comment_id,) in insert_returning(conn, comments, rows, [comments.c.id])]
     store_attachments(
         conn,
         [

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, func, select, update
 
 from itsm_core.errors import NotFound
 from itsm_core.models import utcnow
+from itsm_core.store.bulk import insert_returning
 from itsm_core.store.tables import DeadLetterRow
 
 dead_letters = DeadLetterRow.__table__
@@ -19,9 +20,7 @@ def quarantine(conn: Connection, letters: list[dict[str, Any]]) -> list[int]:
         return []
     now = utcnow()
     rows = [{"created_at": now, "replay_attempts": 0, **letter} for letter in letters]
-    return list(
-        conn.execute(insert(dead_letters).returning(dead_letters.c.id, sort_by_parameter_order=True), rows).scalars()
-    )
+    return [letter_id for (letter_id,) in insert_returning(conn, dead_letters, rows, [dead_letters.c.id])]
 
 
 def list_dead_letters(

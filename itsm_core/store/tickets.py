@@ -17,7 +17,7 @@ from sqlalchemy import Connection, func, insert, select
 from itsm_core.errors import InvalidTransition, NotFound
 from itsm_core.models import OPEN_STATUSES, Attachment, ClassifiedBy, Ticket, TicketStatus, check_transition, utcnow
 from itsm_core.store.audit import audit_event
-from itsm_core.store.bulk import insert_ignoring_conflicts, update_by_id
+from itsm_core.store.bulk import insert_ignoring_conflicts, insert_returning, update_by_id
 from itsm_core.store.identities import add_identities
 from itsm_core.store.tables import (
     AttachmentBlobRow,
@@ -113,7 +113,7 @@ def _write_wave(
 
     if new:
         rows = [_row(items[i].ticket) for i in new]
-        ids = conn.execute(insert(tickets).returning(tickets.c.id, sort_by_parameter_order=True), rows).scalars().all()
+        ids = [ticket_id for (ticket_id,) in insert_returning(conn, tickets, rows, [tickets.c.id])]
         add_identities(
             conn,
             system,

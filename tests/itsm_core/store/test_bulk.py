@@ -1,0 +1,63 @@
+"""The set-based writes every store module uses, on SQLite and PostgreSQL: what comes back, in which order, and
+that the column types' conversions (UTC timestamps, JSON) are applied on the fast PostgreSQL path too."""
+
+from datetime import UTC, datetime, timedelta, timezone
+
+from sqlalchemy import select
+
+from itsm_core.store.bulk import insert_ignoring_conflicts, insert_returning
+from itsm_core.store.tables import ConfigurationItemRow, DeadLetterRow, InboundRecordRow
+
+letters = DeadLetterRow.__table__
+inbound = InboundRecordRow.__table__
+PARIS_NOON = datetime(2026, 3, 29, 12, 0, tzinfo=timezone(timedelta(hours=2)))
+
+
+def letter(n: int) -> dict:
+    return {
+        "source": "mailbox", "stage": "parse", "external_id": f"m{n}", "payload": b"\x00raw" * n,
+        "payload_format": "eml", "reason": f"bad {n}", "traceback": None, "created_at": PARIS_NOON,
+        "replay_attempts": 0,
+    }  # fmt: skip
+
+
+def test_insert_returning_gives_each_rows_values_in_order_with_types_converted(store):
+    rows = [letter(n) for n in (3, 1, 2)]
+    with store.transaction() as conn:
+        ids = insert_returning(conn, letters, rows, [letters.c.id, letters.c.external_id])
+    assert [external_id for _, external_id in ids] == ["m3", "m1", "m2"]
+    with store.connect() as conn:
+        stored = {r.id: r for r in conn.execute(select(letters))}
+    assert [stored[i].reason for i, _ in ids] == ["bad 3", "bad 1", "bad 2"]
+    assert all(stored[i].created_at == datetime(2026, 3, 29, 10, 0, tzinfo=UTC) for i, _ in ids)  # stored in UTC
+    assert stored[ids[0][0]].payload == b"\x00raw" * 3
+
+
+def test_insert_ignoring_conflicts_returns_only_the_new_rows_even_when_a_batch_repeats_one(store):
+    def record(external_id: str, digest: str) -> dict:
+        return {"source": "mailbox", "external_id": external_id, "payload_hash": digest, "payload": b"x",
+                "payload_format": "eml", "received_at": PARIS_NOON, "outcome": "pending"}  # fmt: skip
+
+    key = ["source", "external_id", "payload_hash"]
+    returning = [inbound.c.external_id, inbound.c.payload_hash]
+    with store.transaction() as conn:
+        first = insert_ignoring_conflicts(conn, inbound, [record("a", "1"), record("b", "1")], key, returning)
+        again = [record("b", "1"), record("c", "1"), record("c", "1"), record("a", "2")]
+        second = insert_ignoring_conflicts(conn, inbound, again, key, returning)
+        assert insert_ignoring_conflicts(conn, inbound, [record("a", "1")], key) == []  # no RETURNING: nothing
+    assert first == [("a", "1"), ("b", "1")]
+    assert second == [("c", "1"), ("a", "2")]  # b was there, the second c repeats the first
+    with store.connect() as conn:
+        assert conn.execute(select(inbound.c.external_id)).scalars().all().count("c") == 1
+
+
+def test_json_columns_are_converted_on_the_fast_path_too(store):
+    cis = ConfigurationItemRow.__table__
+    attributes = [{"ram_gb": 16, "owner": "Zoë", "tags": ["vpn", None]}, {}]
+    rows = [{"ci_class": "computer", "name": f"pc{n}", "status": "active", "attributes": a, "created_at": PARIS_NOON,
+             "updated_at": PARIS_NOON} for n, a in enumerate(attributes)]  # fmt: skip
+    with store.transaction() as conn:
+        ids = [ci_id for (ci_id,) in insert_returning(conn, cis, rows, [cis.c.id])]
+    with store.connect() as conn:
+        stored = dict(conn.execute(select(cis.c.id, cis.c.attributes)).all())
+    assert [stored[i] for i in ids] == attributes
