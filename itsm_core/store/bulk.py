@@ -61,13 +61,13 @@ def _returning(
     for row in rows:
         values = compiled.construct_params(row)
         params.append({k: processors[k](v) if k in processors else v for k, v in values.items()})
-    cursor = conn.connection.driver_connection.cursor()  # same connection, same transaction
-    cursor.executemany(str(compiled), params, returning=True)
     found: list[tuple[Any, ...]] = []
-    while True:
-        found.extend(cursor.fetchall())  # one result per row; empty where ON CONFLICT skipped it
-        if not cursor.nextset():
-            return found
+    with conn.connection.driver_connection.cursor() as cursor:  # same connection, same transaction
+        cursor.executemany(str(compiled), params, returning=True)
+        while True:
+            found.extend(cursor.fetchall())  # one result per row; empty where ON CONFLICT skipped it
+            if not cursor.nextset():
+                return found
 
 
 def upsert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]], key_columns: Sequence[str]) -> None:
