@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 
 from itsm_core.calendars import Calendar
 from itsm_core.errors import ConfigError
+from itsm_core.rules.sla import ALWAYS
 from itsm_core.rules.spec import RulesConfig
 
 DEFAULT_CONFIG_PATH = Path("itsm.yaml")
@@ -228,7 +229,7 @@ class HubConfig(_Strict):
     @model_validator(mode="after")
     def _calendars_exist(self) -> HubConfig:
         for name, key in self.rules.calendars_used().items():
-            if name not in self.calendars:
+            if name not in self.calendars and not (name == ALWAYS and key.startswith("rules.sla.")):
                 known = ", ".join(sorted(self.calendars)) or "none defined"
                 raise ValueError(f"{key}: no calendar '{name}' under calendars: (known: {known})")
         return self

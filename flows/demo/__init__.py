@@ -34,6 +34,8 @@ sources:
     timezone: Europe/Paris
 calendars:
   office: {{timezone: Europe/Paris, hours: {{mon-fri: ["08:30-18:00"]}}, holidays: [{{country: FR}}]}}
+  berlin: {{timezone: Europe/Berlin, hours: {{mon-fri: ["08:00-17:00"]}}, holidays: [{{country: DE, subdivision: BE}}]}}
+  krakow: {{timezone: Europe/Warsaw, hours: {{mon-fri: ["08:00-16:00"]}}, holidays: [{{country: PL}}]}}
 rules:                               # every ticket, from either source: classified, prioritised, routed
   classification:                    # in order; `itsm rules explain T-000001` shows which rule set what
     - name: vpn
@@ -66,7 +68,9 @@ rules:                               # every ticket, from either source: classif
          targets: {{first_response: 30m, resolution: 8h}}}}
       - {{name: finance, when: {{field: requester_groups, contains: Finance}}, calendar: office,
          targets: {{first_response: 1h, resolution: 16h}}}}   # GLPI's requester group
-      - {{name: standard, calendar: office, targets: {{first_response: 4h, resolution: 40h}}}}
+      - {{name: standard, targets: {{first_response: 4h, resolution: 40h}}}}   # in the site's own hours:
+    tenant_calendars: {{"Root entity > Berlin": berlin, "Root entity > Kraków": krakow, "Root entity > Paris": office}}
+    default_calendar: office
 """
 #: Tickets in the simulated GLPI: its data is generated from this seed, the same all day.
 DEMO_GLPI_TICKETS = 60

@@ -86,7 +86,11 @@ class Targets(_Strict):
 class Policy(_Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$")
     when: Condition | None = Field(default=None, description="none: every ticket (a catch-all, put it last)")
-    calendar: str | None = Field(default=None, description="a name in calendars:; none = every hour counts (24x7)")
+    calendar: str | None = Field(
+        default=None,
+        description="a name in calendars:, or 24x7 (every hour counts, whatever the tenant); none = the ticket's "
+        "tenant's calendar (tenant_calendars), else default_calendar, else 24x7",
+    )
     targets: Targets
 
 
@@ -144,6 +148,13 @@ class SlaConfig(_Strict):
     policies: list[Policy] = Field(default_factory=list)
     olas: list[Ola] = Field(default_factory=list)
     escalations: list[Escalation] = Field(default_factory=list)
+    tenant_calendars: dict[str, str] = Field(
+        default_factory=dict,
+        description="tenant → a name in calendars:, for policies that name no calendar (each site its own hours)",
+    )
+    default_calendar: str | None = Field(
+        default=None, description="for policies that name no calendar, on tickets whose tenant has none; none: 24x7"
+    )
 
     @field_validator("warn_at")
     @classmethod
@@ -233,6 +244,7 @@ class SlaRules:
         ]
         self.calendars: dict[str, BusinessCalendar] = {ALWAYS: Calendar.always().compile(), **calendars}
         self.pause = frozenset(config.pause_statuses)
+        self._with_calendar: dict[tuple[str, str], Policy] = {}
 
     @property
     def active(self) -> bool:
@@ -246,6 +258,15 @@ class SlaRules:
             if matches(view):
                 return policy
         return None
+
+    def _in_calendar(self, policy: Policy | None, tenant_calendar: str | None) -> Policy | None:
+        """The policy with the tenant's calendar when it names none itself (made once per pair)."""
+        if policy is None or policy.calendar is not None or tenant_calendar is None:
+            return policy
+        key = (policy.name, tenant_calendar)
+        if key not in self._with_calendar:
+            self._with_calendar[key] = policy.model_copy(update={"calendar": tenant_calendar})
+        return self._with_calendar[key]
 
     def compute(
         self,
@@ -263,7 +284,11 @@ class SlaRules:
         if states[0][2]["status"] in STOPPED:  # it came in resolved or closed: its life before is unknown
             return []
         clocks: list[Clock] = []
-        policies = [self.policy_for(record_view(state, self.requester_groups)) for _, _, state in states]
+        tenant_calendar = self.config.tenant_calendars.get(ticket.get("tenant") or "", self.config.default_calendar)
+        policies = [
+            self._in_calendar(self.policy_for(record_view(state, self.requester_groups)), tenant_calendar)
+            for _, _, state in states
+        ]
         last = policies[-1] if policies else None
         if last is not None and last.targets.resolution is not None:
             clocks.append(self._resolution(states, policies, last, now))

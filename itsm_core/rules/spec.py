@@ -195,6 +195,11 @@ class RulesConfig(_Strict):
             for i, agent in enumerate(group.agents)
             if agent.calendar
         }
+        used.update(
+            {name: f"rules.sla.tenant_calendars.{tenant}" for tenant, name in self.sla.tenant_calendars.items()}
+        )
+        if self.sla.default_calendar:
+            used[self.sla.default_calendar] = "rules.sla.default_calendar"
         for kind, items in (("policies", self.sla.policies), ("olas", self.sla.olas)):
             used.update(
                 {item.calendar: f"rules.sla.{kind}[{i}].calendar" for i, item in enumerate(items) if item.calendar}

@@ -193,6 +193,46 @@ def test_the_hub_config_refuses_a_policy_on_an_unknown_calendar():
         HubConfig.model_validate({"calendars": {"paris": CALENDARS["paris"]}, "rules": {"sla": section}})
 
 
+def test_the_hub_config_refuses_a_tenant_calendar_it_does_not_know_and_takes_24x7_on_policies():
+    section = {"tenant_calendars": {"Root > Paris": "paris", "Root > Lyon": "lyon"}}
+    with pytest.raises(ValueError, match=r"rules\.sla\.tenant_calendars\.Root > Lyon: no calendar 'lyon'"):
+        HubConfig.model_validate({"calendars": {"paris": CALENDARS["paris"]}, "rules": {"sla": section}})
+    with pytest.raises(ValueError, match=r"rules\.sla\.default_calendar: no calendar 'lyon'"):
+        HubConfig.model_validate({"rules": {"sla": {"default_calendar": "lyon"}}})
+    always = {"policies": [{"name": "p1", "calendar": "24x7", "targets": {"resolution": "4h"}}]}
+    HubConfig.model_validate({"rules": {"sla": always}})  # the built-in name needs no definition
+
+
+def test_a_policy_without_a_calendar_counts_in_the_tenants_calendar():
+    """One P3 policy for every site; each site's own office hours (and holidays) count."""
+    section = {
+        "policies": [
+            {"name": "p1", "when": {"field": "priority", "equals": 1}, "calendar": "24x7",
+             "targets": {"resolution": "4h"}},
+            {"name": "p2", "when": {"field": "priority", "equals": 2}, "calendar": "paris",
+             "targets": {"resolution": "4h"}},
+            {"name": "p3", "targets": {"resolution": "4h"}},
+        ],
+        "tenant_calendars": {"Paris": "paris", "New York": "new-york"},
+    }  # fmt: skip
+    sla = SlaRules(SlaConfig.model_validate(section), compiled())
+    opened = "2026-03-13 16:00"  # a Friday, 16:00 in Paris = 11:00 in New York
+    now = "2026-03-14 12:00"  # the Saturday after (Paris time)
+
+    def resolution(tenant, priority=3):
+        return clocks(sla, PARIS, now, history(PARIS, opened, tenant=tenant, priority=priority))["resolution"]
+
+    paris, new_york, elsewhere = resolution("Paris"), resolution("New York"), resolution("Lyon")
+    assert (paris.calendar, paris.used) == ("paris", 1 * HOUR)  # Fri 16:00-17:00 in Paris
+    assert (new_york.calendar, new_york.used) == ("new-york", 6 * HOUR)  # Fri 11:00-17:00 in New York
+    assert (elsewhere.calendar, elsewhere.used) == ("24x7", 20 * HOUR)  # no calendar for that tenant: every hour
+    assert resolution("New York", priority=1).calendar == "24x7"  # a policy's own calendar wins
+    assert resolution("New York", priority=2).calendar == "paris"
+    defaulted = SlaRules(SlaConfig.model_validate({**section, "default_calendar": "paris-lunch"}), compiled())
+    lyon = clocks(defaulted, PARIS, now, history(PARIS, opened, tenant="Lyon"))["resolution"]
+    assert (lyon.calendar, lyon.used) == ("paris-lunch", 1 * HOUR)  # a tenant without its own: the default
+
+
 def test_no_policy_no_clock():
     sla = rules(policies=[], olas=[])
     assert not sla.active
