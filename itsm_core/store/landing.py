@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import Connection, select, tuple_
 
 from itsm_core.models import RawRecord
-from itsm_core.store.bulk import insert_ignoring_conflicts, update_by_id
+from itsm_core.store.bulk import insert_ignoring_conflicts, one_of, update_by_id
 from itsm_core.store.tables import ExternalRefRow, InboundRecordRow
 
 inbound_records = InboundRecordRow.__table__
@@ -67,7 +67,7 @@ def _reverted(
         conn.execute(
             select(external_refs.c.external_id, external_refs.c.landed_hash).where(
                 external_refs.c.system == source,
-                external_refs.c.external_id.in_({external_id for external_id, _ in keys}),
+                one_of(conn, external_refs.c.external_id, {external_id for external_id, _ in keys}),
                 external_refs.c.landed_hash.is_not(None),
             )
         ).all()

@@ -17,7 +17,7 @@ from sqlalchemy import Connection, func, insert, select
 from itsm_core.errors import InvalidTransition, NotFound
 from itsm_core.models import OPEN_STATUSES, Attachment, ClassifiedBy, Ticket, TicketStatus, check_transition, utcnow
 from itsm_core.store.audit import audit_event
-from itsm_core.store.bulk import insert_ignoring_conflicts, insert_returning, update_by_id
+from itsm_core.store.bulk import insert_ignoring_conflicts, insert_returning, one_of, update_by_id
 from itsm_core.store.identities import add_identities
 from itsm_core.store.tables import (
     AttachmentBlobRow,
@@ -104,7 +104,7 @@ def _write_wave(
         for external_id, ref_id, ticket_id in conn.execute(
             select(external_refs.c.external_id, external_refs.c.id, external_refs.c.ticket_id).where(
                 external_refs.c.system == system,
-                external_refs.c.external_id.in_([items[i].external_id for i in wave]),
+                one_of(conn, external_refs.c.external_id, [items[i].external_id for i in wave]),
             )
         )
     }
@@ -149,7 +149,9 @@ def _update_existing(
     policy: FieldPolicy | None,
 ) -> None:
     ids = [known[items[i].external_id][1] for i in existing]
-    current = {row["id"]: row for row in conn.execute(select(tickets).where(tickets.c.id.in_(ids))).mappings()}
+    current = {
+        row["id"]: row for row in conn.execute(select(tickets).where(one_of(conn, tickets.c.id, ids))).mappings()
+    }
     context = policy.prepare(conn, system, ids) if policy is not None else None
     updates: list[dict[str, Any]] = []
     events: list[dict[str, Any]] = []
@@ -315,7 +317,7 @@ def set_statuses(
     """
     if not wanted:
         return []
-    rows = conn.execute(select(tickets).where(tickets.c.id.in_(wanted))).mappings().all()
+    rows = conn.execute(select(tickets).where(one_of(conn, tickets.c.id, wanted))).mappings().all()
     now = utcnow()
     updates, events = [], []
     for row in rows:

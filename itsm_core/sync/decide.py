@@ -22,7 +22,7 @@ from itsm_core.models import OPEN_STATUSES, ClassifiedBy, utcnow
 from itsm_core.rules.engine import MATRIX, TRIAGE, Decided, Rules
 from itsm_core.rules.routing import Workload
 from itsm_core.store.audit import audit_event
-from itsm_core.store.bulk import update_by_id, upsert
+from itsm_core.store.bulk import one_of, update_by_id, upsert
 from itsm_core.store.tables import AuditEventRow, ConfigurationItemRow, RoutingTurnRow, TicketCILinkRow, TicketRow
 from itsm_core.sync.propagate import HUB, Change
 
@@ -89,14 +89,14 @@ def apply_rules(
 
 def read_for_rules(conn: Connection, ids: Collection[int]) -> list[dict[str, Any]]:
     """The tickets as stored, each with `ci_classes`: the classes of the CIs linked to it (conditions may ask)."""
-    rows = [dict(row) for row in conn.execute(select(tickets).where(tickets.c.id.in_(list(ids)))).mappings()]
+    rows = [dict(row) for row in conn.execute(select(tickets).where(one_of(conn, tickets.c.id, ids))).mappings()]
     links = TicketCILinkRow.__table__
     cis = ConfigurationItemRow.__table__
     classes: dict[int, list[str]] = {}
     query = (
         select(links.c.ticket_id, cis.c.ci_class)
         .join(cis, cis.c.id == links.c.ci_id)
-        .where(links.c.ticket_id.in_(list(ids)))
+        .where(one_of(conn, links.c.ticket_id, ids))
         .distinct()
     )
     for ticket_id, ci_class in conn.execute(query):
@@ -200,7 +200,7 @@ def simulate(
     if since is not None:
         query = query.where(tickets.c.created_at >= since)
     if ticket_ids is not None:
-        query = query.where(tickets.c.id.in_(list(ticket_ids)))
+        query = query.where(one_of(conn, tickets.c.id, ticket_ids))
     ids = list(conn.execute(query).scalars())
     for start in range(0, len(ids), batch_size):
         rows = read_for_rules(conn, ids[start : start + batch_size])

@@ -23,7 +23,7 @@ from itsm_core.models import utcnow
 from itsm_core.rules import Rules
 from itsm_core.rules.sla import STOPPED, TRACKED, Change, Clock, SlaRules
 from itsm_core.store.audit import audit_event
-from itsm_core.store.bulk import insert_ignoring_conflicts, update_by_id, upsert
+from itsm_core.store.bulk import insert_ignoring_conflicts, one_of, update_by_id, upsert
 from itsm_core.store.tables import (
     AuditEventRow,
     CommentRow,
@@ -65,7 +65,7 @@ def histories(conn: Connection, ids: Collection[int]) -> dict[int, list[Change]]
     """The audit trail of the tracked fields, per ticket, in order."""
     query = (
         select(audit.c.entity_id, audit.c.at, audit.c.field, audit.c.old_value, audit.c.new_value)
-        .where(audit.c.entity == "ticket", audit.c.entity_id.in_(list(ids)), audit.c.field.in_(TRACKED))
+        .where(audit.c.entity == "ticket", one_of(conn, audit.c.entity_id, ids), audit.c.field.in_(TRACKED))
         .order_by(audit.c.entity_id, audit.c.at, audit.c.id)
     )
     found: dict[int, list[Change]] = {}
@@ -86,19 +86,19 @@ def replies(
     "Ann Lee <ann@example.org>" is ann@example.org.
     """
     customer = {row["id"]: {_address(row["requester"])} for row in rows}
-    watching = select(watchers.c.ticket_id, watchers.c.address).where(watchers.c.ticket_id.in_(list(customer)))
+    watching = select(watchers.c.ticket_id, watchers.c.address).where(one_of(conn, watchers.c.ticket_id, customer))
     for ticket_id, address in conn.execute(watching):
         customer[ticket_id].add(_address(address))
     by_mail = select(mail_messages.c.comment_id).where(
         mail_messages.c.direction == "in",
-        mail_messages.c.ticket_id.in_(list(customer)),
+        one_of(conn, mail_messages.c.ticket_id, customer),
         mail_messages.c.comment_id.is_not(None),
     )
     mailed = set(conn.execute(by_mail).scalars())
     desk = {_address(agent) for agent in agents}
     query = (
         select(comments.c.id, comments.c.ticket_id, comments.c.author, comments.c.created_at)
-        .where(comments.c.ticket_id.in_(list(customer)), comments.c.public.is_(True))
+        .where(one_of(conn, comments.c.ticket_id, customer), comments.c.public.is_(True))
         .order_by(comments.c.created_at)
     )
     found: dict[int, list[datetime]] = {}
@@ -174,7 +174,7 @@ def _store_clocks(conn: Connection, ids: list[int], rows: list[dict[str, Any]]) 
     """Replace the batch's clocks: upsert those computed, delete those no policy gives any more."""
     upsert(conn, clocks_table, rows, ["ticket_id", "metric"])
     kept = {(r["ticket_id"], r["metric"]) for r in rows}
-    query = select(clocks_table.c.ticket_id, clocks_table.c.metric).where(clocks_table.c.ticket_id.in_(ids))
+    query = select(clocks_table.c.ticket_id, clocks_table.c.metric).where(one_of(conn, clocks_table.c.ticket_id, ids))
     stale = [tuple(pair) for pair in conn.execute(query) if tuple(pair) not in kept]  # usually none
     if stale:
         conn.execute(delete(clocks_table).where(tuple_(clocks_table.c.ticket_id, clocks_table.c.metric).in_(stale)))

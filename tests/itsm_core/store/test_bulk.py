@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 from sqlalchemy import select
 
-from itsm_core.store.bulk import insert_ignoring_conflicts, insert_returning
+from itsm_core.store.bulk import insert_ignoring_conflicts, insert_returning, one_of
 from itsm_core.store.tables import ConfigurationItemRow, DeadLetterRow, InboundRecordRow
 
 letters = DeadLetterRow.__table__
@@ -61,3 +61,16 @@ def test_json_columns_are_converted_on_the_fast_path_too(store):
     with store.connect() as conn:
         stored = dict(conn.execute(select(cis.c.id, cis.c.attributes)).all())
     assert [stored[i] for i in ids] == attributes
+
+
+def test_one_of_selects_the_rows_whose_value_is_listed(store):
+    with store.transaction() as conn:
+        ids = [i for (i,) in insert_returning(conn, letters, [letter(n) for n in range(5)], [letters.c.id])]
+
+    def picked(column, values):
+        with store.connect() as conn:
+            return sorted(conn.execute(select(letters.c.id).where(one_of(conn, column, values))).scalars())
+
+    assert picked(letters.c.id, {ids[1], ids[3], 10**9}) == [ids[1], ids[3]]
+    assert picked(letters.c.external_id, ["m0", "m4", "nope"]) == [ids[0], ids[4]]
+    assert picked(letters.c.id, []) == []
