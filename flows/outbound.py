@@ -27,7 +27,7 @@ from itsm_core.errors import (
 )
 from itsm_core.models import utcnow
 from itsm_core.store import Store
-from itsm_core.store.bulk import insert_ignoring_conflicts
+from itsm_core.store.bulk import insert_ignoring_conflicts, one_of
 from itsm_core.store.outbox import due, mark_failed, mark_sent
 from itsm_core.store.tables import MailMessageRow, TicketRow
 from itsm_core.store.tickets import format_ticket_id
@@ -77,7 +77,8 @@ def deliver_linked(store: Store, target: str, writer: LinkedWriter, limit: int =
         rows = due(conn, target, limit)
         ticket_ids = {r["ticket_id"] for r in rows if r["fields"].get("op") == "update"}
         current = {
-            row["id"]: row for row in conn.execute(select(tickets).where(tickets.c.id.in_(ticket_ids))).mappings()
+            row["id"]: row
+            for row in conn.execute(select(tickets).where(one_of(conn, tickets.c.id, ticket_ids))).mappings()
         }
     for row in rows:
         operation = dict(row["fields"])
@@ -114,7 +115,7 @@ def deliver_email(store: Store, config: EmailConfig, limit: int = 200) -> Delive
         return report
     with store.connect() as conn:
         rows = due(conn, EMAIL_TARGET, limit)
-        query = select(tickets.c.id, tickets.c.title).where(tickets.c.id.in_([r["ticket_id"] for r in rows]))
+        query = select(tickets.c.id, tickets.c.title).where(one_of(conn, tickets.c.id, [r["ticket_id"] for r in rows]))
         titles = {ticket_id: title for ticket_id, title in conn.execute(query)}
     if not rows:
         return report

@@ -29,7 +29,7 @@ from itsm_core.config import EmailConfig
 from itsm_core.email.notify import EMAIL_TARGET, mail_payload
 from itsm_core.email.threads import ThreadIndex, ThreadMatcher
 from itsm_core.models import Attachment, Comment, RawRecord, TicketStatus, utcnow
-from itsm_core.store.bulk import insert_ignoring_conflicts
+from itsm_core.store.bulk import insert_ignoring_conflicts, one_of
 from itsm_core.store.comments import add_comments
 from itsm_core.store.outbox import enqueue
 from itsm_core.store.tables import MailMessageRow, TicketRow, TicketWatcherRow
@@ -122,7 +122,7 @@ class EmailIntake:
         if not wanted:
             return set()
         query = select(mail_messages.c.message_id).where(
-            mail_messages.c.direction == "in", mail_messages.c.message_id.in_(wanted)
+            mail_messages.c.direction == "in", one_of(conn, mail_messages.c.message_id, wanted)
         )
         return set(conn.execute(query).scalars())
 
@@ -135,7 +135,7 @@ class EmailIntake:
             select(mail_messages.c.address, func.count())
             .where(
                 mail_messages.c.direction == "in",
-                mail_messages.c.address.in_(senders),
+                one_of(conn, mail_messages.c.address, senders),
                 mail_messages.c.at >= since,
             )
             .group_by(mail_messages.c.address)
@@ -150,7 +150,7 @@ class EmailIntake:
             select(mail_messages.c.ticket_id, func.count())
             .where(
                 mail_messages.c.direction == "in",
-                mail_messages.c.ticket_id.in_(ticket_ids),
+                one_of(conn, mail_messages.c.ticket_id, ticket_ids),
                 mail_messages.c.at >= since,
             )
             .group_by(mail_messages.c.ticket_id)
@@ -261,7 +261,7 @@ class EmailIntake:
     def _requesters(conn: Connection, ticket_ids: set[int]) -> dict[int, str | None]:
         if not ticket_ids:
             return {}
-        query = select(tickets.c.id, tickets.c.requester).where(tickets.c.id.in_(ticket_ids))
+        query = select(tickets.c.id, tickets.c.requester).where(one_of(conn, tickets.c.id, ticket_ids))
         return {ticket_id: requester for ticket_id, requester in conn.execute(query)}
 
     def _acknowledges(self) -> bool:

@@ -15,6 +15,7 @@ from sqlalchemy import Connection, select
 
 from itsm_core.config import EmailConfig
 from itsm_core.models import TicketStatus
+from itsm_core.store.bulk import one_of
 from itsm_core.store.tables import MailMessageRow, TicketRow
 from itsm_core.sync.propagate import Change, OutboxItem
 
@@ -74,7 +75,7 @@ def _threads(conn: Connection, ticket_ids: list[int]) -> dict[int, tuple[list[st
         return {}
     query = (
         select(mail_messages.c.ticket_id, mail_messages.c.message_id, mail_messages.c.direction)
-        .where(mail_messages.c.ticket_id.in_(ticket_ids))
+        .where(one_of(conn, mail_messages.c.ticket_id, ticket_ids))
         .order_by(mail_messages.c.at, mail_messages.c.id)
     )
     threads: dict[int, tuple[list[str], bool]] = {}

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, select
 
+from itsm_core.store.bulk import one_of
 from itsm_core.store.tables import ExternalRefRow, MailMessageRow, TicketRow
 
 mail_messages = MailMessageRow.__table__
@@ -64,20 +65,20 @@ class ThreadIndex:
         if message_ids:
             rows = conn.execute(
                 select(mail_messages.c.message_id, mail_messages.c.ticket_id).where(
-                    mail_messages.c.message_id.in_(message_ids), mail_messages.c.ticket_id.is_not(None)
+                    one_of(conn, mail_messages.c.message_id, message_ids), mail_messages.c.ticket_id.is_not(None)
                 )
             )
             by_message_id = {message_id: ticket_id for message_id, ticket_id in rows}
         existing: set[int] = set()
         if numbers:
-            existing = set(conn.execute(select(tickets.c.id).where(tickets.c.id.in_(numbers))).scalars())
+            existing = set(conn.execute(select(tickets.c.id).where(one_of(conn, tickets.c.id, numbers))).scalars())
         by_external: dict[tuple[str, str], int] = {}
         for system in {s for s, _ in external}:
             ids = [n for s, n in external if s == system]
             rows = conn.execute(
                 select(external_refs.c.external_id, external_refs.c.ticket_id).where(
                     external_refs.c.system == system,
-                    external_refs.c.external_id.in_(ids),
+                    one_of(conn, external_refs.c.external_id, ids),
                     external_refs.c.ticket_id.is_not(None),
                 )
             )

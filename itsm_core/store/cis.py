@@ -26,7 +26,7 @@ from sqlalchemy.types import Text
 from itsm_core.mapping import RelationshipSpec
 from itsm_core.models import ConfigurationItem, utcnow
 from itsm_core.store.audit import audit_event
-from itsm_core.store.bulk import insert_ignoring_conflicts, insert_returning, update_by_id
+from itsm_core.store.bulk import insert_ignoring_conflicts, insert_returning, one_of, update_by_id
 from itsm_core.store.identities import add_identities
 from itsm_core.store.tables import (
     AuditEventRow,
@@ -107,7 +107,7 @@ def _write_wave(
         for external_id, ref_id, ci_id in conn.execute(
             select(external_refs.c.external_id, external_refs.c.id, external_refs.c.ci_id).where(
                 external_refs.c.system == system,
-                external_refs.c.external_id.in_([items[i].external_id for i in wave]),
+                one_of(conn, external_refs.c.external_id, [items[i].external_id for i in wave]),
             )
         )
     }
@@ -161,7 +161,9 @@ def _update_existing(
     ids = [known[items[i].external_id][1] for i in existing]
     current = {
         row["id"]: row
-        for row in conn.execute(select(configuration_items).where(configuration_items.c.id.in_(ids))).mappings()
+        for row in conn.execute(
+            select(configuration_items).where(one_of(conn, configuration_items.c.id, ids))
+        ).mappings()
     }
     updates: list[dict[str, Any]] = []
     events: list[dict[str, Any]] = []
@@ -216,7 +218,7 @@ def ci_ids(conn: Connection, system: str, external_ids: Iterable[str]) -> dict[s
         return {}
     query = select(external_refs.c.external_id, external_refs.c.ci_id).where(
         external_refs.c.system == system,
-        external_refs.c.external_id.in_(wanted),
+        one_of(conn, external_refs.c.external_id, wanted),
         external_refs.c.ci_id.is_not(None),
     )
     return {external_id: ci_id for external_id, ci_id in conn.execute(query)}
@@ -266,7 +268,7 @@ def sync_relationships(
     owner_column = ci_relationships.c.target_ci_id if incoming else ci_relationships.c.source_ci_id
     existing = conn.execute(
         select(ci_relationships.c.id, ci_relationships.c.source_ci_id, ci_relationships.c.target_ci_id).where(
-            ci_relationships.c.rel_type == spec.rel_type, owner_column.in_(list(lists))
+            ci_relationships.c.rel_type == spec.rel_type, one_of(conn, owner_column, list(lists))
         )
     ).all()
     present = {(source, target) for _, source, target in existing}
@@ -279,13 +281,13 @@ def sync_relationships(
         ours = set(
             conn.execute(
                 select(external_refs.c.ci_id).where(
-                    external_refs.c.system == system, external_refs.c.ci_id.in_({other for _, other in stale})
+                    external_refs.c.system == system, one_of(conn, external_refs.c.ci_id, {other for _, other in stale})
                 )
             ).scalars()
         )
         gone = [edge_id for edge_id, other in stale if other in ours]
         if gone:
-            conn.execute(delete(ci_relationships).where(ci_relationships.c.id.in_(gone)))
+            conn.execute(delete(ci_relationships).where(one_of(conn, ci_relationships.c.id, gone)))
     _insert_edges(conn, spec, desired - present)
 
 

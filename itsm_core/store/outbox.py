@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import Connection, func, insert, select, update
 
 from itsm_core.models import utcnow
+from itsm_core.store.bulk import one_of
 from itsm_core.store.quarantine import quarantine
 from itsm_core.store.tables import OutboxRow
 
@@ -60,7 +61,7 @@ def due(conn: Connection, target_system: str, limit: int = 200) -> list[dict[str
 
 def mark_sent(conn: Connection, ids: Sequence[int]) -> None:
     if ids:
-        conn.execute(update(outbox).where(outbox.c.id.in_(ids)).values(state="sent", sent_at=utcnow()))
+        conn.execute(update(outbox).where(one_of(conn, outbox.c.id, ids)).values(state="sent", sent_at=utcnow()))
 
 
 def mark_failed(conn: Connection, row: dict[str, Any], error: str, *, final: bool = False) -> None:

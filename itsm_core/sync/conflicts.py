@@ -25,6 +25,7 @@ from typing import Any, Literal
 
 from sqlalchemy import Connection, delete, func, select, tuple_
 
+from itsm_core.store.bulk import one_of
 from itsm_core.store.tables import AuditEventRow, PushedValueRow
 
 Owner = Literal["source", "hub"]
@@ -63,7 +64,7 @@ class FieldPolicy:
         if ids:
             rows = conn.execute(
                 select(pushed_values.c.ticket_id, pushed_values.c.field, pushed_values.c.value_hash).where(
-                    pushed_values.c.system == system, pushed_values.c.ticket_id.in_(ids)
+                    pushed_values.c.system == system, one_of(conn, pushed_values.c.ticket_id, ids)
                 )
             )
             pushed = {(ticket_id, name): digest for ticket_id, name, digest in rows}
@@ -71,7 +72,7 @@ class FieldPolicy:
                 select(audit_events.c.entity_id, audit_events.c.field, func.max(audit_events.c.at))
                 .where(
                     audit_events.c.entity == "ticket",
-                    audit_events.c.entity_id.in_(ids),
+                    one_of(conn, audit_events.c.entity_id, ids),
                     audit_events.c.actor != f"source:{system}",
                     ~audit_events.c.field.startswith("conflict:"),
                 )

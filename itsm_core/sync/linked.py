@@ -23,6 +23,7 @@ from typing import Any, Protocol
 
 from sqlalchemy import Connection, select
 
+from itsm_core.store.bulk import one_of
 from itsm_core.store.tables import CommentRow, ExternalRefRow, TicketRow
 from itsm_core.sync.propagate import Change, OutboxItem
 
@@ -63,7 +64,7 @@ class LinkedSystemTarget:
             conn.execute(
                 select(external_refs.c.ticket_id, external_refs.c.external_id).where(
                     external_refs.c.system == self.name,
-                    external_refs.c.ticket_id.in_({c.ticket_id for c in relevant}),
+                    one_of(conn, external_refs.c.ticket_id, {c.ticket_id for c in relevant}),
                 )
             ).all()
         )
@@ -72,12 +73,14 @@ class LinkedSystemTarget:
             return []
         rows = {
             row["id"]: row
-            for row in conn.execute(select(tickets).where(tickets.c.id.in_({c.ticket_id for c in linked}))).mappings()
+            for row in conn.execute(
+                select(tickets).where(one_of(conn, tickets.c.id, {c.ticket_id for c in linked}))
+            ).mappings()
         }
         comment_rows = {
             row["id"]: row
             for row in conn.execute(
-                select(comments).where(comments.c.id.in_({i for c in linked for i in c.comment_ids}))
+                select(comments).where(one_of(conn, comments.c.id, {i for c in linked for i in c.comment_ids}))
             ).mappings()
         }
         items: list[OutboxItem] = []

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import Connection, select
 
 from itsm_core.models import Comment, RawRecord, utcnow
-from itsm_core.store.bulk import insert_ignoring_conflicts
+from itsm_core.store.bulk import insert_ignoring_conflicts, one_of
 from itsm_core.store.comments import add_comments
 from itsm_core.store.tables import CommentRefRow
 from itsm_core.sync.intake import Disposition, MakeTicket, Triaged
@@ -74,7 +74,7 @@ def known_comment_ids(conn: Connection, system: str, external_ids: Sequence[str]
     if not external_ids:
         return {}
     query = select(comment_refs.c.external_id, comment_refs.c.comment_id).where(
-        comment_refs.c.system == system, comment_refs.c.external_id.in_(set(external_ids))
+        comment_refs.c.system == system, one_of(conn, comment_refs.c.external_id, set(external_ids))
     )
     return {external_id: comment_id for external_id, comment_id in conn.execute(query)}
 
