@@ -236,7 +236,7 @@ def tickets_show(
     config: ConfigOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """One ticket: its fields, where it came from, attachments and history."""
+    """One ticket: its fields, where it came from, attachments, the conversation and history."""
     from itsm_core.store.tickets import format_ticket_id, get_ticket, parse_ticket_id
 
     store = _store(config)
@@ -254,6 +254,7 @@ def tickets_show(
         ("category", " / ".join(x for x in (t["category"], t["subcategory"]) if x) or "-"),
         ("intent", t["intent"] or "-"),
         ("assigned", " / ".join(x for x in (t["assignment_group"], t["assignee"]) if x) or "-"),
+        ("watchers", ", ".join(t["watchers"]) or "-"),
         ("source", t["source_type"] + "".join(f"  {r['system']}:{r['external_id']}" for r in t["external_refs"])),
         ("created", _when(t["created_at"])),
         ("updated", _when(t["updated_at"])),
@@ -268,11 +269,23 @@ def tickets_show(
             out.print(
                 f"  {a['name']}  {a['content_type']}  {a['size']} bytes  sha256 {a['sha256'][:12]}…", markup=False
             )
+    if t["comments"]:
+        out.print("\nconversation:")
+        for c in t["comments"]:
+            seen = "" if c["public"] else "  (private)"
+            out.print(f"  {_when(c['created_at'])}  {c['author'] or '?'}{seen}", markup=False, highlight=False)
+            for line in (c["body"] or "").splitlines()[:COMMENT_LINES]:
+                out.print(f"    {line}", markup=False, highlight=False)
+            if len((c["body"] or "").splitlines()) > COMMENT_LINES:
+                out.print("    …  (--json has the whole text)", markup=False, highlight=False)
     if t["audit"]:
         out.print("\nhistory:")
         for e in t["audit"]:
             old = "" if e["old_value"] is None else f"{e['old_value']} → "
             out.print(f"  {_when(e['at'])}  {e['field']}: {old}{e['new_value']}  by {e['actor']}", markup=False)
+
+
+COMMENT_LINES = 6  # of each comment, in `tickets show`
 
 
 @tickets_app.command("set-status")

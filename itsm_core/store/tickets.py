@@ -26,6 +26,7 @@ from itsm_core.store.tables import (
     CommentRow,
     ExternalRefRow,
     TicketRow,
+    TicketWatcherRow,
 )
 from itsm_core.sync.conflicts import FieldPolicy, forget_pushed
 
@@ -452,6 +453,12 @@ def get_ticket(conn: Connection, ticket_id: int) -> dict[str, Any]:
             select(comments).where(comments.c.ticket_id == ticket_id).order_by(comments.c.created_at)
         ).mappings()
     ]
+    watchers = TicketWatcherRow.__table__
+    ticket["watchers"] = list(
+        conn.execute(
+            select(watchers.c.address).where(watchers.c.ticket_id == ticket_id).order_by(watchers.c.address)
+        ).scalars()
+    )
     ticket["audit"] = [
         dict(r)
         for r in conn.execute(

@@ -140,6 +140,15 @@ def test_ticket_list_filters_and_show_prints_history(workdir):
     assert shown.returncode == 0
     assert "T-000002  Printer 1" in shown.stdout and "bob@example.org" in shown.stdout
     assert "status: new" in shown.stdout and "by source:drop" in shown.stdout
+    assert "watchers   -" in shown.stdout and "conversation:" not in shown.stdout
+
+    long_answer = "\n".join(f"step {n}" for n in range(1, 10))
+    assert itsm("tickets", "comment", "2", long_answer, "--actor", "user:dora", cwd=workdir).returncode == 0
+    assert itsm("tickets", "comment", "2", "checked the fuser", "--private", cwd=workdir).returncode == 0
+    shown = itsm("tickets", "show", "2", cwd=workdir).stdout
+    conversation = shown.split("conversation:")[1].split("history:")[0]
+    assert "user:dora" in conversation and "step 6" in conversation and "step 7" not in conversation
+    assert "(--json has the whole text)" in conversation and "(private)" in conversation
 
 
 def test_email_import_dir_counts_add_up_and_a_second_import_adds_nothing(workdir):
