@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
-from prefect import flow, get_run_logger
+from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
+from prefect.cache_policies import NO_CACHE
 
 from flows.artifacts import cycle_rows
 from flows.push import push_outbox
-from flows.runtime import load_hub_config
+from flows.runtime import build_propagator, build_rules, load_hub_config
 from flows.sync import sync_source
+from itsm_core.store import Store
+from itsm_core.sync.decide import dispatch_waiting
 
 
 @flow(name="hub-cycle")
 def hub_cycle(config_path: str | None = None) -> dict[str, dict[str, int] | str]:
-    """Sync every enabled source (one `sync-source` subflow each), push the outbox, publish a summary table.
+    """Sync every enabled source (one `sync-source` subflow each), give tickets waiting in a group's queue to
+    agents now on duty, push the outbox, publish a summary table.
 
     A failing source does not stop the others; the cycle fails at the end if any source failed, so the
     failure is visible in the UI while the other sources' work is kept.
@@ -33,6 +37,13 @@ def hub_cycle(config_path: str | None = None) -> dict[str, dict[str, int] | str]
         else:
             results[source.name] = state.message or state.name
             logger.error("%s failed: %s", source.name, results[source.name])
+    dispatched = dispatch_waiting_tickets(config_path, return_state=True)
+    if dispatched.is_completed():
+        if dispatched.result():
+            logger.info("%d waiting ticket(s) given to agents now on duty", dispatched.result())
+    else:
+        results["dispatch-waiting"] = dispatched.message or dispatched.name
+        logger.error("dispatch-waiting failed: %s", results["dispatch-waiting"])
     push = push_outbox.with_options(flow_run_name="push-outbox")(config_path, return_state=True)
     if not push.is_completed():
         results["push-outbox"] = push.message or push.name
@@ -49,3 +60,22 @@ def hub_cycle(config_path: str | None = None) -> dict[str, dict[str, int] | str]
     if failed:
         raise RuntimeError(f"{len(failed)} source(s) failed: {', '.join(failed)}; see their sync-source runs")
     return results
+
+
+@task(name="dispatch-waiting", retries=2, retry_delay_seconds=5, cache_policy=NO_CACHE)
+def dispatch_waiting_tickets(config_path: str | None) -> int:
+    """Tickets routed while nobody in their group was on duty go to an agent who is now (one transaction; the
+    assignments are queued for the linked systems with it). Safe to retry: an assigned ticket no longer waits."""
+    config = load_hub_config(config_path)
+    rules = build_rules(config)
+    if not rules.config.groups:
+        return 0
+    store = Store(config.database_url.get_secret_value())
+    try:
+        with store.transaction() as conn:
+            changes, assigned = dispatch_waiting(conn, rules)
+            if changes:
+                build_propagator(config).propagate(conn, changes)
+        return assigned
+    finally:
+        store.dispose()

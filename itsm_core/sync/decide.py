@@ -87,6 +87,36 @@ def apply_rules(
     return hub_changes, report
 
 
+def dispatch_waiting(
+    conn: Connection, rules: Rules, *, now: datetime | None = None, batch_size: int = 500
+) -> tuple[list[Change], int]:
+    """Give the open tickets waiting in a group's queue — routed when nobody of the group was on duty (at night,
+    everyone absent) — to an agent on duty now, as routing picks one. Returns the changes (for the push targets)
+    and how many were assigned. Tickets whose group the hub does not assign within (`auto_assign: false`, no
+    agents) are left alone; what a person or a source decided stays, as in `apply_rules`."""
+    groups = sorted(name for name in rules.config.groups if rules.router.agents_of(name))
+    if not groups:
+        return [], 0
+    query = (
+        select(tickets.c.id)
+        .where(
+            tickets.c.status.in_([s.value for s in OPEN_STATUSES]),
+            tickets.c.assignee.is_(None),
+            tickets.c.assignment_group.in_(groups),
+        )
+        .order_by(tickets.c.created_at, tickets.c.id)  # the longest waiting first
+    )
+    waiting = list(conn.execute(query).scalars())
+    changes: list[Change] = []
+    assigned = 0
+    for start in range(0, len(waiting), batch_size):
+        batch = dict.fromkeys(waiting[start : start + batch_size], frozenset({"assignee"}))
+        made, report = apply_rules(conn, rules, batch, now=now)
+        changes += made
+        assigned += report.decided.get("assignee", 0)
+    return changes, assigned
+
+
 def read_for_rules(conn: Connection, ids: Collection[int]) -> list[dict[str, Any]]:
     """The tickets as stored, each with `ci_classes`: the classes of the CIs linked to it (conditions may ask)."""
     rows = [dict(row) for row in conn.execute(select(tickets).where(one_of(conn, tickets.c.id, ids))).mappings()]

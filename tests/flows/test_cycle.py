@@ -184,3 +184,28 @@ def test_a_cycle_pulls_glpi_then_pushes_a_comment_made_at_the_cli_as_a_followup(
         with Store(f"sqlite:///{tmp_path / 'store.db'}").connect() as conn:
             bodies = conn.execute(select(comments.c.body).where(comments.c.ticket_id == ticket_id)).scalars().all()
         assert bodies == ["On site at 14:00 with a spare reader"]
+
+
+def test_tickets_that_waited_overnight_go_to_the_agent_who_comes_back(tmp_path):
+    from datetime import UTC, datetime, timedelta
+
+    now = datetime.now(UTC)
+    away = f'[{{start: "{(now - timedelta(days=1)).isoformat()}", end: "{(now + timedelta(days=1)).isoformat()}"}}]'
+    rules = (
+        "rules:\n"
+        "  routing: [{name: all-mail, when: {field: source, equals: email}, group: desk}]\n"
+        "  groups: {desk: {agents: [{name: ann@example.org, absences: ABSENT}]}}\n"
+    )
+    config = make_hub(tmp_path, extra_sources=rules.replace("ABSENT", away))
+    hub_cycle(str(config))
+    store = Store(f"sqlite:///{tmp_path / 'store.db'}")
+    with store.connect() as conn:
+        waiting = list_tickets(conn, limit=100)
+    assert waiting and {(t["assignment_group"], t["assignee"]) for t in waiting} == {("desk", None)}
+
+    config.write_text(config.read_text().replace(away, "[]"))  # ann is back
+    hub_cycle(str(config))
+    with store.connect() as conn:
+        assigned = list_tickets(conn, limit=100)
+    store.dispose()
+    assert {(t["assignment_group"], t["assignee"]) for t in assigned} == {("desk", "ann@example.org")}

@@ -2,7 +2,7 @@
 priority follows its urgency, triage, round-robin turns kept across batches, and hub changes reaching push targets."""
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 
@@ -12,7 +12,7 @@ from itsm_core.rules import Rules, RulesConfig
 from itsm_core.rules.engine import MATRIX
 from itsm_core.store.tables import AuditEventRow, RoutingTurnRow
 from itsm_core.store.tickets import get_ticket, set_fields, set_statuses
-from itsm_core.sync.decide import apply_rules
+from itsm_core.sync.decide import apply_rules, dispatch_waiting
 from itsm_core.sync.ingest import SourcePipeline, ingest_batch
 from itsm_core.sync.propagate import Propagator
 
@@ -194,3 +194,30 @@ def test_audit_details_are_kept(store):
     with store.connect() as conn:
         details = conn.execute(select(AuditEventRow.field, AuditEventRow.detail).order_by(AuditEventRow.id)).all()
     assert any(field == "assignee" and detail["chosen"] == "ann" for field, detail in details)
+
+
+def test_tickets_waiting_in_a_queue_go_to_an_agent_once_one_is_on_duty(store):
+    now = datetime.now(UTC)
+    away = [{"start": (now - timedelta(days=1)).isoformat(), "end": (now + timedelta(hours=1)).isoformat()}]
+    section = {
+        **SECTION,
+        "groups": {
+            "network": {"agents": [{"name": "ann", "absences": away}, {"name": "bob", "absences": away}]},
+            "desk": {"auto_assign": False, "agents": [{"name": "carl"}]},
+        },
+    }
+    ingest(store, record("1", "vpn down"), record("2", "vpn slow"), section=section)
+    assert [ticket(store, i)["assignee"] for i in (1, 2)] == [None, None]  # everyone away: they wait
+    rules = Rules(RulesConfig.model_validate(section))
+    with store.transaction() as conn:
+        set_fields(conn, 2, {"assignment_group": "desk"}, "user:ops")  # a person sends one to a group not auto-assigned
+        assert dispatch_waiting(conn, rules, now=now + timedelta(minutes=30)) == ([], 0)  # still away
+    with store.transaction() as conn:
+        changes, assigned = dispatch_waiting(conn, rules, now=now + timedelta(hours=2))  # back
+    assert assigned == 1 and [c.ticket_id for c in changes] == [1]
+    first = ticket(store, 1)
+    assert first["assignee"] in {"ann", "bob"} and ticket(store, 2)["assignee"] is None
+    (event,) = [e for e in first["audit"] if e["field"] == "assignee"]
+    assert event["actor"] == "rules:group-network" and event["at"] == now + timedelta(hours=2)
+    with store.transaction() as conn:
+        assert dispatch_waiting(conn, rules, now=now + timedelta(hours=3)) == ([], 0)  # nothing waits any more
