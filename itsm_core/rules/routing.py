@@ -7,7 +7,8 @@ Among the group's agents who are on duty (inside their calendar's working hours,
 3. round-robin: the agent whose last turn in this group is oldest (never = oldest of all);
 4. the name, so that equal agents are always taken in the same order.
 
-With nobody on duty the ticket stays with the group (its queue) and the audit trail says why.
+With nobody on duty the ticket stays with the group (its queue) and the audit trail says why; each cycle then
+offers the waiting tickets to whoever has come on duty (`itsm_core.sync.decide.dispatch_waiting`).
 """
 
 from __future__ import annotations
