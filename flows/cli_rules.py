@@ -174,6 +174,8 @@ def rules_explain(
 
 def _reason(event: dict[str, Any] | None, decided_by: dict[str, str], name: str) -> dict[str, Any]:
     """Who set a field and why, in words; with a routing decision's candidates as extra lines."""
+    from itsm_core.rules.engine import GROUP_PICK
+
     if event is None:
         return {"why": "never set" if name not in decided_by else f"set by {decided_by[name]}"}
     actor, detail, at = event["actor"], event.get("detail") or {}, _when(event["at"])
@@ -193,11 +195,17 @@ def _reason(event: dict[str, Any] | None, decided_by: dict[str, str], name: str)
         )
     elif actor.startswith("route:") or actor.startswith("rules:"):
         rule = detail.get("rule")
-        why = (f"routing rule '{rule}'" if rule else actor) + (
-            f", confidence {detail['confidence']}" if detail.get("confidence") is not None else ""
-        )
+        if rule:
+            why = f"routing rule '{rule}'"
+        elif actor.startswith(GROUP_PICK):  # the group was there already (a person's, or waiting in its queue)
+            why = f"an agent of group '{actor.removeprefix(GROUP_PICK)}'"
+        else:
+            why = actor
+        if detail.get("confidence") is not None:
+            why += f", confidence {detail['confidence']}"
         if detail.get("why"):
             why += f": {detail['why']}"
+        why += f" ({at})"
         for c in detail.get("candidates", []):
             away = f", {c['away']}" if c.get("away") else ""
             lines.append(f"candidate {c['agent']}: skills {c['skills']}, load {c['load']}, turn {c['turn']}{away}")

@@ -41,6 +41,7 @@ DECIDED_FIELDS = ("category", "subcategory", "intent", "impact", "urgency", "pri
 MATRIX = "rules:priority-matrix"
 TRIAGE = "rules:triage"
 FALLBACK = "rules:fallback-group"
+GROUP_PICK = "rules:group-"  # + the group: an agent picked within a group already set (by a person, or queued)
 
 
 @dataclass(frozen=True)
@@ -232,7 +233,7 @@ class Rules:
             return
         confidence = round(group_confidence * pick.confidence, 4)
         detail["confidence"] = confidence
-        by = routed.by if routed is not None else f"rules:group-{group_name}"
+        by = routed.by if routed is not None else f"{GROUP_PICK}{group_name}"
         mine["assignee"] = Decided("assignee", pick.agent, by, confidence, detail)
         view["assignee"] = pick.agent
 

@@ -83,6 +83,16 @@ def test_explain_tells_who_set_each_field_and_why(hub):
     assert assignee["actor"] == "route:net" and assignee["detail"]["chosen"] == "ann@example.org"
 
 
+def test_explain_an_agent_picked_within_a_group_a_person_chose(hub):
+    moved = itsm("tickets", "assign", "2", "--group", "network", cwd=hub)  # the printer ticket, out of triage
+    assert moved.returncode == 0, moved.stderr
+    assert show(hub, 2)["assignee"] in {"ann@example.org", "bob@example.org"}
+    text = itsm("rules", "explain", "2", cwd=hub).stdout
+    assignee = next(line for line in text.splitlines() if line.strip().startswith("assignee"))
+    assert "an agent of group 'network'" in assignee and "UTC)" in assignee  # who picked it, and when
+    assert "set by user:cli" in next(line for line in text.splitlines() if "assignment_group" in line)
+
+
 def test_simulate_reports_what_other_rules_would_change_and_writes_nothing(hub):
     (hub / "new.yaml").write_text(
         RULES.replace(

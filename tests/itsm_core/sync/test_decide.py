@@ -9,7 +9,7 @@ from sqlalchemy import select
 from itsm_core.mapping import Mapping
 from itsm_core.models import RawRecord
 from itsm_core.rules import Rules, RulesConfig
-from itsm_core.rules.engine import MATRIX
+from itsm_core.rules.engine import GROUP_PICK, MATRIX
 from itsm_core.store.tables import AuditEventRow, RoutingTurnRow
 from itsm_core.store.tickets import get_ticket, set_fields, set_statuses
 from itsm_core.sync.decide import apply_rules, dispatch_waiting
@@ -218,6 +218,6 @@ def test_tickets_waiting_in_a_queue_go_to_an_agent_once_one_is_on_duty(store):
     first = ticket(store, 1)
     assert first["assignee"] in {"ann", "bob"} and ticket(store, 2)["assignee"] is None
     (event,) = [e for e in first["audit"] if e["field"] == "assignee"]
-    assert event["actor"] == "rules:group-network" and event["at"] == now + timedelta(hours=2)
+    assert event["actor"] == f"{GROUP_PICK}network" and event["at"] == now + timedelta(hours=2)
     with store.transaction() as conn:
         assert dispatch_waiting(conn, rules, now=now + timedelta(hours=3)) == ([], 0)  # nothing waits any more
