@@ -37,10 +37,9 @@ from itsm_core.rules.conditions import Condition, Predicate, RequesterGroups, co
 METRICS = ("first_response", "resolution", "next_update")
 ALWAYS = "24x7"
 STOPPED = frozenset({"resolved", "closed", "cancelled"})  # the resolution clock is not running
-FINAL = frozenset({"closed", "cancelled"})
-DESK_REPLY = (
-    "the desk's first public reply"  # what stopped a first-response clock, when a reply did  # and cannot run again
-)
+FINAL = frozenset({"closed", "cancelled"})  # and cannot run again
+#: What stopped a first-response clock, when a reply did.
+DESK_REPLY = "the desk's first public reply"
 RESPONDED = frozenset({"in_progress", "pending", "resolved", "closed"})
 #: The fields whose history the clocks replay (a policy may match on them).
 TRACKED = ("status", "priority", "impact", "urgency", "category", "assignment_group", "assignee")
@@ -449,11 +448,12 @@ def _responded_at(
 ) -> tuple[datetime | None, str | None]:
     """The first response and what it was: a reply to the requester (`replied`), or the first move out of
     new/assigned."""
-    moved = next(((start, f"status {state['status']}") for start, _, state in states if state["status"] in RESPONDED),
-                 None)  # fmt: skip
+    moved = next((stretch for stretch in states if stretch[2]["status"] in RESPONDED), None)
     if replied is not None and (moved is None or replied <= moved[0]):
         return replied, DESK_REPLY
-    return moved if moved is not None else (None, None)
+    if moved is None:
+        return None, None
+    return moved[0], f"status {moved[2]['status']}"
 
 
 def _at(states: list[tuple[datetime, datetime, dict[str, Any]]], moment: datetime) -> dict[str, Any]:

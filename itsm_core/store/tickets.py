@@ -179,13 +179,8 @@ def _update_existing(
             except InvalidTransition as exc:
                 results[i] = WriteResult("quarantined", ticket_id, error=str(exc))
                 continue
-            changes.update(
-                {
-                    k: v
-                    for k, v in _status_timestamps(old, changes["status"], happened).items()
-                    if changes.get(k) is None
-                }
-            )  # the source's own date (GLPI's solvedate) wins
+            for name, value in _status_timestamps(old, changes["status"], happened).items():
+                changes.setdefault(name, value)  # the source's own date (GLPI's solvedate) wins
         new_attachments = "attachments" in item.update_fields and bool(item.ticket.attachments)
         if new_attachments:
             to_attach.append((ticket_id, item.ticket))
