@@ -274,9 +274,10 @@ def tickets_show(
         for c in t["comments"]:
             seen = "" if c["public"] else "  (private)"
             out.print(f"  {_when(c['created_at'])}  {c['author'] or '?'}{seen}", markup=False, highlight=False)
-            for line in (c["body"] or "").splitlines()[:COMMENT_LINES]:
+            lines = (c["body"] or "").splitlines()
+            for line in lines[:COMMENT_LINES]:
                 out.print(f"    {line}", markup=False, highlight=False)
-            if len((c["body"] or "").splitlines()) > COMMENT_LINES:
+            if len(lines) > COMMENT_LINES:
                 out.print("    …  (--json has the whole text)", markup=False, highlight=False)
     if t["audit"]:
         out.print("\nhistory:")

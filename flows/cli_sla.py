@@ -84,7 +84,7 @@ def sla_explain(
 ) -> None:
     """How a ticket's clocks were counted: the policy and calendar, each stretch of its life (counted, paused,
     outside business hours), the target, the due time — recomputed now from its history."""
-    from flows.runtime import build_rules, build_sla
+    from flows.runtime import build_sla
     from itsm_core.models import utcnow
     from itsm_core.store.tickets import format_ticket_id, get_ticket, parse_ticket_id
     from itsm_core.sync.sla_check import histories, replies
@@ -97,7 +97,7 @@ def sla_explain(
     with store.connect() as conn:
         row = get_ticket(conn, ticket_id)
         changes = histories(conn, [ticket_id]).get(ticket_id, [])
-        updates = replies(conn, [row], build_rules(hub).agents()).get(ticket_id, [])
+        updates = replies(conn, [row], hub.rules.agent_names()).get(ticket_id, [])
     clocks = sla.compute(row, changes, now, updates[0] if updates else None, updates) if sla.active else []
     if as_json:
         _print_json({"number": format_ticket_id(ticket_id), "clocks": [_clock_json(c) for c in clocks]})

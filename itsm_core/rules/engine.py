@@ -109,7 +109,7 @@ class Rules:
         return bool(self.routing or self.config.fallback_group or self.config.triage_group or self.config.groups)
 
     def agents(self) -> set[str]:
-        return {agent.name for group in self.config.groups.values() for agent in group.agents}
+        return self.config.agent_names()
 
     def new_workload(self) -> Workload:
         return Workload(self.weights)

@@ -187,6 +187,10 @@ class RulesConfig(_Strict):
                     raise ValueError(f"rule '{rule.name}' sets {name} {level}; the priority matrix has 1..{levels}")
         return self
 
+    def agent_names(self) -> set[str]:
+        """Every agent of every group: the desk, as SLA clocks tell its replies from the requester's side."""
+        return {agent.name for group in self.groups.values() for agent in group.agents}
+
     def calendars_used(self) -> dict[str, str]:
         """Every calendar name the section uses → the key that names it."""
         used = {
