@@ -153,7 +153,7 @@ class RequesterGroups:
     def of(self, address: str) -> set[str]:
         address = address.strip().lower()
         found = set(self.by_address.get(address, ()))
-        domain = address.rpartition("@")[2]
+        domain = address.rpartition("@")[2] if "@" in address else ""  # a login has no domain
         while domain and self.by_domain:
             found |= self.by_domain.get(domain, set())
             domain = domain.partition(".")[2]

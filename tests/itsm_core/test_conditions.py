@@ -121,6 +121,7 @@ def test_requester_groups_come_from_the_source_and_from_the_config():
     assert groups("ceo@Example.org") == ["finance", "vip"]  # an address (any case) and its domain
     assert groups("ann@paris.board.example.org") == ["finance", "vip"]  # a domain takes its subdomains
     assert groups("ann@notexample.org") == []  # … but not a name that merely ends alike
+    assert groups("example.org") == []  # a login (no @) is in no domain
     assert groups("ann@other.org", named=["Helpdesk"]) == ["Helpdesk"]  # what the source names (GLPI)
     assert groups("ann@other.org", named="Helpdesk") == ["Helpdesk"]
     assert groups("") == [] and record_view({"title": "t"})["requester_groups"] == []
