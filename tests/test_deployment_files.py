@@ -55,6 +55,13 @@ def test_clients_reach_the_server_and_the_server_its_database():
     assert "CREATE DATABASE prefect" in (REPO / "docker/postgres-init/01-prefect-database.sql").read_text()
 
 
+def test_the_server_runs_the_pinned_prefect_of_the_hub_image():
+    """The scheduler's health depends on the Prefect/SQLAlchemy pair: the server must run the tested one."""
+    for service in ("prefect-server", "deploy", "worker"):
+        assert SERVICES[service].get("build") == ".", service
+        assert "image" not in SERVICES[service], service
+
+
 def test_offline_and_private():
     for service in ("prefect-server", "deploy", "worker"):
         assert env(service)["DO_NOT_TRACK"] == "1"
