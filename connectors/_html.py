@@ -8,6 +8,8 @@ from __future__ import annotations
 import nh3
 from inscriptis import get_text
 
+from itsm_core.text import without_controls
+
 _URL_SCHEMES = nh3.ALLOWED_URL_SCHEMES | {"cid"}  # cid: points at an inline part of the same message
 
 
@@ -22,8 +24,9 @@ def html_to_text(html: str) -> str:
 
 
 def normalise_text(text: str) -> str:
-    """Unix line ends, no trailing blanks, no NUL (PostgreSQL refuses it in text columns), no blank edges."""
-    text = text.replace("\x00", "")
+    """Unix line ends, no trailing blanks, no control characters (PostgreSQL refuses NUL in text columns; ESC
+    sequences would drive the terminal that shows them), no blank edges."""
+    text = without_controls(text)
     lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
     return "\n".join(line.rstrip() for line in lines).strip("\n")
 

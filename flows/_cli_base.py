@@ -11,6 +11,7 @@ from rich.console import Console
 
 from itsm_core.config import HubConfig
 from itsm_core.store import Store
+from itsm_core.text import single_line
 
 # Piped or captured output (CI logs, `| less`) gets a wide page instead of rich's 80 columns.
 out = Console(width=None if sys.stdout.isatty() else 160)
@@ -58,6 +59,12 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, bytes):
         return f"<{len(value)} bytes>"
     return str(value)
+
+
+def _shown(value: Any) -> str:
+    """A stored value as one printable line: an ESC sequence in a subject must not drive the reader's terminal
+    (intake strips them; older records or other sources may still hold some)."""
+    return single_line(str(value)) if value is not None else ""
 
 
 def _when(value: Any) -> str:

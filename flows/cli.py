@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from flows._cli_base import (
@@ -21,6 +22,7 @@ from flows._cli_base import (
     _config,
     _fail,
     _print_json,
+    _shown,
     _store,
     _when,
     err,
@@ -31,6 +33,7 @@ from flows.cli_sla import sla_app
 from itsm_core.config import HubConfig
 from itsm_core.errors import ConfigError, HubError
 from itsm_core.models import TicketStatus
+from itsm_core.text import without_controls
 
 if TYPE_CHECKING:
     from flows.runtime import HubEdit
@@ -221,8 +224,8 @@ def tickets_list(
             r["status"],
             str(r["priority"] or ""),
             r["kind"],
-            r["requester"] or "",
-            r["title"],
+            _shown(r["requester"]),
+            _shown(r["title"]),
             _when(r["created_at"]),
         )
     out.print(table)
@@ -245,7 +248,7 @@ def tickets_show(
     if as_json:
         _print_json({"number": format_ticket_id(t["id"]), **t})
         return
-    out.print(f"[bold]{format_ticket_id(t['id'])}[/bold]  {t['title']}", markup=True, highlight=False)
+    out.print(f"[bold]{format_ticket_id(t['id'])}[/bold]  {escape(_shown(t['title']))}", markup=True, highlight=False)
     fields = [
         ("status", t["status"]),
         ("kind", t["kind"]),
@@ -260,21 +263,22 @@ def tickets_show(
         ("updated", _when(t["updated_at"])),
     ]
     for label, value in fields:
-        out.print(f"  {label:<10} {value}", highlight=False, markup=False)
+        out.print(f"  {label:<10} {_shown(value)}", highlight=False, markup=False)
     out.print("")
-    out.print(t["description"] or "(no description)", highlight=False, markup=False)
+    out.print(without_controls(t["description"] or "(no description)"), highlight=False, markup=False)
     if t["attachments"]:
         out.print("\nattachments:")
         for a in t["attachments"]:
             out.print(
-                f"  {a['name']}  {a['content_type']}  {a['size']} bytes  sha256 {a['sha256'][:12]}…", markup=False
+                f"  {_shown(a['name'])}  {_shown(a['content_type'])}  {a['size']} bytes  sha256 {a['sha256'][:12]}…",
+                markup=False,
             )
     if t["comments"]:
         out.print("\nconversation:")
         for c in t["comments"]:
             seen = "" if c["public"] else "  (private)"
-            out.print(f"  {_when(c['created_at'])}  {c['author'] or '?'}{seen}", markup=False, highlight=False)
-            lines = (c["body"] or "").splitlines()
+            out.print(f"  {_when(c['created_at'])}  {_shown(c['author'] or '?')}{seen}", markup=False, highlight=False)
+            lines = without_controls(c["body"] or "").splitlines()
             for line in lines[:COMMENT_LINES]:
                 out.print(f"    {line}", markup=False, highlight=False)
             if len(lines) > COMMENT_LINES:
@@ -283,7 +287,8 @@ def tickets_show(
         out.print("\nhistory:")
         for e in t["audit"]:
             old = "" if e["old_value"] is None else f"{e['old_value']} → "
-            out.print(f"  {_when(e['at'])}  {e['field']}: {old}{e['new_value']}  by {e['actor']}", markup=False)
+            line = f"{e['field']}: {old}{e['new_value']}  by {e['actor']}"
+            out.print(f"  {_when(e['at'])}  {_shown(line)}", markup=False)
 
 
 COMMENT_LINES = 6  # of each comment, in `tickets show`
@@ -473,8 +478,8 @@ def deadletters_list(
             str(r["id"]),
             r["source"],
             r["stage"],
-            r["external_id"] or "",
-            r["reason"],
+            _shown(r["external_id"]),
+            _shown(r["reason"]),
             _when(r["created_at"]),
             _when(r["replayed_at"]),
         )
@@ -558,7 +563,7 @@ def email_import_dir(
         "files": report.fetched,
         "tickets_created": report.created,
         "comments_added": report.commented,
-        "ignored_autoreply": ignored.get("autoreply", 0) + ignored.get("own", 0),
+        "ignored_autoreply": ignored.get("autoreply", 0) + ignored.get("own", 0) + ignored.get("loop", 0),
         "ignored_bounce": ignored.get("bounce", 0),
         "duplicates": report.unchanged + report.updated,
         "quarantined": report.quarantined,

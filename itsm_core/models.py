@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 from itsm_core.errors import InvalidTransition
 
@@ -28,6 +28,36 @@ UTCDatetime = Annotated[datetime, AfterValidator(_as_utc)]
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+ELLIPSIS = "…"
+
+
+def clip(value: str, limit: int) -> str:
+    """`value` cut to `limit` characters, the cut marked with "…". The store's columns are bounded; a longer
+    title or name is cosmetic, so it is shortened rather than the whole record refused (the raw record keeps
+    it whole)."""
+    return value if len(value) <= limit else value[: limit - 1].rstrip() + ELLIPSIS
+
+
+def clip_filename(name: str, limit: int) -> str:
+    """Like `clip`, keeping a short extension: "a-very-long-na….pdf"."""
+    if len(name) <= limit:
+        return name
+    stem, dot, extension = name.rpartition(".")
+    if not dot or not stem or len(extension) > 16:
+        return clip(name, limit)
+    return clip(stem, limit - len(extension) - 1) + "." + extension
+
+
+def _clipped(limit: int, how=clip) -> BeforeValidator:
+    return BeforeValidator(lambda value: how(value, limit) if isinstance(value, str) else value)
+
+
+#: A text that is shortened to fit its column (identities — addresses, ids — are refused instead).
+Title = Annotated[str, _clipped(500), Field(min_length=1)]
+Name200 = Annotated[str, _clipped(200)]
+FileName = Annotated[str, _clipped(500, clip_filename)]
 
 
 class TicketKind(StrEnum):
@@ -89,10 +119,10 @@ class CanonicalModel(BaseModel):
 class Attachment(CanonicalModel):
     """A file attached to a ticket or comment. Content is stored once per sha256, whoever attaches it."""
 
-    name: str = Field(max_length=500)
-    content_type: str = Field(default="application/octet-stream", max_length=200)
+    name: FileName
+    content_type: Name200 = "application/octet-stream"
     content: bytes = Field(repr=False)
-    content_id: str | None = None  # for inline images referenced as cid: in HTML bodies
+    content_id: Annotated[str, _clipped(500)] | None = None  # for inline images referenced as cid: in HTML bodies
 
     @property
     def sha256(self) -> str:
@@ -105,9 +135,9 @@ class Attachment(CanonicalModel):
 
 class Comment(CanonicalModel):
     body: str
-    author: str | None = None
+    author: Annotated[str, _clipped(320)] | None = None  # "Name <address>" or a login: shown, never matched whole
     public: bool = True
-    origin: str | None = None  # the source or system it came from
+    origin: str | None = Field(default=None, max_length=100)  # the source or system it came from
     created_at: UTCDatetime = Field(default_factory=utcnow)
     attachments: list[Attachment] = Field(default_factory=list)
 
@@ -116,24 +146,24 @@ class Ticket(CanonicalModel):
     """A ticket as the hub understands it. Fields left None are unknown, not empty."""
 
     kind: TicketKind = TicketKind.INCIDENT
-    title: str = Field(min_length=1, max_length=500)
+    title: Title
     description: str = ""
     description_html: str | None = None  # sanitised; the original markup, kept for display
     status: TicketStatus = TicketStatus.NEW
     impact: int | None = Field(default=None, ge=1)
     urgency: int | None = Field(default=None, ge=1)
     priority: int | None = Field(default=None, ge=1)
-    category: str | None = Field(default=None, max_length=200)
-    subcategory: str | None = Field(default=None, max_length=200)
+    category: Name200 | None = None
+    subcategory: Name200 | None = None
     intent: str | None = Field(default=None, max_length=100)  # password_reset, vpn_access, ...
     classification_confidence: float | None = Field(default=None, ge=0, le=1)
     classified_by: ClassifiedBy | None = None
     requester: str | None = Field(default=None, max_length=320)
-    requester_name: str | None = Field(default=None, max_length=200)
+    requester_name: Name200 | None = None
     assignment_group: str | None = Field(default=None, max_length=200)
     assignee: str | None = Field(default=None, max_length=320)
     source_type: str = Field(max_length=32)  # email, glpi, solman, webhook, web, chatbot, ...
-    tenant: str | None = Field(default=None, max_length=200)
+    tenant: Name200 | None = None
     created_at: UTCDatetime = Field(default_factory=utcnow)
     updated_at: UTCDatetime = Field(default_factory=utcnow)
     resolved_at: UTCDatetime | None = None

@@ -187,6 +187,7 @@ def to_email_message(mail: OutgoingMail, settings: SmtpConfig) -> EmailMessage:
         message["References"] = " ".join(f"<{_bare_message_id(r)}>" for r in mail.references)
     message["Auto-Submitted"] = "auto-replied"
     message["X-Auto-Response-Suppress"] = "All"
+    message["X-Loop"] = settings.from_address  # a mail that comes back carrying it is the hub's own, looping
     message.set_content(mail.text)
     if mail.html is not None:
         message.add_alternative(mail.html, subtype="html")

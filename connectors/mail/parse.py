@@ -10,6 +10,7 @@ from __future__ import annotations
 import codecs
 import email
 import functools
+import hashlib
 import mimetypes
 import re
 from datetime import UTC, datetime
@@ -25,6 +26,7 @@ from pydantic import BaseModel
 
 from connectors._html import normalise_text, sanitise_html
 from itsm_core.errors import MailParseError
+from itsm_core.text import single_line
 
 # Labels that mail clients use for a superset: decoding by the superset reads the same text and also the extra
 # characters (the WHATWG Encoding Standard maps these labels the same way; e.g. "€" in mail labelled latin-1).
@@ -93,6 +95,7 @@ class ParsedMail(BaseModel):
     html: str | None
     attachments: list[MailAttachment]
     auto_submitted: str | None
+    x_loop: list[str] = []  # addresses in X-Loop headers: systems this mail already went through
 
 
 def parse_message(raw: bytes) -> ParsedMail:
@@ -109,7 +112,7 @@ def parse_message(raw: bytes) -> ParsedMail:
     html = _part_text(html_part) if html_part is not None else None
     return ParsedMail(
         message_id=_bare_id(_raw_header(msg, "Message-ID")),
-        subject=" ".join(_decoded_header(msg, "Subject").split()),
+        subject=single_line(_decoded_header(msg, "Subject")),
         from_address=from_address,
         from_name=from_name,
         reply_to=_address_list(msg, "Reply-To"),
@@ -122,6 +125,7 @@ def parse_message(raw: bytes) -> ParsedMail:
         html=sanitise_html(html) if html is not None else None,
         attachments=_attachments(msg, skip=[p for p in (plain, html_part) if p is not None]),
         auto_submitted=(_raw_header(msg, "Auto-Submitted") or "").strip() or None,
+        x_loop=sorted({a for _, a in getaddresses(msg.get_all("X-Loop") or [])} - {""}),
     )
 
 
@@ -181,8 +185,8 @@ def _addresses(msg: EmailMessage, name: str) -> list[tuple[str, str]]:
     for display, addr_spec in pairs:
         address = _repair(addr_spec).strip().lower()
         local, _, domain = address.rpartition("@")
-        if local and domain:  # an addr-spec is local-part "@" domain: "Ann" or "<>" names nobody
-            found.append((" ".join(_repair(display).split()), address))
+        if local and domain and len(address) <= MAX_ADDRESS:  # "Ann", "<>" or 400 characters name nobody
+            found.append((single_line(_repair(display)), address))
     return found
 
 
@@ -203,10 +207,24 @@ def _date(msg: Message) -> datetime | None:
     return parsed.astimezone(UTC)
 
 
+#: Longest message id kept as written; a longer one (RFC 5322 sets no limit; the store's column does) is kept
+#: by a stable hash, so it still threads and still dedupes.
+MAX_MESSAGE_ID = 400
+#: Longest address taken: RFC 5321 allows 64 + 1 + 255; a longer "address" names no mailbox.
+MAX_ADDRESS = 320
+
+
+def bounded_message_id(value: str) -> str:
+    """`value`, or `sha256:<hex>` of it when longer than MAX_MESSAGE_ID."""
+    if len(value) <= MAX_MESSAGE_ID:
+        return value
+    return "sha256:" + hashlib.sha256(value.encode("utf-8", errors="surrogateescape")).hexdigest()
+
+
 def _bare_id(raw: str | None) -> str | None:
     # the same normalisation as record.message_identity, so a message's identity and its field agree
     value = (raw or "").strip().strip("<>").strip()
-    return value or None
+    return bounded_message_id(value) if value else None
 
 
 def _first_id(raw: str | None) -> str | None:
@@ -217,7 +235,7 @@ def _first_id(raw: str | None) -> str | None:
 def _id_list(raw: str | None) -> list[str]:
     if not raw:
         return []
-    return _ANGLE_ID.findall(raw) or raw.split()
+    return [bounded_message_id(i) for i in _ANGLE_ID.findall(raw) or raw.split()]
 
 
 # --- charsets ----------------------------------------------------------------------------------------------

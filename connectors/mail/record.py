@@ -11,7 +11,7 @@ from email.policy import default as default_policy
 from typing import Any
 
 from connectors.mail.noise import classify_noise
-from connectors.mail.parse import parse_message
+from connectors.mail.parse import bounded_message_id, parse_message
 from connectors.mail.reply import reply_text
 from itsm_core.models import RawRecord, utcnow
 
@@ -19,14 +19,15 @@ PAYLOAD_FORMAT = "eml"
 
 
 def message_identity(payload: bytes) -> str:
-    """The message's Message-ID, or `sha256:<hex>` of its bytes when it has none (or is not a message)."""
+    """The message's Message-ID (a very long one by its hash, as the parsed mail names it), or `sha256:<hex>` of
+    its bytes when it has none (or is not a message)."""
     try:
         headers = BytesHeaderParser(policy=default_policy).parsebytes(payload)
         message_id = str(headers.get("Message-ID", "") or "").strip().strip("<>").strip()
     except Exception:  # identity must never fail: a corrupt file is still landed, then quarantined
         message_id = ""
-    if message_id and len(message_id) <= 400:
-        return message_id
+    if message_id:
+        return bounded_message_id(message_id)
     return "sha256:" + hashlib.sha256(payload).hexdigest()
 
 

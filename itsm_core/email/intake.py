@@ -1,8 +1,9 @@
 """What a received mail is for, decided in this order (first match wins):
 
-1. sent from one of the hub's own addresses → ignored (`own`): the hub never answers itself;
-2. an auto-reply or a bounce (the connector's `noise`) → ignored; a bounce of the hub's own mail is noted
-   on its ticket as a private comment;
+1. sent from one of the hub's own addresses, or carrying one in `X-Loop` (the hub marks its mail so) → ignored
+   (`own`, `loop`): the hub never answers itself;
+2. an auto-reply or a bounce (the connector's `noise`) → ignored; a bounce that cites a Message-ID the hub
+   itself sent is noted on that mail's ticket as a private comment (a forged one citing any other gets nothing);
    a message too large to import (the connector kept only its headers) → quarantined, the sender told;
 3. a Message-ID already received (the same mail in another mailbox, or fetched again) → `duplicate`;
 4. more than `flood_per_sender` mails from one sender within `flood_window_minutes` → quarantined;
@@ -28,7 +29,7 @@ from sqlalchemy import Connection, func, select
 from itsm_core.config import EmailConfig
 from itsm_core.email.notify import EMAIL_TARGET, mail_payload
 from itsm_core.email.threads import ThreadIndex, ThreadMatcher
-from itsm_core.models import Attachment, Comment, RawRecord, TicketStatus, utcnow
+from itsm_core.models import Attachment, Comment, RawRecord, TicketStatus, clip, utcnow
 from itsm_core.store.bulk import insert_ignoring_conflicts, one_of
 from itsm_core.store.comments import add_comments
 from itsm_core.store.outbox import enqueue
@@ -37,6 +38,7 @@ from itsm_core.store.tickets import format_ticket_id, set_statuses
 from itsm_core.sync.intake import AddComment, Defer, Disposition, Ignore, MakeTicket, Refuse, Triaged
 from itsm_core.sync.propagate import Change
 
+AUTHOR_LIMIT = 320  # comments.author
 mail_messages = MailMessageRow.__table__
 watchers = TicketWatcherRow.__table__
 tickets = TicketRow.__table__
@@ -80,8 +82,12 @@ class EmailIntake:
             noise = mail.get("noise")
             if sender in self.hub_addresses:
                 dispositions.append(Ignore("own", f"sent from the hub's own address {sender}"))
+            elif looped := self.hub_addresses.intersection(a.lower() for a in mail.get("x_loop") or ()):
+                dispositions.append(Ignore("loop", f"X-Loop names the hub's own address {min(looped)}: a mail loop"))
             elif noise:
-                ticket = index.by_message_id.get(noise.get("original_message_id") or "")
+                # only a bounce of mail the hub sent says something about a ticket: anyone can forge a DSN
+                # citing a Message-ID they received (or guessed)
+                ticket = index.sent_by_hub.get(noise.get("original_message_id") or "")
                 dispositions.append(Ignore(noise["kind"], noise["reason"], ticket))
             elif oversize := mail.get("oversize"):
                 dispositions.append(Refuse(oversize["reason"]))
@@ -227,8 +233,10 @@ class EmailIntake:
         attachments.append(Attachment(name="original.eml", content_type="message/rfc822", content=item.record.payload))
         body = (mail.get("reply_text") or mail.get("text") or "").strip() or "(empty reply)"
         author = mail.get("from_address")
-        if mail.get("from_name"):
-            author = f"{mail['from_name']} <{author}>"
+        # the address must survive whole (SLA tells the desk from the requester by it); the name may be cut
+        room = AUTHOR_LIMIT - len(author or "") - len(" <>")
+        if mail.get("from_name") and author and room > 1:
+            author = f"{clip(mail['from_name'], room)} <{author}>"
         return Comment(
             body=body,
             author=author,

@@ -51,6 +51,7 @@ class ThreadIndex:
     by_message_id: dict[str, int]
     existing_tickets: set[int]
     by_external: dict[tuple[str, str], int]
+    sent_by_hub: dict[str, int]  # the subset of by_message_id that the hub itself sent
 
     @classmethod
     def lookup(
@@ -62,13 +63,17 @@ class ThreadIndex:
     ) -> ThreadIndex:
         message_ids, numbers, external = set(message_ids), set(numbers), set(external)
         by_message_id: dict[str, int] = {}
+        sent_by_hub: dict[str, int] = {}
         if message_ids:
             rows = conn.execute(
-                select(mail_messages.c.message_id, mail_messages.c.ticket_id).where(
+                select(mail_messages.c.message_id, mail_messages.c.ticket_id, mail_messages.c.direction).where(
                     one_of(conn, mail_messages.c.message_id, message_ids), mail_messages.c.ticket_id.is_not(None)
                 )
             )
-            by_message_id = {message_id: ticket_id for message_id, ticket_id in rows}
+            for message_id, ticket_id, direction in rows:
+                by_message_id[message_id] = ticket_id
+                if direction == "out":
+                    sent_by_hub[message_id] = ticket_id
         existing: set[int] = set()
         if numbers:
             existing = set(conn.execute(select(tickets.c.id).where(one_of(conn, tickets.c.id, numbers))).scalars())
@@ -83,7 +88,7 @@ class ThreadIndex:
                 )
             )
             by_external.update({(system, external_id): ticket_id for external_id, ticket_id in rows})
-        return cls(by_message_id, existing, by_external)
+        return cls(by_message_id, existing, by_external, sent_by_hub)
 
     def tickets(self) -> set[int]:
         """Every ticket a candidate of the batch may thread to."""

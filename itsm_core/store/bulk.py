@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import Connection, Insert, Table, any_, bindparam, insert, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.elements import ColumnElement
 
 
@@ -63,8 +64,12 @@ def _returning(
         values = compiled.construct_params(row)
         params.append({k: processors[k](v) if k in processors else v for k, v in values.items()})
     found: list[tuple[Any, ...]] = []
-    with conn.connection.driver_connection.cursor() as cursor:  # same connection, same transaction
-        cursor.executemany(str(compiled), params, returning=True)
+    driver = conn.connection.driver_connection
+    with driver.cursor() as cursor:  # same connection, same transaction
+        try:
+            cursor.executemany(str(compiled), params, returning=True)
+        except driver.Error as exc:  # as SQLAlchemy raises it elsewhere, so callers catch one kind (DBAPIError)
+            raise DBAPIError.instance(str(compiled), None, exc, type(driver).Error) from None
         while True:
             found.extend(cursor.fetchall())  # one result per row; empty where ON CONFLICT skipped it
             if not cursor.nextset():

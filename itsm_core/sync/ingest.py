@@ -17,6 +17,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection
+from sqlalchemy.exc import DBAPIError
 
 from itsm_core.errors import RecordError
 from itsm_core.mapping import Mapping, map_ticket
@@ -114,8 +115,43 @@ class BatchReport:
 
 
 def ingest_batch(conn: Connection, pipeline: SourcePipeline, records: Sequence[RawRecord]) -> BatchReport:
-    """Land and apply one batch inside the caller's transaction. Safe to repeat: nothing lands twice."""
-    return _Batch(conn, pipeline, records).run()
+    """Land and apply one batch inside the caller's transaction. Safe to repeat: nothing lands twice. A record
+    the database refuses is quarantined alone (`ingest_isolating`)."""
+    return ingest_isolating(conn, pipeline.source, records, lambda c, batch: _Batch(c, pipeline, batch).run())
+
+
+BatchIngest = Callable[[Connection, Sequence[RawRecord]], BatchReport]
+
+
+def ingest_isolating(conn: Connection, source: str, records: Sequence[RawRecord], ingest: BatchIngest) -> BatchReport:
+    """`ingest` the batch; if the database refuses it (a value no check foresaw: too long for its column, out of
+    range), the batch again one record at a time, each in its own savepoint. A record the database still refuses
+    is landed and quarantined alone with the database's reason; the others are written. One bad record never
+    costs its page, and a re-offered file is then "unchanged", not refused again every cycle.
+    """
+    try:
+        with conn.begin_nested():
+            return ingest(conn, records)
+    except DBAPIError as exc:
+        if len(records) == 1:
+            return _refused_by_store(conn, source, records, exc)
+    report = BatchReport()
+    for record in records:
+        try:
+            with conn.begin_nested():
+                report += ingest(conn, [record])
+        except DBAPIError as exc:
+            report += _refused_by_store(conn, source, [record], exc)
+    return report
+
+
+def _refused_by_store(conn: Connection, source: str, records: Sequence[RawRecord], exc: DBAPIError) -> BatchReport:
+    batch = RecordBatch(conn, source, records)
+    batch.land()
+    reason = str(exc.orig or exc).splitlines()[0]
+    for index in batch.landed:
+        batch.refuse(index, stage="store", reason=f"the database refused it: {reason}; fix the mapping, then replay")
+    return batch.finish()
 
 
 #: landing outcome → the report's counter, where their names differ

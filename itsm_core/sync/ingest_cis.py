@@ -23,7 +23,14 @@ from itsm_core.store.cis import CIWrite, link_new_cis_to_tickets, relate_new_cis
 from itsm_core.store.landing import set_outcomes
 from itsm_core.store.quarantine import record_replay
 from itsm_core.store.tickets import WriteResult
-from itsm_core.sync.ingest import BatchReport, Decoder, RecordBatch, failure_reason, letter_record
+from itsm_core.sync.ingest import (
+    BatchReport,
+    Decoder,
+    RecordBatch,
+    failure_reason,
+    ingest_isolating,
+    letter_record,
+)
 
 
 def _every_record(external_id: str) -> bool:
@@ -79,7 +86,12 @@ class CIPipeline:
 
 
 def ingest_ci_batch(conn: Connection, pipeline: CIPipeline, records: Sequence[RawRecord]) -> BatchReport:
-    """Land and apply one batch of CI records inside the caller's transaction. Safe to repeat."""
+    """Land and apply one batch of CI records inside the caller's transaction. Safe to repeat. A record the
+    database refuses is quarantined alone (`ingest_isolating`)."""
+    return ingest_isolating(conn, pipeline.source, records, lambda c, batch: _ingest_cis(c, pipeline, batch))
+
+
+def _ingest_cis(conn: Connection, pipeline: CIPipeline, records: Sequence[RawRecord]) -> BatchReport:
     batch = RecordBatch(conn, pipeline.source, records)
     batch.land()
     writes: list[tuple[int, CIWrite]] = []

@@ -149,6 +149,27 @@ def test_a_bounce_of_the_hubs_mail_is_noted_on_its_ticket(store):
     assert "550 no such user" in note.body and note.public is False
 
 
+def test_a_forged_bounce_citing_a_received_message_adds_no_note(store):
+    """Anyone can write a DSN quoting a Message-ID they saw (a requester's own mail): only mail the hub sent counts."""
+    run(store, mail("m1@x"))
+    forged = {"kind": "bounce", "reason": "delivery failed: 550 gone", "original_message_id": "m1@x"}
+    report = run(store, mail("b1@x", "Undelivered", sender="mailer-daemon@evil.example", noise=forged))
+    assert report.ignored_by_kind == {"bounce": 1}
+    with store.connect() as conn:
+        assert conn.execute(select(CommentRow.body)).all() == []
+
+
+def test_a_mail_carrying_the_hubs_address_in_x_loop_is_a_loop(store):
+    report = run(
+        store,
+        mail("loop@x", "Re: your ticket", sender="robot@partner.example", x_loop=["helpdesk@northwind.example"]),
+        mail("list@x", "Printer", sender="bob@northwind.example", x_loop=["list@lists.example"]),
+    )
+    assert (report.created, report.ignored_by_kind) == (1, {"loop": 1})  # another system's X-Loop is no loop of ours
+    with store.connect() as conn:
+        assert len(due(conn, EMAIL_TARGET)) == 1  # the loop is not acknowledged
+
+
 def test_a_flood_from_one_sender_is_quarantined_beyond_the_limit(store):
     records = [mail(f"f{i}@x", f"Alert {i}") for i in range(5)]
     report = run(store, *records, flood_per_sender=3)

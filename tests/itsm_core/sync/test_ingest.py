@@ -195,3 +195,24 @@ def test_a_record_back_in_an_earlier_state_is_applied_again_but_a_refetch_is_not
         assert (getattr(report, outcome), report.unchanged) == ((2, 2) if outcome == "unchanged" else (1, 1))
     with store.connect() as conn:
         assert count(conn, InboundRecordRow.__table__) == 2
+
+
+def test_a_record_the_database_refuses_is_quarantined_alone_and_the_page_commits(postgres_url):
+    """PostgreSQL refuses NUL in text (SQLite keeps it): no check before the store foresees every such value, so
+    the page is retried record by record and only the refused one becomes a dead letter."""
+    from itsm_core.store import Store
+
+    store = Store(postgres_url)
+    store.upgrade()
+    records = [record("E1"), record("E2", summary="bad\x00title"), record("E3")]
+    with store.transaction() as conn:
+        report = ingest_batch(conn, pipeline(), records)
+    assert (report.fetched, report.created, report.quarantined) == (3, 2, 1)
+    (note,) = report.notes
+    assert note.external_id == "E2" and note.stage == "store" and "database refused" in note.reason
+    with store.transaction() as conn:
+        again = ingest_batch(conn, pipeline(), records)  # a re-offered page: the refused record landed, no new letter
+        assert (again.created, again.quarantined, again.unchanged) == (0, 0, 3)
+        assert len(list_dead_letters(conn)) == 1
+        assert count(conn, TicketRow.__table__) == 2
+    store.dispose()

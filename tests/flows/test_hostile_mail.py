@@ -1,0 +1,138 @@
+"""One hostile mail never costs its page: values longer than their column, on PostgreSQL (which enforces the
+lengths SQLite ignores), through a drop folder and through IMAP on a real Dovecot."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from connectors.base import TICKETS, plan_entity_pages
+from flows.runtime import build_runtime
+from itsm_core.config import load_config
+from itsm_core.store import Store
+from itsm_core.store.quarantine import count_dead_letters
+from itsm_core.store.sync_state import get_state, save_watermark
+from itsm_core.store.tables import MailMessageRow, TicketWatcherRow
+from itsm_core.store.tickets import count_tickets, get_ticket, list_tickets
+from itsm_core.sync.ingest import BatchReport, ingest_batch
+from tests.support.dovecot import deliver, running_dovecot, source_settings
+
+pytestmark = pytest.mark.postgres
+
+LONG_ID = "x" * 690 + "@evil.example"  # 703 characters: mail_messages.message_id is String(500)
+LONG_CC = "a" * 390 + "@evil.example"  # 403 characters: addresses are String(320)
+
+
+def eml(number: int, *, message_id: str | None = None, cc: str | None = None, subject: str | None = None) -> bytes:
+    headers = [
+        f"From: Requester {number} <user{number}@example.org>",
+        "To: helpdesk@example.org",
+        f"Subject: {subject or f'Printer {number} is broken'}",
+        f"Message-ID: <{message_id or f'good-{number}@example.org'}>",
+        "Date: Fri, 04 Dec 2026 09:00:00 +0000",
+    ]
+    if cc:
+        headers.append(f"Cc: {cc}")
+    return ("\r\n".join(headers) + f"\r\n\r\nIt does not print ({number}).\r\n").encode()
+
+
+def page_of_seven() -> list[bytes]:
+    good = [eml(n) for n in range(1, 6)]
+    return [*good[:3], eml(6, message_id=LONG_ID), *good[3:], eml(7, cc=f"Long <{LONG_CC}>, colleague@example.org")]
+
+
+def pull(config: Path, source: str) -> BatchReport:
+    """The sync's page loop (flows/sync.py) without Prefect: fetch, then land, apply and move the watermark in
+    one transaction per page."""
+    hub = load_config(str(config))
+    runtime = build_runtime(hub, hub.source(source))
+    report = BatchReport()
+    try:
+        with runtime.store.connect() as conn:
+            watermark = (get_state(conn, source, TICKETS) or {}).get("watermark")
+        for page in plan_entity_pages(runtime.connector, watermark, TICKETS):
+            records = runtime.connector.fetch_page(page)
+            watermark = runtime.connector.page_watermark(page, watermark)
+            with runtime.store.transaction() as conn:
+                report += ingest_batch(conn, runtime.pipeline, records)
+                if watermark is not None:
+                    save_watermark(conn, source, TICKETS, watermark)
+            runtime.connector.acknowledge(records)
+    finally:
+        runtime.connector.close()
+        runtime.store.dispose()
+    return report
+
+
+def check_store(url: str) -> None:
+    store = Store(url)
+    with store.connect() as conn:
+        assert count_tickets(conn) == 7
+        assert count_dead_letters(conn) == 0
+        ids = set(conn.execute(select(MailMessageRow.message_id)).scalars())
+        assert max(len(i) for i in ids) <= 400 and any(i.startswith("sha256:") for i in ids)
+        watchers = set(conn.execute(select(TicketWatcherRow.address)).scalars())
+        assert watchers == {"colleague@example.org"}  # 403 characters name no mailbox
+        assert conn.execute(select(func.max(func.length(MailMessageRow.address)))).scalar_one() <= 320
+    store.dispose()
+
+
+def test_a_drop_folder_page_with_a_700_character_message_id_and_a_400_character_cc(tmp_path, postgres_url):
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    for number, payload in enumerate(page_of_seven(), start=1):
+        (inbox / f"{number:02}.eml").write_bytes(payload)
+    config = tmp_path / "itsm.yaml"
+    config.write_text(f"database_url: {postgres_url}\nsources:\n  - {{name: drop, kind: maildir, path: {inbox}}}\n")
+    Store(postgres_url).upgrade()
+
+    report = pull(config, "drop")
+    assert (report.fetched, report.created, report.quarantined) == (7, 7, 0)
+    check_store(postgres_url)
+    assert pull(config, "drop").created == 0  # and the folder does not stall: a second run finds it all done
+
+
+def test_the_same_page_through_imap_on_dovecot(tmp_path, postgres_url):
+    with running_dovecot(tmp_path / "dovecot", {"helpdesk": "imap-pw"}) as server:
+        deliver(server, *page_of_seven())
+        config = tmp_path / "itsm.yaml"
+        source = json.dumps(source_settings(server))
+        config.write_text(f"database_url: {postgres_url}\nsources:\n  - {source}\n")
+        Store(postgres_url).upgrade()
+        report = pull(config, "helpdesk")
+        assert (report.fetched, report.created, report.quarantined) == (7, 7, 0)
+        check_store(postgres_url)
+        assert pull(config, "helpdesk").fetched == 0  # the watermark passed the page
+
+
+def test_cosmetic_lengths_are_cut_not_quarantined(tmp_path, postgres_url):
+    """A 300-character display name, a 600-character subject and attachment name: a ticket, shortened."""
+    name = "N" * 300
+    filename = "f" * 600 + ".pdf"
+    raw = (
+        f'From: "{name}" <long@example.org>\r\nTo: helpdesk@example.org\r\nSubject: {"S" * 600}\r\n'
+        "Message-ID: <cosmetic@example.org>\r\nMIME-Version: 1.0\r\n"
+        'Content-Type: multipart/mixed; boundary="b"\r\n\r\n'
+        "--b\r\nContent-Type: text/plain\r\n\r\nsee attached\r\n"
+        f'--b\r\nContent-Type: application/pdf\r\nContent-Disposition: attachment; filename="{filename}"\r\n'
+        "Content-Transfer-Encoding: base64\r\n\r\nJVBERi0=\r\n--b--\r\n"
+    ).encode()
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / "long.eml").write_bytes(raw)
+    config = tmp_path / "itsm.yaml"
+    config.write_text(f"database_url: {postgres_url}\nsources:\n  - {{name: drop, kind: maildir, path: {inbox}}}\n")
+    Store(postgres_url).upgrade()
+    assert (pull(config, "drop").created, pull(config, "drop").quarantined) == (1, 0)
+    store = Store(postgres_url)
+    with store.connect() as conn:
+        (ticket,) = list_tickets(conn)
+        full = get_ticket(conn, ticket["id"])
+    store.dispose()
+    assert len(full["title"]) == 500 and full["title"].endswith("…")
+    assert len(full["requester_name"]) == 200
+    (attachment,) = full["attachments"]
+    assert len(attachment["name"]) == 500 and attachment["name"].endswith("….pdf")
