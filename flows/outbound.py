@@ -28,7 +28,7 @@ from itsm_core.errors import (
 from itsm_core.models import utcnow
 from itsm_core.store import Store
 from itsm_core.store.bulk import insert_ignoring_conflicts, one_of
-from itsm_core.store.outbox import due, mark_failed, mark_sent
+from itsm_core.store.outbox import claim_due, mark_failed, mark_sent, release
 from itsm_core.store.tables import MailMessageRow, TicketRow
 from itsm_core.store.tickets import format_ticket_id
 from itsm_core.sync.conflicts import remember_pushed
@@ -73,14 +73,15 @@ def deliver_linked(store: Store, target: str, writer: LinkedWriter, limit: int =
     retried after a later one never puts an older value back.
     """
     report = DeliveryReport()
+    with store.transaction() as conn:
+        rows = claim_due(conn, target, limit)
     with store.connect() as conn:
-        rows = due(conn, target, limit)
         ticket_ids = {r["ticket_id"] for r in rows if r["fields"].get("op") == "update"}
         current = {
             row["id"]: row
             for row in conn.execute(select(tickets).where(one_of(conn, tickets.c.id, ticket_ids))).mappings()
         }
-    for row in rows:
+    for position, row in enumerate(rows):
         operation = dict(row["fields"])
         if operation.get("op") == "update" and row["ticket_id"] in current:
             operation["fields"] = {name: current[row["ticket_id"]][name] for name in operation["fields"]}
@@ -95,6 +96,7 @@ def deliver_linked(store: Store, target: str, writer: LinkedWriter, limit: int =
         except UpstreamError as exc:
             with store.transaction() as conn:
                 mark_failed(conn, row, str(exc))
+                release(conn, [later["id"] for later in rows[position + 1 :]])
             report.failed += 1
             log.warning("%s: %s; the rest of its outbox waits for the next push", target, exc)
             break
@@ -113,8 +115,9 @@ def deliver_email(store: Store, config: EmailConfig, limit: int = 200) -> Delive
     smtp = config.smtp
     if smtp is None:
         return report
+    with store.transaction() as conn:
+        rows = claim_due(conn, EMAIL_TARGET, limit)
     with store.connect() as conn:
-        rows = due(conn, EMAIL_TARGET, limit)
         query = select(tickets.c.id, tickets.c.title).where(one_of(conn, tickets.c.id, [r["ticket_id"] for r in rows]))
         titles = {ticket_id: title for ticket_id, title in conn.execute(query)}
     if not rows:

@@ -1,7 +1,13 @@
 """The transactional outbox: changes to push to other systems, written in the transaction of the change.
 
-A push step drains it per target: `due` rows are sent, then `mark_sent`; a failure is retried with backoff
-and becomes a dead letter (stage `push`) once the retry budget is spent.
+A push step drains it per target: it `claim_due`s rows, sends them, then `mark_sent`; a failure is retried with
+backoff and becomes a dead letter (stage `push`) once the retry budget is spent.
+
+Claims: two pushers (the scheduled cycle and a manual `itsm push`, two workers) must never send the same row.
+Claiming moves a row's `next_attempt_at` a lease ahead in one statement that only takes rows still due, so a
+second pusher finds them not due; on PostgreSQL the candidate rows are also locked with SKIP LOCKED, so
+concurrent claimers take different rows instead of waiting on each other. A pusher that dies mid-page
+leaves its rows due again once the lease has passed (at least once, never twice at the same time).
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from itsm_core.store.tables import OutboxRow
 
 outbox = OutboxRow.__table__
 MAX_ATTEMPTS = 6
+CLAIM_LEASE = timedelta(minutes=10)  # longer than any page takes to send; a crashed pusher's rows wait this long
 BACKOFF = (timedelta(minutes=1), timedelta(minutes=5), timedelta(minutes=15), timedelta(hours=1), timedelta(hours=4))
 
 
@@ -57,6 +64,34 @@ def due(conn: Connection, target_system: str, limit: int = 200) -> list[dict[str
         .limit(limit)
     )
     return [dict(row) for row in conn.execute(query).mappings()]
+
+
+def claim_due(
+    conn: Connection, target_system: str, limit: int = 200, lease: timedelta = CLAIM_LEASE
+) -> list[dict[str, Any]]:
+    """Take up to `limit` due rows of `target_system` for this pusher alone, oldest first. Commit the claim
+    before sending (call it in a transaction of its own); `mark_sent`, `mark_failed` or `release` end it."""
+    now = utcnow()
+    candidates = (
+        select(outbox.c.id)
+        .where(outbox.c.target_system == target_system, outbox.c.state == "pending", outbox.c.next_attempt_at <= now)
+        .order_by(outbox.c.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)  # PostgreSQL; SQLite has one writer at a time and renders nothing
+    )
+    claim = (
+        update(outbox)
+        .where(outbox.c.id.in_(candidates.scalar_subquery()), outbox.c.next_attempt_at <= now)
+        .values(next_attempt_at=now + lease)
+        .returning(*outbox.c)
+    )
+    return sorted((dict(row) for row in conn.execute(claim).mappings()), key=lambda row: row["id"])
+
+
+def release(conn: Connection, ids: Sequence[int]) -> None:
+    """Give claimed rows back unsent, due now (a page stopped before reaching them)."""
+    if ids:
+        conn.execute(update(outbox).where(one_of(conn, outbox.c.id, ids)).values(next_attempt_at=utcnow()))
 
 
 def mark_sent(conn: Connection, ids: Sequence[int]) -> None:
