@@ -16,11 +16,13 @@ from itsm_core.calendars import BusinessCalendar
 from itsm_core.config import GlpiSource, HubConfig, ImapSource, MaildirSource, SourceConfig, load_config
 from itsm_core.email.intake import EmailIntake
 from itsm_core.email.notify import EmailNotifier
+from itsm_core.errors import NotFound
 from itsm_core.mapping import load_ci_mapping, load_mapping
 from itsm_core.rules import Rules
 from itsm_core.rules.conditions import RequesterGroups
 from itsm_core.rules.sla import SlaRules
 from itsm_core.store import Store
+from itsm_core.store.tickets import format_ticket_id, ticket_exists
 from itsm_core.sync.decide import apply_rules
 from itsm_core.sync.ingest import SourcePipeline
 from itsm_core.sync.ingest_cis import CIPipeline
@@ -71,6 +73,8 @@ def change_ticket(config: HubConfig, store: Store, ticket_id: int, edit: HubEdit
     transaction; returns the change and how many outbox items each target got."""
     rules = build_rules(config)
     with store.transaction() as conn:
+        if not ticket_exists(conn, ticket_id):
+            raise NotFound(f"no ticket {format_ticket_id(ticket_id)}; `itsm tickets list` shows the numbers")
         fields, comment_ids = edit(conn, ticket_id)
         # What the person changed may call for the rules (a derived priority follows a new urgency).
         decided, _ = apply_rules(conn, rules, {ticket_id: fields}) if fields else ([], None)

@@ -12,11 +12,13 @@ Resolved values are never echoed: errors name the key and the variable, not what
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -102,7 +104,7 @@ class ImapSource(SourceBase):
             raise ValueError("give exactly one of password or oauth2_token")
         if self.after_import == "move" and not self.move_to:
             raise ValueError("after_import: move needs move_to, the IMAP folder that receives imported mail")
-        if self.security == "plain" and self.host not in {"127.0.0.1", "localhost", "::1"}:
+        if self.security == "plain" and self.host not in LOOPBACK_HOSTS:
             raise ValueError("security: plain sends the password in clear; it is allowed on loopback only")
         return self
 
@@ -110,6 +112,11 @@ class ImapSource(SourceBase):
     def effective_port(self) -> int:
         return self.port or (993 if self.security == "ssl" else 143)
 
+
+log = logging.getLogger("itsm.config")
+
+#: Hosts to which a secret may travel in clear text (tests, a tunnel's local end).
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
 #: GLPI itemtypes pulled as configuration items by default ("Software": software versions, and what each
 #: computer has installed).
@@ -151,6 +158,9 @@ class GlpiSource(SourceBase):
         default=None, description="CI mapping in mappings/ (without .yaml) or a path; default glpi_assets"
     )
     push: bool = Field(default=True, description="send the hub's changes (status, assignment, followups) back")
+    allow_insecure: bool = Field(
+        default=False, description="allow http:// to a host other than loopback (tokens in clear)"
+    )
 
     @model_validator(mode="after")
     def _credentials_and_zone(self) -> GlpiSource:
@@ -169,6 +179,15 @@ class GlpiSource(SourceBase):
             raise ValueError(
                 "url must be GLPI's REST API, ending in apirest.php (e.g. https://glpi.example/apirest.php)"
             )
+        url = urlsplit(self.url)
+        if url.scheme not in ("https", "http") or not url.hostname:
+            raise ValueError(f"url must start with https:// (not {url.scheme or 'no scheme'}://) and name a host")
+        if url.scheme == "http" and url.hostname not in LOOPBACK_HOSTS and not self.allow_insecure:
+            raise ValueError(
+                "url: http:// sends the session and user tokens in clear; use https://, or set allow_insecure: true"
+            )
+        if not self.verify_tls and url.scheme == "https":
+            log.warning("%s: verify_tls is false: the GLPI server's certificate is not checked", self.name)
         return self
 
 
@@ -211,6 +230,18 @@ class EmailConfig(_Strict):
     acknowledge: bool = Field(default=True, description="mail the requester on a new, resolved or closed ticket")
     smtp: SmtpConfig | None = None
 
+    @field_validator("external_number_patterns")
+    @classmethod
+    def _patterns_compile(cls, patterns: dict[str, str]) -> dict[str, str]:
+        for system, pattern in patterns.items():
+            try:
+                compiled = re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"{system}: not a valid regular expression ({exc})") from None
+            if compiled.groups < 1:
+                raise ValueError(f"{system}: the pattern needs one group (…) around the number, e.g. 'INC(\\d+)'")
+        return patterns
+
 
 class ReportsConfig(_Strict):
     """Filled by the reports issue; present now so the file's shape does not change later."""
@@ -225,6 +256,24 @@ class HubConfig(_Strict):
     )
     rules: RulesConfig = Field(default_factory=RulesConfig)
     reports: ReportsConfig = Field(default_factory=ReportsConfig)
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, value: SecretStr) -> SecretStr:
+        # the messages never repeat the URL: it may hold a password
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+        hint = "use sqlite:///PATH or postgresql+psycopg://USER@HOST:5432/DATABASE"
+        try:
+            url = make_url(value.get_secret_value())
+        except ArgumentError:
+            raise ValueError(f"not a database URL; {hint}") from None
+        try:
+            url.get_dialect()
+        except NoSuchModuleError:
+            raise ValueError(f"unknown database kind '{url.drivername}'; {hint}") from None
+        return value
 
     @model_validator(mode="after")
     def _calendars_exist(self) -> HubConfig:
@@ -274,6 +323,11 @@ def load_config(path: str | Path | None = None, *, secret_resolver: SecretResolv
         ) from None
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"config file {path} is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}); "
+            "save it as UTF-8"
+        ) from None
     return parse_config(text, origin=str(path), base_dir=path.parent, secret_resolver=secret_resolver)
 
 

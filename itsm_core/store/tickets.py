@@ -374,6 +374,10 @@ def set_fields(conn: Connection, ticket_id: int, values: dict[str, Any], actor: 
 # --- reading ---------------------------------------------------------------------------------------------
 
 
+def ticket_exists(conn: Connection, ticket_id: int) -> bool:
+    return conn.execute(select(tickets.c.id).where(tickets.c.id == ticket_id)).first() is not None
+
+
 def format_ticket_id(ticket_id: int) -> str:
     """How people see a ticket number: T-000123 (also the token later put in mail subjects)."""
     return f"T-{ticket_id:06d}"

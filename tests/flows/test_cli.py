@@ -40,12 +40,20 @@ def test_help_explains_every_command(tmp_path):
     assert "--status" in sub.stdout and "--json" in sub.stdout and "ITSM_CONFIG" in sub.stdout
 
 
+GLPI = "sources:\n  - {{name: g, kind: glpi, url: '{url}', user_token: t}}\n"
+
+
 @pytest.mark.parametrize(
     ("config", "key"),
     [
         ("sources:\n  - {name: drop, kind: maildir, path: inbox, colour: red}\n", "sources[0].colour"),
         ("database_url: 42\n", "database_url"),
         ("database_url: postgresql://u:${NOT_SET_ANYWHERE}@h/db\n", "database_url"),
+        ("database_url: 'notadb://'\n", "unknown database kind 'notadb'"),
+        ("email:\n  external_number_patterns: {glpi: 'GLPI-(\\d+'}\n", "email.external_number_patterns"),
+        ("email:\n  external_number_patterns: {glpi: 'GLPI-\\d+'}\n", "needs one group"),
+        (GLPI.format(url="http://glpi.example/apirest.php"), "allow_insecure"),
+        (GLPI.format(url="ftp://glpi.example/apirest.php"), "https://"),
     ],
 )
 def test_bad_config_exits_2_naming_the_key(tmp_path, config, key):
@@ -55,6 +63,31 @@ def test_bad_config_exits_2_naming_the_key(tmp_path, config, key):
         assert result.returncode == 2, result.stderr
         assert key in result.stderr
         assert result.stderr.count("\n") == 1  # one line, no traceback
+
+
+def test_a_config_file_that_is_not_utf8_exits_2_in_one_line(tmp_path):
+    (tmp_path / "itsm.yaml").write_bytes("database_url: sqlite:///caf\xe9.db\n".encode("latin-1"))
+    result = itsm("tickets", "list", cwd=tmp_path)
+    assert result.returncode == 2 and "not UTF-8" in result.stderr
+    assert result.stderr.count("\n") == 1
+
+
+def test_plain_http_to_glpi_is_allowed_on_loopback_or_when_insecure_is_allowed(tmp_path):
+    from itsm_core.config import parse_config
+
+    for url, extra in (
+        ("http://127.0.0.1:8080/apirest.php", ""),
+        ("http://glpi.example/apirest.php", ", allow_insecure: true"),
+    ):
+        config = parse_config(f"sources:\n  - {{name: g, kind: glpi, url: '{url}', user_token: t{extra}}}\n")
+        assert config.sources[0].url == url
+
+
+def test_a_comment_on_a_missing_ticket_is_one_line_not_a_traceback(workdir):
+    assert itsm("db", "upgrade", cwd=workdir).returncode == 0
+    result = itsm("tickets", "comment", "T-000099", "hello", cwd=workdir)
+    assert result.returncode == 1 and "no ticket T-000099" in result.stderr
+    assert result.stderr.count("\n") == 1
 
 
 def test_missing_config_exits_2_and_says_how_to_fix(tmp_path):
