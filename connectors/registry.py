@@ -18,6 +18,9 @@ def build_connector(source: SourceConfig) -> SourceConnector:
             pattern=source.pattern,
             page_size=source.page_size,
             move_to=source.move_to if source.after_import == "move" else None,
+            max_message_bytes=source.max_message_bytes,
+            max_text_chars=source.max_text_chars,
+            max_page_bytes=source.max_page_bytes,
         )
     if isinstance(source, ImapSource):
         return ImapConnector(source)

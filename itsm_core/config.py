@@ -57,7 +57,21 @@ class SourceBase(_Strict):
     )
 
 
-class MaildirSource(SourceBase):
+class MailSourceBase(SourceBase):
+    """What every mail source caps: one hostile message must not exhaust memory or fill the store."""
+
+    max_message_bytes: int = Field(
+        default=25 * 1024 * 1024, ge=1024, description="a larger message keeps only its headers and is refused"
+    )
+    max_text_chars: int = Field(
+        default=200_000, ge=1000, description="a longer text is cut (with a line saying so) in the ticket"
+    )
+    max_page_bytes: int = Field(
+        default=100 * 1024 * 1024, ge=1024 * 1024, description="a page holds fewer messages rather than more bytes"
+    )
+
+
+class MaildirSource(MailSourceBase):
     """A drop folder of RFC 5322 messages: a Maildir (new/ and cur/) or a plain folder of `.eml` files.
 
     Each message is landed once per content hash; a message seen before creates nothing. With
@@ -77,7 +91,7 @@ class MaildirSource(SourceBase):
         return self
 
 
-class ImapSource(SourceBase):
+class ImapSource(MailSourceBase):
     """An IMAP mailbox, one or several folders, read exactly once per message.
 
     Incremental contract: per folder, messages with UID > the last committed UID under the same UIDVALIDITY;
@@ -95,7 +109,6 @@ class ImapSource(SourceBase):
     folders: list[str] = Field(default_factory=lambda: ["INBOX"], min_length=1)
     after_import: Literal["seen", "move", "leave"] = "seen"
     move_to: str | None = Field(default=None, description="IMAP folder for imported mail (after_import: move)")
-    max_message_bytes: int = Field(default=25 * 1024 * 1024, ge=1024)
     timeout_seconds: float = Field(default=60, gt=0)
 
     @model_validator(mode="after")

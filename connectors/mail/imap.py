@@ -26,15 +26,13 @@ import tenacity
 from imapclient import IMAPClient
 from imapclient.exceptions import CapabilityError, IMAPClientAbortError, IMAPClientError, LoginError
 
-from connectors.mail.record import PAYLOAD_FORMAT, decode_message, mail_record
+from connectors.mail.record import PAYLOAD_FORMAT, decode_mail, mail_record, oversize_payload
 from itsm_core.config import ImapSource
-from itsm_core.errors import ImapUnavailable, MailParseError
+from itsm_core.errors import ImapUnavailable
 from itsm_core.models import RawRecord
 
 log = logging.getLogger("itsm.connectors.imap")
 
-#: First header line of a header-only payload kept for a message over `max_message_bytes`.
-OVERSIZE_HEADER = b"X-Itsm-Oversize: "
 SEEN = b"\\Seen"
 #: Logins tried when the server answers [UNAVAILABLE] (its authentication backend is down for a moment).
 LOGIN_ATTEMPTS = 3
@@ -269,24 +267,10 @@ class ImapConnector:
         return payloads
 
     def decode(self, payload: bytes) -> dict[str, Any]:
-        """`decode_message`; for a header-only oversize payload, its headers plus ``oversize: {size, reason}``.
-
-        The email intake quarantines such a message with the reason and tells its sender.
-        """
-        if not payload.startswith(OVERSIZE_HEADER):
-            return decode_message(payload)
-        first, _, header = payload[len(OVERSIZE_HEADER) :].partition(b"\r\n")
-        size = first.decode("ascii", "replace")
-        reason = (
-            f"message of {size} bytes exceeds max_message_bytes ({self.settings.max_message_bytes}); "
-            "only its headers were kept"
+        """`decode_mail` with this source's caps (an oversize message decodes to its headers and the reason)."""
+        return decode_mail(
+            payload, max_message_bytes=self.settings.max_message_bytes, max_text_chars=self.settings.max_text_chars
         )
-        try:
-            mail = decode_message(header + b"\r\n")
-        except MailParseError:
-            raise MailParseError(reason) from None
-        mail["oversize"] = {"size": int(size) if size.isdigit() else None, "reason": reason}
-        return mail
 
     # --- after the commit -----------------------------------------------------------------------------
 
@@ -323,11 +307,6 @@ class ImapConnector:
         else:
             # A plain EXPUNGE would also purge what other clients marked \Deleted: leave ours for them.
             log.info("%s: no UIDPLUS; %d copied message(s) left flagged \\Deleted, not expunged", folder, len(uids))
-
-
-def oversize_payload(size: int, header: bytes) -> bytes:
-    """The kept headers of a message too large to import, behind a first line `decode` recognises."""
-    return OVERSIZE_HEADER + str(size).encode() + b"\r\n" + header
 
 
 def _load(watermark: str | None) -> dict[str, Any]:

@@ -3,6 +3,9 @@
 Incremental contract: every file present is offered on every run, in name order; the store's landing key
 (source, Message-ID, sha256 of the bytes) makes a message seen before a no-op. With `after_import: move` a
 file leaves the folder once its page is committed, so runs stay short on busy folders.
+
+Memory is bounded by the caps: a file over `max_message_bytes` is never read whole (its headers only, and the
+intake refuses it with the reason), and a page ends before its files add up to `max_page_bytes`.
 """
 
 from __future__ import annotations
@@ -13,10 +16,11 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from connectors.mail.record import PAYLOAD_FORMAT, decode_message, mail_record
+from connectors.mail.record import PAYLOAD_FORMAT, decode_mail, mail_record, oversize_payload
 from itsm_core.models import RawRecord
 
 log = logging.getLogger("itsm.connectors.maildir")
+HEADER_LIMIT = 256 * 1024  # of an oversize file, the most read to find its headers
 
 
 class MaildirConnector:
@@ -24,12 +28,23 @@ class MaildirConnector:
     default_mapping = "email"
 
     def __init__(
-        self, path: Path, *, pattern: str = "*.eml", page_size: int = 200, move_to: Path | None = None
+        self,
+        path: Path,
+        *,
+        pattern: str = "*.eml",
+        page_size: int = 200,
+        move_to: Path | None = None,
+        max_message_bytes: int = 25 * 1024 * 1024,
+        max_text_chars: int = 200_000,
+        max_page_bytes: int = 100 * 1024 * 1024,
     ) -> None:
         self.path = path
         self.pattern = pattern
         self.page_size = page_size
         self.move_to = move_to
+        self.max_message_bytes = max_message_bytes
+        self.max_text_chars = max_text_chars
+        self.max_page_bytes = max_page_bytes
 
     @property
     def is_maildir(self) -> bool:
@@ -47,10 +62,22 @@ class MaildirConnector:
         return sorted(str(p.relative_to(self.path)) for p in found)
 
     def plan_pages(self, watermark: str | None = None) -> Iterator[list[str]]:
-        """Every file present, by name; a drop folder keeps no watermark (the landing key dedupes)."""
-        names = self._files()
-        for start in range(0, len(names), self.page_size):
-            yield names[start : start + self.page_size]
+        """Every file present, by name, `page_size` files or `max_page_bytes` at most per page; a drop folder keeps
+        no watermark (the landing key dedupes)."""
+        page: list[str] = []
+        page_bytes = 0
+        for name in self._files():
+            try:
+                size = min((self.path / name).stat().st_size, self.max_message_bytes)
+            except FileNotFoundError:
+                continue
+            if page and (len(page) >= self.page_size or page_bytes + size > self.max_page_bytes):
+                yield page
+                page, page_bytes = [], 0
+            page.append(name)
+            page_bytes += size
+        if page:
+            yield page
 
     def page_watermark(self, page: list[str], watermark: str | None) -> str | None:
         return None
@@ -59,15 +86,25 @@ class MaildirConnector:
         records = []
         for name in page:
             try:
-                payload = (self.path / name).read_bytes()
+                payload = self._read(self.path / name)
             except FileNotFoundError:  # moved or deleted since the listing: someone else took it
                 log.info("skipping %s: gone since the folder was listed", name)
                 continue
             records.append(mail_record(payload, locator=name))
         return records
 
+    def _read(self, path: Path) -> bytes:
+        """The file's bytes; over `max_message_bytes`, its header block only (read up to the first blank line)."""
+        size = path.stat().st_size
+        if size <= self.max_message_bytes:
+            return path.read_bytes()
+        with path.open("rb") as file:
+            head = file.read(HEADER_LIMIT)
+        end = min((i for i in (head.find(b"\r\n\r\n"), head.find(b"\n\n")) if i >= 0), default=len(head))
+        return oversize_payload(size, head[:end] + b"\r\n")
+
     def decode(self, payload: bytes) -> dict[str, Any]:
-        return decode_message(payload)
+        return decode_mail(payload, max_message_bytes=self.max_message_bytes, max_text_chars=self.max_text_chars)
 
     def acknowledge(self, records: Sequence[RawRecord]) -> None:
         if self.move_to is None:

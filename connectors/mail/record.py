@@ -13,9 +13,12 @@ from typing import Any
 from connectors.mail.noise import classify_noise
 from connectors.mail.parse import bounded_message_id, parse_message
 from connectors.mail.reply import reply_text
+from itsm_core.errors import MailParseError
 from itsm_core.models import RawRecord, utcnow
 
 PAYLOAD_FORMAT = "eml"
+#: First header line of a header-only payload kept for a message over `max_message_bytes`.
+OVERSIZE_HEADER = b"X-Itsm-Oversize: "
 
 
 def message_identity(payload: bytes) -> str:
@@ -34,6 +37,39 @@ def message_identity(payload: bytes) -> str:
 def mail_record(payload: bytes, locator: str) -> RawRecord:
     """A fetched message as a raw record, identified by its Message-ID; `locator` says where it lies."""
     return RawRecord(message_identity(payload), payload, PAYLOAD_FORMAT, utcnow(), locator)
+
+
+def oversize_payload(size: int, header: bytes) -> bytes:
+    """The kept headers of a message too large to import, behind a first line `decode_mail` recognises."""
+    return OVERSIZE_HEADER + str(size).encode() + b"\r\n" + header
+
+
+def decode_mail(payload: bytes, *, max_message_bytes: int, max_text_chars: int) -> dict[str, Any]:
+    """`decode_message` as every mail source calls it, with the source's caps.
+
+    A header-only oversize payload (`oversize_payload`) decodes to its headers plus ``oversize: {size, reason}``:
+    the email intake quarantines such a message with the reason and tells its sender. A text longer than
+    `max_text_chars` is cut, with a line saying so (the landed record keeps the whole message).
+    """
+    if payload.startswith(OVERSIZE_HEADER):
+        first, _, header = payload[len(OVERSIZE_HEADER) :].partition(b"\r\n")
+        size = first.decode("ascii", "replace")
+        reason = f"message of {size} bytes exceeds max_message_bytes ({max_message_bytes}); only its headers were kept"
+        try:
+            mail = decode_message(header + b"\r\n")
+        except MailParseError:
+            raise MailParseError(reason) from None
+        mail["oversize"] = {"size": int(size) if size.isdigit() else None, "reason": reason}
+        return mail
+    mail = decode_message(payload)
+    for key in ("text", "reply_text"):
+        text = mail.get(key) or ""
+        if len(text) > max_text_chars:
+            mail[key] = text[:max_text_chars] + (
+                f"\n\n[… cut at {max_text_chars} of {len(text)} characters (max_text_chars); the whole message "
+                "is kept with the ticket's raw record]"
+            )
+    return mail
 
 
 def decode_message(payload: bytes) -> dict[str, Any]:

@@ -241,3 +241,48 @@ def test_set_status_resolved_then_push_mails_the_requester_a_threaded_notice(wor
     assert len(subjects) == 2 and all(s.startswith("[#T-000001] Re: ") for s in subjects)
     assert "has been resolved" in sink.messages[-1].get_body(("plain",)).get_content()
     assert original.strip("<>") == message_identity(demo.read_bytes())  # threads under the requester's mail
+
+
+def test_a_60_mb_mail_in_a_drop_folder_is_refused_by_its_headers_in_bounded_memory(workdir):
+    """max_message_bytes (25 MB by default) holds for drop folders too: the file is never read whole."""
+    body = b"A" * 76 + b"\r\n"
+    with (workdir / "inbox" / "huge.eml").open("wb") as f:
+        f.write(b"From: Ann <ann@example.org>\r\nTo: hd@example.org\r\nSubject: huge\r\nMessage-ID: <huge@x>\r\n\r\n")
+        for _ in range(60 * 1024 * 1024 // len(body)):
+            f.write(body)
+    (workdir / "inbox" / "small.eml").write_bytes(b"From: bob@example.org\r\nSubject: small\r\n\r\nhello\r\n")
+    assert itsm("db", "upgrade", cwd=workdir).returncode == 0
+    peak = (
+        "import atexit, resource, sys; atexit.register(lambda: sys.stderr.write("
+        "f'maxrss_kb={resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}\\n'))"
+    )
+    command = [
+        sys.executable,
+        "-c",
+        f"{peak}; from flows.cli import main; main()",
+        "email",
+        "import-dir",
+        "inbox",
+        "--json",
+    ]
+    result = subprocess.run(command, cwd=workdir, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    counts = json.loads(result.stdout)
+    assert (counts["tickets_created"], counts["quarantined"]) == (1, 1)
+    maxrss_mb = int(result.stderr.rsplit("maxrss_kb=", 1)[1].split()[0]) / 1024
+    assert maxrss_mb < 300, f"peak memory {maxrss_mb:.0f} MB"
+    letters = json.loads(itsm("deadletters", "list", "--json", cwd=workdir).stdout)
+    assert "exceeds max_message_bytes" in letters[0]["reason"] and letters[0]["size"] < 10_000
+
+
+def test_a_long_text_is_cut_to_max_text_chars_with_a_note(workdir):
+    (workdir / "itsm.yaml").write_text(
+        "database_url: sqlite:///store.db\n"
+        "sources:\n  - {name: drop, kind: maildir, path: inbox, max_text_chars: 1000}\n"
+    )
+    (workdir / "inbox" / "long.eml").write_bytes(b"From: ann@example.org\r\nSubject: long\r\n\r\n" + b"word " * 2000)
+    assert itsm("db", "upgrade", cwd=workdir).returncode == 0
+    assert itsm("sync", "drop", cwd=workdir).returncode == 0
+    (ticket,) = json.loads(itsm("tickets", "list", "--json", cwd=workdir).stdout)
+    shown = json.loads(itsm("tickets", "show", ticket["number"], "--json", cwd=workdir).stdout)
+    assert shown["description"].startswith("word word") and "cut at 1000 of 9999 characters" in shown["description"]
