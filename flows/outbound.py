@@ -18,6 +18,7 @@ from sqlalchemy import select
 from connectors.mail.outbound import OutgoingMail, render_acknowledgement, send_mail
 from itsm_core.config import EmailConfig
 from itsm_core.email.notify import EMAIL_TARGET
+from itsm_core.email.threads import reply_key, ticket_token_number
 from itsm_core.errors import (
     SmtpUnavailable,
     UpstreamError,
@@ -118,6 +119,7 @@ def deliver_email(store: Store, config: EmailConfig, limit: int = 200) -> Delive
     with store.transaction() as conn:
         rows = claim_due(conn, EMAIL_TARGET, limit)
     with store.connect() as conn:
+        key = reply_key(conn)
         query = select(tickets.c.id, tickets.c.title).where(one_of(conn, tickets.c.id, [r["ticket_id"] for r in rows]))
         titles = {ticket_id: title for ticket_id, title in conn.execute(query)}
     if not rows:
@@ -134,7 +136,9 @@ def deliver_email(store: Store, config: EmailConfig, limit: int = 200) -> Delive
                 title=titles.get(row["ticket_id"], fields.get("subject", "")),
                 requester_name=fields.get("requester_name"),
                 requester=fields["to"][0],
-                token=config.ticket_token.format(number=number) if number else "",
+                token=config.ticket_token.format(number=ticket_token_number(key, row["ticket_id"], number))
+                if number
+                else "",
                 from_domain=domain,
                 in_reply_to=fields.get("in_reply_to"),
                 references=fields.get("references") or [],

@@ -8,10 +8,10 @@
 3. a Message-ID already received (the same mail in another mailbox, or fetched again) → `duplicate`;
 4. more than `flood_per_sender` mails from one sender within `flood_window_minutes` → quarantined;
 5. a reply (In-Reply-To / References to any Message-ID the hub received or sent, else the ticket token in
-   the subject, else a linked system's number in the subject) → a comment on that ticket, unless that
-   ticket got more than `flood_per_ticket` mails in the window (quarantined); a reply to a resolved ticket
-   opens it again (the resolution notice promises so);
-6. otherwise a new ticket.
+   the subject, else a linked system's number in the subject — the last two with proof, see `threads.py`) → a
+   comment on that ticket, unless that ticket got more than `flood_per_ticket` mails in the window
+   (quarantined); a reply to a resolved ticket opens it again (the resolution notice promises so);
+6. otherwise a new ticket (naming, in `custom_fields.mentions`, the tickets it named without proof).
 
 What it records, in the batch's transaction: every Message-ID with its ticket (so replies thread), CC'd
 addresses as watchers, and — for a new ticket from a real person — an acknowledgement in the outbox.
@@ -28,7 +28,7 @@ from sqlalchemy import Connection, func, select
 
 from itsm_core.config import EmailConfig
 from itsm_core.email.notify import EMAIL_TARGET, mail_payload
-from itsm_core.email.threads import ThreadIndex, ThreadMatcher
+from itsm_core.email.threads import Match, Mention, ThreadIndex, ThreadMatcher
 from itsm_core.models import Attachment, Comment, RawRecord, TicketStatus, clip, utcnow
 from itsm_core.store.bulk import insert_ignoring_conflicts, one_of
 from itsm_core.store.comments import add_comments
@@ -65,7 +65,7 @@ class EmailIntake:
         index = ThreadIndex.lookup(
             conn,
             [ref for refs, _, _ in candidates for ref in refs] + [b for b in bounced if b],
-            [n for _, numbers, _ in candidates for n in numbers],
+            [number for _, tokens, _ in candidates for number, _ in tokens],
             [pair for _, _, pairs in candidates for pair in pairs],
         )
         received = self._received(conn, [m.get("message_id") for m in mails])
@@ -100,8 +100,8 @@ class EmailIntake:
                         f"{self.config.flood_window_minutes} minutes; replay once the sender is dealt with"
                     )
                 )
-            elif match := index.match(refs, numbers, pairs):
-                ticket_id = match[0]
+            elif isinstance(match := index.match(refs, numbers, pairs, sender), Match):
+                ticket_id = match.ticket_id
                 if recent_per_ticket.get(ticket_id, 0) + counted_per_ticket[ticket_id] >= self.config.flood_per_ticket:
                     dispositions.append(
                         Refuse(
@@ -113,10 +113,12 @@ class EmailIntake:
                 else:
                     counted[sender] += 1
                     counted_per_ticket[ticket_id] += 1
-                    dispositions.append(AddComment(*match))
+                    dispositions.append(AddComment(match.ticket_id, match.how))
             elif not final and any(batch_ids.get(ref, position) < position for ref in refs):
                 dispositions.append(Defer())  # replies to a mail earlier in this batch: thread after it is written
             else:
+                if isinstance(match, Mention):  # a token without proof: its own ticket, naming the one it mentions
+                    mail["mentions"] = [format_ticket_id(ticket_id) for ticket_id in match.ticket_ids]
                 counted[sender] += 1
                 dispositions.append(MakeTicket())
             if message_id:

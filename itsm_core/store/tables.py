@@ -185,6 +185,15 @@ class TicketWatcherRow(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
+class HubKeyRow(Base):
+    """The installation's own secrets, made at random by the migration that creates them (never in the config)."""
+
+    __tablename__ = "hub_keys"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)  # reply_token
+    value: Mapped[str] = mapped_column(String(128))
+
+
 class MailMessageRow(Base):
     """Every Message-ID the hub received (`in`) or sent (`out`), and the ticket it belongs to: replies thread by it.
 

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -238,7 +239,8 @@ def test_set_status_resolved_then_push_mails_the_requester_a_threaded_notice(wor
         assert "email: 2 sent" in pushed.stdout  # the acknowledgement of the new ticket, then the resolution
         subjects = [m["Subject"] for m in sink.messages]
         original = sink.messages[-1]["In-Reply-To"]
-    assert len(subjects) == 2 and all(s.startswith("[#T-000001] Re: ") for s in subjects)
+    # the token carries the ticket's secret: a reply with it threads whoever sends it
+    assert len(subjects) == 2 and all(re.match(r"\[#T-000001-[a-z2-7]{6}\] Re: ", s) for s in subjects)
     assert "has been resolved" in sink.messages[-1].get_body(("plain",)).get_content()
     assert original.strip("<>") == message_identity(demo.read_bytes())  # threads under the requester's mail
 

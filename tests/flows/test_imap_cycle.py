@@ -26,10 +26,12 @@ def message(i: int, subject: str, **headers: str) -> bytes:
 
 
 def corpus() -> list[bytes]:
-    """120 new requests, 40 replies by In-Reply-To, 10 by subject token, 20 auto-replies, 10 bounces."""
+    """120 new requests, 40 replies by In-Reply-To, 10 by subject token (from each ticket's requester: a bare
+    token from anyone else only mentions the ticket), 20 auto-replies, 10 bounces."""
     mails = [message(i, f"Request {i}: laptop slow") for i in range(120)]
     mails += [message(200 + i, f"Re: Request {i}", In_Reply_To=f"<msg{i}@northwind.example>") for i in range(40)]
-    mails += [message(300 + i, f"More on [#T-{i + 1:06d}]") for i in range(10)]
+    requester = [f"Person {i % 37} <person{i % 37}@northwind.example>" for i in range(10)]
+    mails += [message(300 + i, f"More on [#T-{i + 1:06d}]", From=requester[i]) for i in range(10)]
     mails += [message(400 + i, "Out of office", Auto_Submitted="auto-replied") for i in range(20)]
     mails += [
         message(500 + i, "Undelivered Mail", Return_Path="<>", From="MAILER-DAEMON@mx.northwind.example")

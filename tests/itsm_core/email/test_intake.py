@@ -99,6 +99,32 @@ def test_the_subject_token_threads_when_headers_are_lost(store):
     assert run(store, mail("m6@x", "[#T-000999] no such ticket")).created == 1
 
 
+def test_a_strangers_bare_token_makes_a_new_ticket_that_mentions_the_other(store):
+    """Ticket numbers are sequential: `[#T-000001]` alone proves nothing about who writes."""
+    run(store, mail("m1@x", cc=["colleague@northwind.example"]))
+    report = run(store, mail("s1@x", "Re: [#T-000001] I want in", sender="mallory@evil.example"))
+    assert (report.created, report.commented) == (1, 0)
+    with store.connect() as conn:
+        first, second = get_ticket(conn, 1), get_ticket(conn, 2)
+    assert first["comments"] == [] and first["watchers"] == ["colleague@northwind.example"]  # nobody joined
+    assert second["custom_fields"]["mentions"] == ["T-000001"] and second["requester"] == "mallory@evil.example"
+    # a watcher (CC'd on the first mail) and the requester are on the ticket: their bare token threads
+    assert run(store, mail("c1@x", "[#T-000001] me too", sender="colleague@northwind.example")).commented == 1
+
+
+def test_the_token_with_the_tickets_secret_threads_from_anyone(store):
+    """The hub's mails carry [#T-000001-secret]: whoever got one (a forward) may answer on the ticket."""
+    from itsm_core.email.threads import reply_key, ticket_secret
+
+    run(store, mail("m1@x"))
+    with store.connect() as conn:
+        secret = ticket_secret(reply_key(conn), 1)
+    wrong = "a" * len(secret) if secret != "a" * len(secret) else "b" * len(secret)
+    assert run(store, mail("f1@x", f"Fwd: [#T-000001-{wrong}] x", sender="dave@partner.example")).created == 1
+    report = run(store, mail("f2@x", f"Re: [#T-000001-{secret.upper()}] x", sender="dave@partner.example"))
+    assert report.commented == 1
+
+
 def test_a_linked_systems_number_threads(store):
     run(store, mail("m1@x"))
     with store.transaction() as conn:
@@ -194,8 +220,8 @@ def test_no_acknowledgement_without_smtp_or_when_disabled(store):
 
 
 def test_token_pattern_follows_the_configured_format():
-    assert token_pattern("[#{number}]").findall("Re: [#T-000123] x [#T-7]") == ["123", "7"]
-    assert token_pattern("(Ticket {number})").findall("AW: (Ticket T-000042)") == ["42"]
+    assert token_pattern("[#{number}]").findall("Re: [#T-000123] x [#T-7-abc234]") == [("123", ""), ("7", "abc234")]
+    assert token_pattern("(Ticket {number})").findall("AW: (Ticket T-000042)") == [("42", "")]
     assert token_pattern("[#{number}]").findall("[T-000123]") == []
 
 
