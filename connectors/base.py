@@ -24,8 +24,8 @@ nothing (the mail connectors) reads tickets only, with the signatures below unch
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from typing import Any, Protocol
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any, Protocol, TypeVar
 
 from itsm_core.models import RawRecord
 
@@ -88,3 +88,21 @@ def plan_entity_pages(connector: Any, watermark: str | None, entity: str) -> Ite
     if entity == TICKETS and entities_of(connector) == (TICKETS,):
         return connector.plan_pages(watermark)
     return connector.plan_pages(watermark, entity=entity)
+
+
+T = TypeVar("T")
+
+
+def pages_within(items: Iterable[tuple[T, int]], max_count: int, max_bytes: int) -> Iterator[list[T]]:
+    """(item, size) pairs in order, cut into pages of at most `max_count` items and, unless one item alone is
+    larger, at most `max_bytes`: a page is what one task holds in memory at once."""
+    page: list[T] = []
+    page_bytes = 0
+    for item, size in items:
+        if page and (len(page) >= max_count or page_bytes + size > max_bytes):
+            yield page
+            page, page_bytes = [], 0
+        page.append(item)
+        page_bytes += size
+    if page:
+        yield page

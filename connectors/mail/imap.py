@@ -26,6 +26,7 @@ import tenacity
 from imapclient import IMAPClient
 from imapclient.exceptions import CapabilityError, IMAPClientAbortError, IMAPClientError, LoginError
 
+from connectors.base import pages_within
 from connectors.mail.record import PAYLOAD_FORMAT, decode_mail, mail_record, oversize_payload
 from itsm_core.config import ImapSource
 from itsm_core.errors import ImapUnavailable
@@ -178,7 +179,8 @@ class ImapConnector:
     def plan_pages(self, watermark: str | None) -> Iterator[dict[str, Any]]:
         """Per configured folder, in order: pages ``{"folder", "uidvalidity", "highestmodseq", "uids"}``.
 
-        `uids` ascending, at most `page_size`, all > the folder's committed last_uid (or from 1 when the
+        `uids` ascending, at most `page_size` and `max_page_bytes` (by the messages' RFC822.SIZE; one over
+        `max_message_bytes` counts as its headers), all > the folder's committed last_uid (or from 1 when the
         folder's UIDVALIDITY differs from the watermark's). A folder's UIDs are listed when the plan reaches
         it, so pages stay valid while earlier ones are acknowledged (moved) in between.
         """
@@ -189,14 +191,24 @@ class ImapConnector:
             with self._session(f"listing folder {folder!r}"):
                 selected = self._select(folder)
                 uids = self._new_uids(folder, self._last_uid(folder, selected, state.get(folder)))
-            size = self.settings.page_size
-            for start in range(0, len(uids), size):
+                sizes = self._planned_sizes(uids)
+            for page in pages_within(sizes, self.settings.page_size, self.settings.max_page_bytes):
                 yield {
                     "folder": folder,
                     "uidvalidity": selected.uidvalidity,
                     "highestmodseq": selected.highestmodseq,
-                    "uids": uids[start : start + size],
+                    "uids": page,
                 }
+
+    def _planned_sizes(self, uids: list[int]) -> list[tuple[int, int]]:
+        """(uid, bytes its page will hold) for every uid, one FETCH of sizes per 5,000 (a UID expunged meanwhile
+        counts as nothing: `fetch_page` skips it)."""
+        limit, found = self.settings.max_message_bytes, []
+        for start in range(0, len(uids), 5000):
+            chunk = uids[start : start + 5000]
+            sizes = self._sizes(chunk)
+            found += [(uid, min(sizes.get(uid, 0), limit)) for uid in chunk]
+        return found
 
     def _last_uid(self, folder: str, selected: FolderState, known: dict[str, Any] | None) -> int:
         """The committed last UID, or 0 (read all) on a first run or a changed UIDVALIDITY."""

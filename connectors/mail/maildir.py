@@ -16,6 +16,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from connectors.base import pages_within
 from connectors.mail.record import PAYLOAD_FORMAT, decode_mail, mail_record, oversize_payload
 from itsm_core.models import RawRecord
 
@@ -64,20 +65,16 @@ class MaildirConnector:
     def plan_pages(self, watermark: str | None = None) -> Iterator[list[str]]:
         """Every file present, by name, `page_size` files or `max_page_bytes` at most per page; a drop folder keeps
         no watermark (the landing key dedupes)."""
-        page: list[str] = []
-        page_bytes = 0
-        for name in self._files():
+        return pages_within(self._sizes(self._files()), self.page_size, self.max_page_bytes)
+
+    def _sizes(self, names: list[str]) -> Iterator[tuple[str, int]]:
+        """(name, bytes a page will hold for it): an oversize file counts as its headers only."""
+        for name in names:
             try:
-                size = min((self.path / name).stat().st_size, self.max_message_bytes)
-            except FileNotFoundError:
+                size = (self.path / name).stat().st_size
+            except FileNotFoundError:  # gone since the listing
                 continue
-            if page and (len(page) >= self.page_size or page_bytes + size > self.max_page_bytes):
-                yield page
-                page, page_bytes = [], 0
-            page.append(name)
-            page_bytes += size
-        if page:
-            yield page
+            yield name, size if size <= self.max_message_bytes else HEADER_LIMIT
 
     def page_watermark(self, page: list[str], watermark: str | None) -> str | None:
         return None

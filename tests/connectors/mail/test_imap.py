@@ -130,6 +130,16 @@ def test_pages_in_uid_order_then_only_new_mail(dovecot, mailbox):
     connector.close()
 
 
+def test_a_page_holds_at_most_max_page_bytes_of_mail(dovecot, mailbox):
+    """200 messages of 25 MB would be 5 GB in one page: pages end before max_page_bytes (here 1 MiB)."""
+    append(dovecot, mailbox, 5, body="x" * 400_000)  # ≈ 400 KB each
+    connector = ImapConnector(settings(dovecot, mailbox, page_size=200, max_page_bytes=1024 * 1024))
+    pages = list(connector.plan_pages(None))
+    assert [len(p["uids"]) for p in pages] == [2, 2, 1]
+    assert [r.external_id for p in pages for r in connector.fetch_page(p)] == ids(mailbox, range(5))
+    connector.close()
+
+
 def test_several_folders_are_read_in_order_each_with_its_own_watermark(dovecot, mailbox):
     second = f"{mailbox}-done"  # any second folder will do
     append(dovecot, mailbox, 2)

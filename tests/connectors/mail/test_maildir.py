@@ -40,6 +40,18 @@ def test_plain_folder_pages_in_name_order(tmp_path: Path):
     assert records[0].locator == "00.eml" and records[0].received_at.tzinfo is not None
 
 
+def test_a_page_holds_at_most_max_page_bytes_and_an_oversize_file_counts_as_its_headers(tmp_path: Path):
+    for i in range(4):
+        (tmp_path / f"{i:02d}.eml").write_bytes(mail(f"s{i}", f"<m{i}@x>") + b"x" * 380_000)
+    (tmp_path / "04.eml").write_bytes(mail("huge", "<huge@x>") + b"x" * 3_000_000)
+    connector = MaildirConnector(tmp_path, max_page_bytes=1024 * 1024, max_message_bytes=2_000_000)
+    pages = list(connector.plan_pages())
+    assert pages == [["00.eml", "01.eml"], ["02.eml", "03.eml", "04.eml"]]
+    (*_, huge) = connector.fetch_page(pages[1])
+    assert len(huge.payload) < 10_000 and huge.external_id == "huge@x"
+    assert "exceeds max_message_bytes (2000000)" in connector.decode(huge.payload)["oversize"]["reason"]
+
+
 def test_maildir_layout_reads_new_and_cur_but_not_tmp(tmp_path: Path):
     for sub in ("new", "cur", "tmp"):
         (tmp_path / sub).mkdir()
