@@ -20,6 +20,7 @@ def build_connector(source: SourceConfig) -> SourceConnector:
             move_to=source.move_to if source.after_import == "move" else None,
             max_message_bytes=source.max_message_bytes,
             max_text_chars=source.max_text_chars,
+            max_attachment_bytes=source.max_attachment_bytes,
             max_page_bytes=source.max_page_bytes,
         )
     if isinstance(source, ImapSource):

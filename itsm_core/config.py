@@ -66,6 +66,9 @@ class MailSourceBase(SourceBase):
     max_text_chars: int = Field(
         default=200_000, ge=1000, description="a longer text is cut (with a line saying so) in the ticket"
     )
+    max_attachment_bytes: int = Field(
+        default=20 * 1024 * 1024, ge=1024, description="a larger attachment is left out, with a line naming it"
+    )
     max_page_bytes: int = Field(
         default=100 * 1024 * 1024, ge=1024 * 1024, description="a page holds fewer messages rather than more bytes"
     )

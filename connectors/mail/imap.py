@@ -280,8 +280,12 @@ class ImapConnector:
 
     def decode(self, payload: bytes) -> dict[str, Any]:
         """`decode_mail` with this source's caps (an oversize message decodes to its headers and the reason)."""
+        caps = self.settings
         return decode_mail(
-            payload, max_message_bytes=self.settings.max_message_bytes, max_text_chars=self.settings.max_text_chars
+            payload,
+            max_message_bytes=caps.max_message_bytes,
+            max_text_chars=caps.max_text_chars,
+            max_attachment_bytes=caps.max_attachment_bytes,
         )
 
     # --- after the commit -----------------------------------------------------------------------------

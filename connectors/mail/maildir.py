@@ -37,6 +37,7 @@ class MaildirConnector:
         move_to: Path | None = None,
         max_message_bytes: int = 25 * 1024 * 1024,
         max_text_chars: int = 200_000,
+        max_attachment_bytes: int | None = None,
         max_page_bytes: int = 100 * 1024 * 1024,
     ) -> None:
         self.path = path
@@ -45,6 +46,7 @@ class MaildirConnector:
         self.move_to = move_to
         self.max_message_bytes = max_message_bytes
         self.max_text_chars = max_text_chars
+        self.max_attachment_bytes = max_attachment_bytes
         self.max_page_bytes = max_page_bytes
 
     @property
@@ -101,7 +103,12 @@ class MaildirConnector:
         return oversize_payload(size, head[:end] + b"\r\n")
 
     def decode(self, payload: bytes) -> dict[str, Any]:
-        return decode_mail(payload, max_message_bytes=self.max_message_bytes, max_text_chars=self.max_text_chars)
+        return decode_mail(
+            payload,
+            max_message_bytes=self.max_message_bytes,
+            max_text_chars=self.max_text_chars,
+            max_attachment_bytes=self.max_attachment_bytes,
+        )
 
     def acknowledge(self, records: Sequence[RawRecord]) -> None:
         if self.move_to is None:

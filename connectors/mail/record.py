@@ -44,12 +44,15 @@ def oversize_payload(size: int, header: bytes) -> bytes:
     return OVERSIZE_HEADER + str(size).encode() + b"\r\n" + header
 
 
-def decode_mail(payload: bytes, *, max_message_bytes: int, max_text_chars: int) -> dict[str, Any]:
+def decode_mail(
+    payload: bytes, *, max_message_bytes: int, max_text_chars: int, max_attachment_bytes: int | None = None
+) -> dict[str, Any]:
     """`decode_message` as every mail source calls it, with the source's caps.
 
     A header-only oversize payload (`oversize_payload`) decodes to its headers plus ``oversize: {size, reason}``:
     the email intake quarantines such a message with the reason and tells its sender. A text longer than
-    `max_text_chars` is cut, with a line saying so (the landed record keeps the whole message).
+    `max_text_chars` is cut, with a line saying so; an attachment over `max_attachment_bytes` is left out, with a
+    line naming it (the landed record keeps the whole message either way).
     """
     if payload.startswith(OVERSIZE_HEADER):
         first, _, header = payload[len(OVERSIZE_HEADER) :].partition(b"\r\n")
@@ -62,6 +65,18 @@ def decode_mail(payload: bytes, *, max_message_bytes: int, max_text_chars: int) 
         mail["oversize"] = {"size": int(size) if size.isdigit() else None, "reason": reason}
         return mail
     mail = decode_message(payload)
+    notes = []
+    if max_attachment_bytes is not None:
+        kept = []
+        for attachment in mail["attachments"]:
+            if len(attachment["content"]) <= max_attachment_bytes:
+                kept.append(attachment)
+            else:
+                notes.append(
+                    f"[attachment {attachment['name']} ({len(attachment['content'])} bytes) left out: over "
+                    f"max_attachment_bytes ({max_attachment_bytes}); the whole message is kept with the raw record]"
+                )
+        mail["attachments"] = kept
     for key in ("text", "reply_text"):
         text = mail.get(key) or ""
         if len(text) > max_text_chars:
@@ -69,6 +84,8 @@ def decode_mail(payload: bytes, *, max_message_bytes: int, max_text_chars: int) 
                 f"\n\n[… cut at {max_text_chars} of {len(text)} characters (max_text_chars); the whole message "
                 "is kept with the ticket's raw record]"
             )
+        if notes:
+            mail[key] = "\n\n".join([mail.get(key) or "", *notes]).strip()
     return mail
 
 

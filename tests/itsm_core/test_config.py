@@ -126,3 +126,18 @@ def test_the_readme_config_example_is_valid(monkeypatch):
         monkeypatch.setenv(name, "x")
     config = parse_config(example, base_dir=Path("/tmp"))
     assert {source.kind for source in config.sources} == {"maildir", "imap", "glpi"}
+
+
+def test_glpi_without_certificate_checks_is_accepted_with_a_warning(caplog):
+    glpi = "{name: g, kind: glpi, url: 'https://glpi.example/apirest.php', user_token: t, verify_tls: false}"
+    text = f"sources:\n  - {glpi}\n"
+    with caplog.at_level("WARNING", logger="itsm.config"):
+        assert parse_config(text).sources[0].verify_tls is False
+    assert "verify_tls is false" in caplog.text
+
+
+def test_a_database_url_error_never_echoes_the_url(monkeypatch):
+    monkeypatch.setenv("DB_URL", "notadb://user:hunter2@db/itsm")
+    with pytest.raises(ConfigError) as error:
+        parse_config("database_url: ${DB_URL}\n")
+    assert "database_url" in str(error.value) and "hunter2" not in str(error.value)

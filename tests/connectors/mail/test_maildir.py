@@ -84,3 +84,17 @@ def test_acknowledge_moves_only_with_move_to(tmp_path: Path):
     move = MaildirConnector(inbox, move_to=done)
     move.acknowledge(move.fetch_page(["a.eml"]))
     assert not (inbox / "a.eml").exists() and (done / "a.eml").exists()
+
+
+def test_an_attachment_over_max_attachment_bytes_is_left_out_with_a_line_naming_it(tmp_path: Path):
+    message = EmailMessage()
+    message["From"], message["Subject"], message["Message-ID"] = "ann@example.org", "logs", "<logs@x>"
+    message.set_content("see the logs")
+    message.add_attachment(b"x" * 5000, maintype="application", subtype="octet-stream", filename="big.log")
+    message.add_attachment(b"small", maintype="text", subtype="plain", filename="small.txt")
+    (tmp_path / "logs.eml").write_bytes(bytes(message))
+    connector = MaildirConnector(tmp_path, max_attachment_bytes=1024)
+    (record,) = connector.fetch_page(next(connector.plan_pages()))
+    mail = connector.decode(record.payload)
+    assert [a["name"] for a in mail["attachments"]] == ["small.txt"]
+    assert "attachment big.log (5000 bytes) left out" in mail["text"]
