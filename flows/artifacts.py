@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 
+from itsm_core.models import utcnow
 from itsm_core.sync.ingest import COUNTS as COUNT_COLUMNS
 from itsm_core.sync.ingest import BatchReport
 
@@ -19,13 +21,35 @@ def artifact_key(*parts: str) -> str:
 
 
 def source_markdown(
-    source: str, reports: BatchReport | Mapping[str, BatchReport], pages: int, rule_problems: Sequence[str] = ()
+    source: str,
+    reports: BatchReport | Mapping[str, BatchReport],
+    pages: int,
+    rule_problems: Sequence[str] = (),
+    *,
+    failures: Mapping[str, str] | None = None,
+    last_success: Mapping[str, datetime | None] | None = None,
 ) -> str:
-    """The run's counts (per entity when the source reads several: tickets, configuration items), what the
-    rules decided, and its dead letters."""
+    """The run's failures first (what failed, the error, the last success and the lag), then its counts (per
+    entity when the source reads several: tickets, configuration items), what the rules decided, and its dead
+    letters."""
     if isinstance(reports, BatchReport):
         reports = {"tickets": reports}
-    lines = [f"# Sync of `{source}`", ""]
+    lines = [f"# Sync of `{source}`" + (" — failed" if failures else ""), ""]
+    if failures:
+        now = utcnow()
+        lines += ["## Failed", "", "| data | error | last success | lag |", "|---|---|---|---|"]
+        for entity, error in failures.items():
+            success = (last_success or {}).get(entity)
+            lag = f"{(now - success).total_seconds() / 60:.0f} min" if success else "never synced"
+            when = success.strftime("%Y-%m-%d %H:%M UTC") if success else "never"
+            shown = error.replace("|", "\\|").replace("\n", " ")
+            lines.append(f"| {_ENTITY_NAMES.get(entity, entity)} | {shown} | {when} | {lag} |")
+        lines += [
+            "",
+            "The next cycle tries again; what was read before the failure is committed. `itsm sync status` shows",
+            "the last error of each source until a run succeeds.",
+            "",
+        ]
     if list(reports) in (["tickets"], []):
         counts = reports.get("tickets", BatchReport()).counts()
         lines.append(f"{pages} page(s) read. " + ", ".join(f"**{counts[c]}** {c}" for c in COUNT_COLUMNS) + ".")

@@ -13,12 +13,14 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.states import State
 from prefect.utilities.annotations import quote
 from sqlalchemy import Connection
 
 from connectors.base import CIS, TICKETS, entities_of, page_entity, plan_entity_pages
 from flows.artifacts import CI_COUNTS, artifact_key, source_markdown
 from flows.runtime import SourceRuntime, build_runtime, load_hub_config
+from itsm_core.errors import HubError, ImapUnavailable, UpstreamError, UpstreamUnavailable
 from itsm_core.models import RawRecord
 from itsm_core.store.sync_state import get_state, record_run, save_watermark
 from itsm_core.sync.ingest import BatchReport, ingest_batch
@@ -26,6 +28,15 @@ from itsm_core.sync.ingest_cis import ingest_ci_batch
 
 #: The entity every source reads (some read configuration items, "cis", as well).
 ENTITY = TICKETS
+#: A failure that means the source is down: its other entities are not tried in the same run.
+SOURCE_DOWN = (UpstreamUnavailable, ImapUnavailable, OSError)
+
+
+def _worth_retrying(task: Any, task_run: Any, state: State) -> bool:
+    """Retry a page after a database hiccup, not after a source that is down: its client has already spent its
+    own retry policy (e.g. GLPI's `retry_attempts` with backoff), and paying it again per retry only delays the
+    failure that ops should see."""
+    return not isinstance(state.data, (*SOURCE_DOWN, UpstreamError))  # the exception the task raised
 
 
 @task(
@@ -33,6 +44,7 @@ ENTITY = TICKETS
     cache_policy=NO_CACHE,  # inputs hold payload references; results are counts, never cached to disk
     retries=2,
     retry_delay_seconds=[2, 10],  # safe: a page is one transaction and landing is idempotent
+    retry_condition_fn=_worth_retrying,
 )
 def ingest_page(runtime: SourceRuntime, page: Any, watermark: str | None) -> tuple[BatchReport, str | None]:
     """Fetch one page, land and apply it and move its entity's watermark in one transaction, then acknowledge.
@@ -74,10 +86,16 @@ def sync_source(source: str, config_path: str | None = None) -> dict[str, int]:
     reports = {entity: BatchReport() for entity in entities}
     pages = 0
     failure: Exception | None = None
+    failures: dict[str, str] = {}
     try:
         for entity in entities:
             with runtime.store.connect() as conn:
                 watermark = (get_state(conn, source, entity) or {}).get("watermark")
+            if isinstance(failure, SOURCE_DOWN):  # one backoff per cycle for a dead upstream, not one per entity
+                failures[entity] = f"skipped: {source} did not answer ({failure}); the next cycle tries again"
+                with runtime.store.transaction() as conn:
+                    record_run(conn, source, entity, success=False, error=failures[entity])
+                continue
             succeeded = False
             try:
                 for page in plan_entity_pages(runtime.connector, watermark, entity):
@@ -93,17 +111,14 @@ def sync_source(source: str, config_path: str | None = None) -> dict[str, int]:
             except Exception as exc:
                 logger.error("%s: the sync of its %s failed: %s", source, entity, exc)
                 failure = failure or exc
+                failures[entity] = f"{type(exc).__name__}: {exc}" if not isinstance(exc, HubError) else str(exc)
             finally:
                 with runtime.store.transaction() as conn:
-                    record_run(conn, source, entity, success=succeeded)
+                    record_run(conn, source, entity, success=succeeded, error=failures.get(entity))
     finally:
         runtime.connector.close()
+        _publish(runtime, reports, pages, failures)
         runtime.store.dispose()
-        create_markdown_artifact(
-            key=artifact_key("sync", source),
-            markdown=source_markdown(source, reports, pages, runtime.pipeline.rules.model_problems),
-            description=f"What the sync of {source} fetched, changed and quarantined",
-        )
     if failure is not None:
         raise failure
     quarantined = sum(report.quarantined for report in reports.values())
@@ -114,3 +129,18 @@ def sync_source(source: str, config_path: str | None = None) -> dict[str, int]:
         if entity != TICKETS:
             counts.update({f"{entity}_{name}": getattr(report, name) for name in CI_COUNTS})
     return counts
+
+
+def _publish(runtime: SourceRuntime, reports: dict[str, BatchReport], pages: int, failures: dict[str, str]) -> None:
+    """The run's artifact: failures first (with the last success and the lag), then counts and dead letters."""
+    source = runtime.name
+    with runtime.store.connect() as conn:
+        last_success = {entity: (get_state(conn, source, entity) or {}).get("last_success_at") for entity in reports}
+    markdown = source_markdown(
+        source, reports, pages, runtime.pipeline.rules.model_problems, failures=failures, last_success=last_success
+    )
+    create_markdown_artifact(
+        key=artifact_key("sync", source),
+        markdown=markdown,
+        description=f"What the sync of {source} fetched, changed and quarantined" + (" — FAILED" if failures else ""),
+    )

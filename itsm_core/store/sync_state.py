@@ -20,10 +20,15 @@ def _set(conn: Connection, source: str, entity: str, values: dict[str, Any]) -> 
     conn.execute(sync_state.update().where(sync_state.c.source == source, sync_state.c.entity == entity).values(values))
 
 
-def record_run(conn: Connection, source: str, entity: str, *, success: bool) -> None:
-    """Note that a run of `source` ended, and whether it succeeded."""
+def record_run(conn: Connection, source: str, entity: str, *, success: bool, error: str | None = None) -> None:
+    """Note that a run of `source` ended, and whether it succeeded; a failed run keeps its `error` (in
+    ``details.last_error``, shown by `itsm sync status`) until a run succeeds."""
     now = utcnow()
-    _set(conn, source, entity, {"last_run_at": now, **({"last_success_at": now} if success else {})})
+    if success:
+        values: dict[str, Any] = {"last_run_at": now, "last_success_at": now, "details": {}}
+    else:
+        values = {"last_run_at": now, "details": {"last_error": error or "failed", "last_error_at": now.isoformat()}}
+    _set(conn, source, entity, values)
 
 
 def save_watermark(conn: Connection, source: str, entity: str, watermark: str) -> None:

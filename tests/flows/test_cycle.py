@@ -4,6 +4,8 @@ import asyncio
 import io
 import json
 import shutil
+import subprocess
+import sys
 from importlib import resources
 from pathlib import Path
 
@@ -120,6 +122,37 @@ def test_a_failing_source_fails_the_cycle_but_not_the_other_sources(tmp_path):
     assert gone["last_run_at"] is not None and gone["last_success_at"] is None
     with Store(f"sqlite:///{tmp_path / 'store.db'}").connect() as conn:
         assert count_tickets(conn) == len(SAMPLES) - BAD_SAMPLES - REPLIES - AUTOREPLIES
+
+
+def test_a_glpi_that_is_down_fails_once_per_cycle_and_says_so_where_ops_look(tmp_path):
+    """A closed port: the CIs fail after the client's retries, the tickets are skipped (not retried again), the
+    source's artifact reads "failed" with the error and the lag, and `sync status` keeps the last error."""
+    import time
+
+    from tests.support.net import free_port
+
+    url = f"http://127.0.0.1:{free_port()}/apirest.php"
+    source = f"  - {{name: glpi, kind: glpi, url: '{url}', user_token: hub-token-51f0c, retry_attempts: 2}}\n"
+    config = make_hub(tmp_path, source)
+    started = time.monotonic()
+    state = hub_cycle(config_path=str(config), return_state=True)
+    elapsed = time.monotonic() - started
+    assert state.is_failed() and "glpi" in state.message
+    artifact = read_artifact("sync-glpi").data
+    assert "failed" in artifact.splitlines()[0] and "## Failed" in artifact
+    assert "Configuration items" in artifact and "skipped: glpi did not answer" in artifact
+    assert "never synced" in artifact
+    with Store(f"sqlite:///{tmp_path / 'store.db'}").connect() as conn:
+        cis, tickets = get_state(conn, "glpi", "cis"), get_state(conn, "glpi", "tickets")
+    assert "Connection refused" in cis["details"]["last_error"] and "Connection refused" in artifact
+    assert tickets["details"]["last_error"].startswith("skipped")
+    status = subprocess.run(
+        [sys.executable, "-c", "from flows.cli import main; main()", "sync", "status", "-c", str(config), "--json"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    errors = {(row["system"], row["entity"]): row["last_error"] for row in json.loads(status.stdout)}
+    assert "Connection refused" in errors["glpi", "cis"] and errors["helpdesk", "tickets"] is None
+    assert elapsed < 30, f"a dead GLPI cost {elapsed:.0f} s: its backoff was paid more than once"
 
 
 def test_move_after_import_empties_the_drop_folder(tmp_path):
