@@ -495,37 +495,37 @@ def deadletters_list(
 
 @deadletters_app.command("replay")
 def deadletters_replay(
-    letter: Annotated[int, typer.Argument(help="Dead letter id, from `itsm deadletters list`.")],
+    letters: Annotated[
+        list[int] | None, typer.Argument(help="Dead letter ids, from `itsm deadletters list`.", show_default=False)
+    ] = None,
+    replay_all: Annotated[
+        bool, typer.Option("--all", help="Every dead letter waiting (of --source, if given).")
+    ] = False,
+    source: Annotated[str | None, typer.Option(help="With --all: only this source's letters.")] = None,
     config: ConfigOption = None,
 ) -> None:
-    """Run a quarantined record through today's parser, mapping and rules; on success it becomes a ticket (or a
-    configuration item). A push a linked system refused goes back to the outbox, sent with the next push."""
-    from flows.runtime import build_runtime
-    from itsm_core.store.outbox import requeue
-    from itsm_core.store.quarantine import get_dead_letter, record_replay
-    from itsm_core.store.tickets import format_ticket_id
-    from itsm_core.sync.ingest import replay_dead_letter
+    """Run quarantined records through today's parser, mapping and rules; on success each becomes a ticket (or a
+    configuration item). A push a linked system refused goes back to the outbox, sent with the next push. Each
+    letter is replayed on its own: one that still fails keeps its letter, with the new reason. Exit status 1
+    when any still fails. The Prefect deployment `replay-dead-letters/on-demand` does the same from the UI."""
+    from flows.replay import replay_letters, waiting_letters
 
+    if bool(letters) == replay_all:
+        _fail("name the dead letters to replay, or --all (with --source to narrow it)", code=2)
+    if source and not replay_all:
+        _fail("--source goes with --all", code=2)
     hub = _config(config)
     store = _store(config)
-    with store.transaction() as conn:
-        row = get_dead_letter(conn, letter)
-        if row["replayed_at"] is not None:
-            into = f" into {format_ticket_id(row['replay_ticket_id'])}" if row["replay_ticket_id"] else ""
-            out.print(f"dead letter {letter} was already replayed{into}")
-            return
-        if row["stage"] == "push":
-            ticket_id = requeue(conn, int(row["external_id"].removeprefix("outbox-")))
-            record_replay(conn, letter, ticket_id=ticket_id)
-            out.print(f"dead letter {letter}: the push to {row['source']} is queued again; `itsm push` sends it now")
-            return
-        runtime = build_runtime(hub, hub.source(row["source"]), store=store)
-        result = replay_dead_letter(conn, runtime.pipeline, row)
-    if result.outcome == "quarantined":
-        err.print(f"dead letter {letter} still fails: {result.error}")
+    ids = list(letters) if letters else waiting_letters(store, source)
+    if not ids:
+        out.print("no dead letters waiting" + (f" from {source}" if source else ""), highlight=False)
+        return
+    results = replay_letters(hub, store, ids)
+    for r in results:
+        line = f"dead letter {r.letter}: {r.outcome}: {_shown(r.detail)}"
+        (err if r.failed else out).print(line, markup=False, highlight=False)
+    if any(r.failed for r in results):
         raise typer.Exit(1)
-    what = f"ticket {format_ticket_id(result.ticket_id)}" if result.ticket_id else f"record {row['external_id']}"
-    out.print(f"dead letter {letter} replayed: {what} {result.outcome}")
 
 
 # --- email -----------------------------------------------------------------------------------------------

@@ -67,7 +67,9 @@ class MaildirConnector:
     def plan_pages(self, watermark: str | None = None) -> Iterator[list[str]]:
         """Every file present, by name, `page_size` files or `max_page_bytes` at most per page; a drop folder keeps
         no watermark (the landing key dedupes)."""
-        return pages_within(self._sizes(self._files()), self.page_size, self.max_page_bytes)
+        names = self._files()
+        log.info("%s: %d message file(s) to read", self.path, len(names))
+        return pages_within(self._sizes(names), self.page_size, self.max_page_bytes)
 
     def _sizes(self, names: list[str]) -> Iterator[tuple[str, int]]:
         """(name, bytes a page will hold for it): an oversize file counts as its headers only."""

@@ -289,3 +289,29 @@ def test_a_long_text_is_cut_to_max_text_chars_with_a_note(workdir):
     (ticket,) = json.loads(itsm("tickets", "list", "--json", cwd=workdir).stdout)
     shown = json.loads(itsm("tickets", "show", ticket["number"], "--json", cwd=workdir).stdout)
     assert shown["description"].startswith("word word") and "cut at 1000 of 9999 characters" in shown["description"]
+
+
+def test_deadletters_replay_all_of_a_source_replays_each_on_its_own(workdir):
+    """A good record quarantined (say, before a mapping was fixed) and a bad one: --all replays the first into a
+    ticket and keeps the second, with exit status 1."""
+    assert itsm("db", "upgrade", cwd=workdir).returncode == 0
+    good = b"From: ann@example.org\r\nSubject: printer\r\nMessage-ID: <p1@x>\r\n\r\nIt jams.\r\n"
+    store = Store(f"sqlite:///{workdir / 'store.db'}")
+    with store.transaction() as conn:
+        letters = quarantine(
+            conn,
+            [
+                {"source": "drop", "stage": "map", "external_id": "p1@x", "payload": good, "payload_format": "eml",
+                 "reason": "old mapping", "traceback": None},
+                {"source": "drop", "stage": "parse", "external_id": "g", "payload": b"garbage", "payload_format": "eml",
+                 "reason": "not a message", "traceback": None},
+            ],
+        )  # fmt: skip
+    store.dispose()
+    assert itsm("deadletters", "replay", cwd=workdir).returncode == 2  # neither ids nor --all
+    replay = itsm("deadletters", "replay", "--all", "--source", "drop", cwd=workdir)
+    assert replay.returncode == 1
+    assert f"dead letter {letters[0]}: replayed: ticket T-000001 created" in replay.stdout
+    assert f"dead letter {letters[1]}: still fails" in replay.stderr
+    listed = json.loads(itsm("deadletters", "list", "--json", cwd=workdir).stdout)
+    assert [d["id"] for d in listed] == [letters[1]]

@@ -20,7 +20,7 @@ def prefect_cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=180)
 
 
-def test_prefect_deploy_registers_the_scheduled_cycle_retraining_and_sla_check():
+def test_prefect_deploy_registers_the_scheduled_cycle_retraining_sla_check_and_replay():
     pool = prefect_cli("work-pool", "create", "itsm-process", "--type", "process", "--overwrite")
     assert pool.returncode == 0, pool.stdout + pool.stderr
     deployed = prefect_cli("deploy", "--all")
@@ -30,10 +30,14 @@ def test_prefect_deploy_registers_the_scheduled_cycle_retraining_and_sla_check()
 
     async def read():
         async with get_client() as client:
-            names = ("hub-cycle/every-5-minutes", "classify-retrain/weekly", "sla-check/every-5-minutes")
+            names = ("hub-cycle/cycle-5min", "classify-retrain/retrain-weekly", "sla-check/sla-5min")
+            names += ("replay-dead-letters/replay-on-demand",)
             return [await client.read_deployment_by_name(name) for name in names]
 
-    deployment, retrain, sla = asyncio.run(read())
+    deployment, retrain, sla, replay = asyncio.run(read())
+    for each in (deployment, retrain, sla, replay):
+        assert each.job_variables == {"env": {"PREFECT_LOGGING_EXTRA_LOGGERS": "itsm"}}  # hub logs in the UI
+    assert replay.entrypoint == "flows/replay.py:replay_dead_letters" and not replay.schedules
     assert deployment.work_pool_name == "itsm-process"
     assert deployment.entrypoint == "flows/cycle.py:hub_cycle"
     (schedule,) = deployment.schedules

@@ -34,7 +34,7 @@ from tests.support.prefect_server import PrefectServer, prefect_server, prefect_
 pytestmark = pytest.mark.server
 
 INTERVAL_SECONDS = 10
-CYCLE, SLA, RETRAIN = "hub-cycle/every-5-minutes", "sla-check/every-5-minutes", "classify-retrain/weekly"
+CYCLE, SLA, RETRAIN = "hub-cycle/cycle-5min", "sla-check/sla-5min", "classify-retrain/retrain-weekly"
 
 
 @pytest.fixture
@@ -132,6 +132,21 @@ def read_state_names(server: PrefectServer, flow_run_id: uuid.UUID) -> list[str]
         return asyncio.run(read())
 
 
+def read_log_names(server: PrefectServer, flow_run_ids: list[uuid.UUID]) -> set[str]:
+    """The loggers whose lines reached the Prefect API for these runs."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    async def read() -> set[str]:
+        async with get_client() as client:
+            logs = await client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=flow_run_ids)))
+            return {line.name for line in logs}
+
+    with temporary_settings({PREFECT_API_URL: server.api_url}):
+        return asyncio.run(read())
+
+
 def read_artifact_keys(server: PrefectServer, flow_run_ids: list[uuid.UUID]) -> set[str]:
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
@@ -215,6 +230,8 @@ def test_the_server_schedules_every_deployment_and_the_worker_completes_the_runs
         keys = read_artifact_keys(server, [cycle.id, *(r.id for r in children)])
         assert {"hub-cycle-summary", "sync-helpdesk", "push-outbox-summary"} <= keys
         assert "sla-check" in read_artifact_keys(server, [completed(runs[SLA])[0].id])
+        # the hub's own log lines (itsm.*) reach the UI, not only the worker's terminal
+        assert "itsm.connectors.maildir" in read_log_names(server, [cycle.id, *(r.id for r in children)])
         store = Store(hub_url)
         with store.engine.connect() as conn:
             assert count_tickets(conn) > 0
