@@ -165,6 +165,9 @@ def _show_sla(config_file: Path, console: Console) -> None:
     )
 
 
+DEMO_COMMENT = "Looked at from itsm-hub: the demo's comment, pushed to GLPI."
+
+
 def _show_push(store: Store, config_file: Path, glpi: GlpiSimulator, console: Console) -> None:
     """The other way: a comment written in the hub on a GLPI ticket becomes a GLPI followup with one push."""
     from sqlalchemy import select
@@ -173,7 +176,7 @@ def _show_push(store: Store, config_file: Path, glpi: GlpiSimulator, console: Co
     from flows.runtime import change_ticket, load_hub_config
     from itsm_core.models import Comment
     from itsm_core.store.comments import add_comments
-    from itsm_core.store.tables import ExternalRefRow, TicketRow
+    from itsm_core.store.tables import CommentRow, ExternalRefRow, TicketRow
     from itsm_core.store.tickets import format_ticket_id
 
     refs, tickets = ExternalRefRow.__table__, TicketRow.__table__
@@ -188,7 +191,18 @@ def _show_push(store: Store, config_file: Path, glpi: GlpiSimulator, console: Co
     if linked is None:
         return
     ticket_id, external_id = linked
-    comment = Comment(body="Looked at from itsm-hub: the demo's comment, pushed to GLPI.", author="demo@itsm-hub")
+    comment = Comment(body=DEMO_COMMENT, author="demo@itsm-hub")
+    with store.connect() as conn:
+        done = conn.execute(
+            select(CommentRow.id).where(CommentRow.ticket_id == ticket_id, CommentRow.body == DEMO_COMMENT)
+        ).first()
+    if done is not None:  # a demo run again adds nothing: the comment was written and pushed the first time
+        console.print(
+            f"the demo's comment on {format_ticket_id(ticket_id)} was pushed to GLPI by the first demo run; "
+            "nothing new to push",
+            highlight=False,
+        )
+        return
     change_ticket(
         load_hub_config(str(config_file)),
         store,

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from rich.console import Console
+from sqlalchemy import select
 
 from flows.cycle import hub_cycle
 from itsm_core.store import Store
@@ -173,8 +174,16 @@ def test_demo_twice(tmp_path):
     assert "T-000001" in first.getvalue() and "where to look next" in first.getvalue()
     assert "no new tickets" in second.getvalue()
     assert "no new tickets" not in first.getvalue()
-    for output in (first.getvalue(), second.getvalue()):
-        assert "demo-glpi" in output and "pushed: a comment on T-" in output
+    assert "demo-glpi" in first.getvalue() and "pushed: a comment on T-" in first.getvalue()
+    assert "demo-glpi" in second.getvalue() and "pushed to GLPI by the first demo run" in second.getvalue()
+    from flows.demo import DEMO_COMMENT
+    from itsm_core.store.tables import CommentRow
+
+    store = Store(f"sqlite:///{tmp_path / 'demo' / 'itsm.db'}")
+    with store.connect() as conn:  # two demo runs, one demo comment
+        demo_comments = conn.execute(select(CommentRow.id).where(CommentRow.body == DEMO_COMMENT)).all()
+    store.dispose()
+    assert len(demo_comments) == 1
 
 
 def test_a_cycle_pulls_glpi_then_pushes_a_comment_made_at_the_cli_as_a_followup(tmp_path):
