@@ -595,6 +595,29 @@ def demo(
     run_demo(directory, out)
 
 
+@app.command("serve")
+def serve(
+    demo_data: Annotated[bool, typer.Option("--demo", help="On the demo's data (the only mode for now).")] = False,
+    directory: Annotated[
+        Path, typer.Option("--dir", help="Where it keeps the config, inbox, store and Prefect's data.")
+    ] = Path("demo-serve"),
+    port: Annotated[int, typer.Option(help="The Prefect server's port (UI and API).", min=1, max=65535)] = 4200,
+) -> None:
+    """The ops path in one command: a simulated GLPI, a Prefect server, the work pool, the deployments of
+    prefect.yaml and a worker, on the demo's data, until Ctrl-C. Open the UI it prints to watch scheduled cycles."""
+    import signal
+    import threading
+
+    from flows.serve import serve_demo
+
+    if not demo_data:
+        _fail("only `itsm serve --demo` exists: in production, run the server and worker as the README says", code=2)
+    stop = threading.Event()
+    for number in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(number, lambda *_: stop.set())
+    serve_demo(directory, port, out, stop=stop)
+
+
 def main() -> None:
     """Console entry point: map the hub's errors to exit statuses and one readable line."""
     try:

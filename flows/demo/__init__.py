@@ -82,7 +82,7 @@ def run_demo(directory: Path, console: Console) -> None:
 
     directory.mkdir(parents=True, exist_ok=True)
     inbox = directory / "inbox"
-    copied = _copy_samples(inbox)
+    copied = copy_samples(inbox)
     console.print(f"demo folder: {directory.resolve()}  ({copied} sample mails copied to {inbox})", highlight=False)
     console.print(f"starting a simulated GLPI with {DEMO_GLPI_TICKETS} generated tickets on loopback…")
     with GlpiSimulator(tickets=DEMO_GLPI_TICKETS, seed=DEMO_GLPI_SEED) as glpi:
@@ -221,7 +221,7 @@ def _show_push(store: Store, config_file: Path, glpi: GlpiSimulator, console: Co
     )
 
 
-def _copy_samples(inbox: Path) -> int:
+def copy_samples(inbox: Path) -> int:
     """Copy the bundled sample mails into the inbox, never overwriting a file that is already there."""
     inbox.mkdir(parents=True, exist_ok=True)
     copied = 0

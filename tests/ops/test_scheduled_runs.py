@@ -26,10 +26,10 @@ import pytest
 import yaml
 from sqlalchemy.engine import make_url
 
+from flows.serve import PrefectServer, prefect_server, prefect_worker
 from itsm_core.store import Store
 from itsm_core.store.tickets import count_tickets
 from tests.conftest import PG_URL, REPO
-from tests.support.prefect_server import PrefectServer, prefect_server, prefect_worker
 
 pytestmark = pytest.mark.server
 
