@@ -1,5 +1,5 @@
-# The hub's image, for the deploy step and the worker in docker-compose.yml.
-FROM python:3.11-slim
+# The hub's image, for the Prefect server, the deploy step and the worker in docker-compose.yml.
+FROM python:3.11.11-slim-bookworm
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
@@ -16,8 +16,9 @@ COPY connectors ./connectors
 COPY flows ./flows
 COPY mappings ./mappings
 COPY prefect.yaml alembic.ini ./
+COPY docker/with-secrets.sh ./docker/
 RUN pip install -c constraints.txt . \
     && useradd --system --home-dir /var/lib/itsm --create-home itsm \
-    && mkdir -p /var/lib/itsm/inbox && chown -R itsm /var/lib/itsm
+    && mkdir -p /var/lib/itsm/inbox /var/lib/itsm/models /var/lib/itsm/results && chown -R itsm /var/lib/itsm
 USER itsm
 CMD ["itsm", "--help"]

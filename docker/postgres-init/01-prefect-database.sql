@@ -1,2 +1,0 @@
--- The Prefect server keeps its own database beside the hub's store (created by POSTGRES_DB).
-CREATE DATABASE prefect;
