@@ -11,6 +11,7 @@ operations tests use them too.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -48,9 +49,11 @@ class PrefectServer:
         command = [sys.executable, "-m", "prefect", "--no-prompt", *args]
         return subprocess.run(command, cwd=cwd, env=self.env(**extra), capture_output=True, text=True, timeout=timeout)
 
-    def error_lines(self) -> list[str]:
-        """Lines of the server's log that report an error (a service's traceback starts with one)."""
-        return [line for line in self.log.read_text(errors="replace").splitlines() if "| ERROR" in line]
+    def errors(self, *, tolerate: str | None = None) -> list[str]:
+        """The errors of the server's log, each with its traceback; without those whose text holds `tolerate`."""
+        entries = re.split(r"\n(?=\d\d:\d\d:\d\d\.\d{3} \| )", self.log.read_text(errors="replace"))
+        found = [entry for entry in entries if re.match(r"\d\d:\d\d:\d\d\.\d{3} \| ERROR", entry)]
+        return [entry for entry in found if not (tolerate and tolerate in entry)]
 
 
 @contextmanager

@@ -130,7 +130,7 @@ def test_a_push_glpi_refuses_becomes_a_dead_letter_and_the_rest_goes_on(sim, dat
     # Fixed in the hub (a known assignee), the dead letter is replayed: queued again, sent with today's value.
     known = next(row for row in sim.rows("User") if row["name"] == "tech")
     hub.change(first, assignee="tech")
-    deadletters_replay(letter["id"], config=str(tmp_path / "itsm.yaml"))
+    deadletters_replay([letter["id"]], config=str(tmp_path / "itsm.yaml"))
     assert hub.push().sent == 2  # the replayed item and the fix, both with the ticket's current assignee
     assigned = [row["users_id"] for row in sim.rows("Ticket_User", tickets_id=first) if row["type"] == ASSIGNED_ROLE]
     assert assigned == [known["id"]]

@@ -18,7 +18,7 @@ from flows.serve import PrefectServer
 from itsm_core.store import Store
 from itsm_core.store.tickets import count_tickets
 from tests.conftest import REPO
-from tests.ops.test_scheduled_runs import CYCLE, RETRAIN, SLA, completed, failed, read_runs
+from tests.ops.test_scheduled_runs import CYCLE, RETRAIN, SLA, SQLITE_LOCKED, completed, failed, read_runs
 from tests.support.net import free_port
 
 pytestmark = pytest.mark.server
@@ -60,7 +60,8 @@ def test_the_readme_ops_commands_work_as_written(tmp_path: Path):
         with store.connect() as conn:
             assert count_tickets(conn) == 1
         store.dispose()
-        assert server.error_lines() == [], "\n".join(server.error_lines()[:20])
+        errors = server.errors(tolerate=SQLITE_LOCKED)  # the README's server is on SQLite
+        assert errors == [], "\n".join(errors)[-6000:]
     finally:
         transcript.close()
         os.killpg(shell.pid, signal.SIGINT)  # the server and the worker the block left running

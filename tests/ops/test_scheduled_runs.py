@@ -34,6 +34,10 @@ from tests.conftest import PG_URL, REPO
 pytestmark = pytest.mark.server
 
 INTERVAL_SECONDS = 10
+#: Prefect's server on SQLite logs lock contention under concurrent runs (PrefectHQ/prefect#23051, partly fixed in
+#: 3.9): tolerated on SQLite only, which the README offers for a try-out. Any other error fails the test, on
+#: PostgreSQL every error does.
+SQLITE_LOCKED = "(sqlite3.OperationalError) database is locked"
 CYCLE, SLA, RETRAIN = "hub-cycle/cycle-5min", "sla-check/sla-5min", "classify-retrain/retrain-weekly"
 
 
@@ -200,8 +204,8 @@ def test_the_server_schedules_every_deployment_and_the_worker_completes_the_runs
         with prefect_worker(server, "itsm-process", cwd=tmp_path, log=worker_log, **hub_env):
             deadline = time.monotonic() + 300
             while True:
-                errors = server.error_lines()
-                assert not errors, "the server logged errors:\n" + server.log.read_text()[-6000:]
+                errors = server.errors(tolerate=None if prefect_database else SQLITE_LOCKED)
+                assert not errors, "the server logged errors:\n" + "\n".join(errors)[-6000:]
                 runs = read_runs(server)
                 broken = failed(runs[CYCLE] + runs[SLA])
                 assert not broken, f"{broken[0].name}: {broken[0].state}\n{worker_log.read_text()[-4000:]}"
@@ -244,4 +248,5 @@ def test_the_server_schedules_every_deployment_and_the_worker_completes_the_runs
         for (_, end), (start, _) in itertools.pairwise(spans):
             assert start >= end - timedelta(milliseconds=1), f"two cycles overlapped: {spans}"
 
-        assert server.error_lines() == [], "\n".join(server.error_lines()[:20])
+        errors = server.errors(tolerate=None if prefect_database else SQLITE_LOCKED)
+        assert errors == [], "\n".join(errors)[-6000:]
