@@ -13,7 +13,15 @@ from sqlalchemy import Connection
 from connectors.base import CIS, SourceConnector, entities_of
 from connectors.registry import build_connector, linked_targets
 from itsm_core.calendars import BusinessCalendar
-from itsm_core.config import GlpiSource, HubConfig, ImapSource, MaildirSource, SourceConfig, load_config
+from itsm_core.config import (
+    GlpiSource,
+    HubConfig,
+    ImapSource,
+    MaildirSource,
+    SourceConfig,
+    load_config,
+    secret_values,
+)
 from itsm_core.email.intake import EmailIntake
 from itsm_core.email.notify import EmailNotifier
 from itsm_core.errors import NotFound
@@ -42,8 +50,36 @@ def prefect_secret(block_name: str) -> str:
     return str(Secret.load(block_name).get())
 
 
+class _ScrubSecrets(logging.Filter):
+    """Replaces the config's secrets by *** in every line of the `itsm` loggers, which Prefect ships to its API
+    and UI: a message that quotes an upstream's answer or an exception must not carry a token on."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.secrets: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.secrets:
+            text = record.getMessage()
+            for secret in self.secrets:
+                text = text.replace(secret, "***")
+            record.msg, record.args = text, ()
+        return True
+
+
+_SCRUB = _ScrubSecrets()
+
+
 def load_hub_config(config_path: str | None) -> HubConfig:
-    return load_config(config_path, secret_resolver=prefect_secret)
+    """The config, its secrets resolved (env, Prefect Secret blocks) and registered for scrubbing from the hub's
+    log lines: on the handlers of the `itsm` logger (Prefect's API handler among them, through
+    PREFECT_LOGGING_EXTRA_LOGGERS), since a logger's own filters do not see its children's records."""
+    config = load_config(config_path, secret_resolver=prefect_secret)
+    _SCRUB.secrets |= secret_values(config)
+    for handler in logging.getLogger("itsm").handlers:
+        if _SCRUB not in handler.filters:
+            handler.addFilter(_SCRUB)
+    return config
 
 
 MAIL_SOURCES = (MaildirSource, ImapSource)

@@ -328,6 +328,32 @@ def config_path(explicit: str | Path | None = None) -> Path:
     return Path(os.environ.get(CONFIG_ENV_VAR) or DEFAULT_CONFIG_PATH)
 
 
+#: Shorter secrets are not scrubbed from text: replacing every "pw" would garble messages, not protect anything.
+MIN_SCRUBBED_LENGTH = 6
+
+
+def secret_values(config: BaseModel) -> set[str]:
+    """Every secret of the config (SecretStr fields, and the database URL's password) long enough to scrub."""
+    from sqlalchemy.engine import make_url
+
+    found: set[str] = set()
+
+    def walk(value: Any) -> None:
+        if isinstance(value, SecretStr):
+            found.add(value.get_secret_value())
+        elif isinstance(value, BaseModel):
+            for name in type(value).model_fields:
+                walk(getattr(value, name))
+        elif isinstance(value, list | tuple):
+            for item in value:
+                walk(item)
+
+    walk(config)
+    if isinstance(config, HubConfig):
+        found.add(make_url(config.database_url.get_secret_value()).password or "")
+    return {secret for secret in found if len(secret) >= MIN_SCRUBBED_LENGTH}
+
+
 def load_config(path: str | Path | None = None, *, secret_resolver: SecretResolver | None = None) -> HubConfig:
     """Read, resolve and validate the config file. Raises `ConfigError` naming the offending key."""
     path = config_path(path)

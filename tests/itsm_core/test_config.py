@@ -141,3 +141,16 @@ def test_a_database_url_error_never_echoes_the_url(monkeypatch):
     with pytest.raises(ConfigError) as error:
         parse_config("database_url: ${DB_URL}\n")
     assert "database_url" in str(error.value) and "hunter2" not in str(error.value)
+
+
+def test_secret_values_are_every_secret_long_enough_to_scrub(monkeypatch):
+    from itsm_core.config import secret_values
+
+    monkeypatch.setenv("DB_PW", "db-password-123")
+    text = (
+        "database_url: postgresql://itsm:${DB_PW}@db/itsm\n"
+        "sources:\n  - {name: g, kind: glpi, url: 'https://glpi.example/apirest.php', user_token: tok-9f8e7d, "
+        "app_token: pw}\n"
+    )
+    assert secret_values(parse_config(text)) >= {"db-password-123", "tok-9f8e7d"}
+    assert "pw" not in secret_values(parse_config(text))  # too short to scrub without garbling text
