@@ -145,6 +145,7 @@ def _run_cycle(directory: Path, config_file: Path, glpi: GlpiSimulator, console:
         f"  itsm deadletters list {c}        {waiting} record(s) quarantined, with the reason\n"
         f"  itsm sync status {c}             per source: watermark, lag, outbox, dead letters\n"
         "  itsm demo                        the cycle again: nothing is imported twice\n"
+        "  make serve                       the same data under a Prefect server and worker: the UI on :4200\n"
         "  README.md, 'Operating it with Prefect': a server, a worker, runs and artifacts in the Prefect UI",
         highlight=False,
         soft_wrap=True,
