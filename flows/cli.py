@@ -507,7 +507,7 @@ def deadletters_replay(
     """Run quarantined records through today's parser, mapping and rules; on success each becomes a ticket (or a
     configuration item). A push a linked system refused goes back to the outbox, sent with the next push. Each
     letter is replayed on its own: one that still fails keeps its letter, with the new reason. Exit status 1
-    when any still fails. The Prefect deployment `replay-dead-letters/on-demand` does the same from the UI."""
+    when any still fails. The Prefect deployment `replay-dead-letters/replay-on-demand` does the same from the UI."""
     from flows.replay import replay_letters, waiting_letters
 
     if bool(letters) == replay_all:

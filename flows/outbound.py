@@ -136,9 +136,7 @@ def deliver_email(store: Store, config: EmailConfig, limit: int = 200) -> Delive
                 title=titles.get(row["ticket_id"], fields.get("subject", "")),
                 requester_name=fields.get("requester_name"),
                 requester=fields["to"][0],
-                token=config.ticket_token.format(number=ticket_token_number(key, row["ticket_id"], number))
-                if number
-                else "",
+                token=config.ticket_token.format(number=ticket_token_number(key, row["ticket_id"])) if number else "",
                 from_domain=domain,
                 in_reply_to=fields.get("in_reply_to"),
                 references=fields.get("references") or [],

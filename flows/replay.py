@@ -1,5 +1,5 @@
 """`replay-dead-letters`: run quarantined records again through today's parser, mapping and rules — from the CLI
-(`itsm deadletters replay`) or from the Prefect UI (the `replay-dead-letters/on-demand` deployment), after the
+(`itsm deadletters replay`) or from the Prefect UI (the `replay-dead-letters/replay-on-demand` deployment), after the
 cause (a mapping, the config, a sender) was fixed.
 
 Each letter is replayed in its own transaction: one that still fails keeps its letter, with the new reason, and

@@ -58,13 +58,14 @@ class PrefectServer:
 
 @contextmanager
 def _process(command: list[str], *, env: dict[str, str], cwd: Path, log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """A background process in its own session, logging to `log`; SIGTERM (then SIGKILL) to its group at exit."""
+    """A background process in its own session, logging to `log`; SIGINT (then SIGKILL) to its group at exit —
+    SIGINT, because an idle Prefect process worker ignores a first SIGTERM."""
     with log.open("wb") as out:
         proc = subprocess.Popen(command, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         try:
             yield proc
         finally:
-            for sig, grace in ((signal.SIGTERM, 15), (signal.SIGKILL, 5)):
+            for sig, grace in ((signal.SIGINT, 15), (signal.SIGKILL, 5)):
                 if proc.poll() is not None:
                     break
                 os.killpg(proc.pid, sig)

@@ -29,6 +29,8 @@ from itsm_core.errors import ConfigError
 from itsm_core.rules.sla import ALWAYS
 from itsm_core.rules.spec import RulesConfig
 
+log = logging.getLogger("itsm.config")
+
 DEFAULT_CONFIG_PATH = Path("itsm.yaml")
 CONFIG_ENV_VAR = "ITSM_CONFIG"
 _NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
@@ -128,8 +130,6 @@ class ImapSource(MailSourceBase):
     def effective_port(self) -> int:
         return self.port or (993 if self.security == "ssl" else 143)
 
-
-log = logging.getLogger("itsm.config")
 
 #: Hosts to which a secret may travel in clear text (tests, a tunnel's local end).
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})

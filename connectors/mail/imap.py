@@ -27,7 +27,13 @@ from imapclient import IMAPClient
 from imapclient.exceptions import CapabilityError, IMAPClientAbortError, IMAPClientError, LoginError
 
 from connectors.base import pages_within
-from connectors.mail.record import PAYLOAD_FORMAT, decode_mail, mail_record, oversize_payload
+from connectors.mail.record import (
+    OVERSIZE_HEADER_LIMIT,
+    PAYLOAD_FORMAT,
+    decode_mail,
+    mail_record,
+    oversize_payload,
+)
 from itsm_core.config import ImapSource
 from itsm_core.errors import ImapUnavailable
 from itsm_core.models import RawRecord
@@ -207,7 +213,7 @@ class ImapConnector:
         for start in range(0, len(uids), 5000):
             chunk = uids[start : start + 5000]
             sizes = self._sizes(chunk)
-            found += [(uid, min(sizes.get(uid, 0), limit)) for uid in chunk]
+            found += [(uid, s if (s := sizes.get(uid, 0)) <= limit else OVERSIZE_HEADER_LIMIT) for uid in chunk]
         return found
 
     def _last_uid(self, folder: str, selected: FolderState, known: dict[str, Any] | None) -> int:

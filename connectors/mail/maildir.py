@@ -17,11 +17,16 @@ from pathlib import Path
 from typing import Any
 
 from connectors.base import pages_within
-from connectors.mail.record import PAYLOAD_FORMAT, decode_mail, mail_record, oversize_payload
+from connectors.mail.record import (
+    OVERSIZE_HEADER_LIMIT,
+    PAYLOAD_FORMAT,
+    decode_mail,
+    mail_record,
+    oversize_payload,
+)
 from itsm_core.models import RawRecord
 
 log = logging.getLogger("itsm.connectors.maildir")
-HEADER_LIMIT = 256 * 1024  # of an oversize file, the most read to find its headers
 
 
 class MaildirConnector:
@@ -78,7 +83,7 @@ class MaildirConnector:
                 size = (self.path / name).stat().st_size
             except FileNotFoundError:  # gone since the listing
                 continue
-            yield name, size if size <= self.max_message_bytes else HEADER_LIMIT
+            yield name, size if size <= self.max_message_bytes else OVERSIZE_HEADER_LIMIT
 
     def page_watermark(self, page: list[str], watermark: str | None) -> str | None:
         return None
@@ -100,7 +105,7 @@ class MaildirConnector:
         if size <= self.max_message_bytes:
             return path.read_bytes()
         with path.open("rb") as file:
-            head = file.read(HEADER_LIMIT)
+            head = file.read(OVERSIZE_HEADER_LIMIT)
         end = min((i for i in (head.find(b"\r\n\r\n"), head.find(b"\n\n")) if i >= 0), default=len(head))
         return oversize_payload(size, head[:end] + b"\r\n")
 

@@ -19,6 +19,8 @@ from itsm_core.models import RawRecord, utcnow
 PAYLOAD_FORMAT = "eml"
 #: First header line of a header-only payload kept for a message over `max_message_bytes`.
 OVERSIZE_HEADER = b"X-Itsm-Oversize: "
+#: Of a message over `max_message_bytes`, the most kept (its header block): what a page plans for it.
+OVERSIZE_HEADER_LIMIT = 256 * 1024
 
 
 def message_identity(payload: bytes) -> str:

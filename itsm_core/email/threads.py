@@ -26,6 +26,7 @@ from sqlalchemy import Connection, select
 
 from itsm_core.store.bulk import one_of
 from itsm_core.store.tables import ExternalRefRow, HubKeyRow, MailMessageRow, TicketRow, TicketWatcherRow
+from itsm_core.store.tickets import format_ticket_id
 
 mail_messages = MailMessageRow.__table__
 external_refs = ExternalRefRow.__table__
@@ -53,9 +54,9 @@ def ticket_secret(key: bytes, ticket_id: int) -> str:
     return base64.b32encode(digest).decode().lower()[:SECRET_LENGTH]
 
 
-def ticket_token_number(key: bytes, ticket_id: int, number: str) -> str:
+def ticket_token_number(key: bytes, ticket_id: int) -> str:
     """What `{number}` stands for in the subject token of mail the hub sends: T-000123-k7f2xq."""
-    return f"{number}-{ticket_secret(key, ticket_id)}"
+    return f"{format_ticket_id(ticket_id)}-{ticket_secret(key, ticket_id)}"
 
 
 @dataclass(frozen=True)
