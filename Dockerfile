@@ -14,6 +14,7 @@ COPY pyproject.toml constraints.txt README.md ./
 COPY itsm_core ./itsm_core
 COPY connectors ./connectors
 COPY flows ./flows
+COPY simulators ./simulators
 COPY mappings ./mappings
 COPY prefect.yaml alembic.ini ./
 COPY docker/with-secrets.sh ./docker/

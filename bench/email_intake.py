@@ -23,13 +23,15 @@ from imapclient import IMAPClient
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for tests.support
 
 from bench.ingest import generate
+from connectors.mail.config import ImapSource
 from connectors.mail.imap import ImapConnector
-from itsm_core.config import EmailConfig, ImapSource
+from itsm_core.config import EmailConfig
 from itsm_core.email.intake import EmailIntake
 from itsm_core.mapping import load_mapping
 from itsm_core.rules import Rules, RulesConfig
 from itsm_core.store import Store
-from itsm_core.sync.ingest import BatchReport, SourcePipeline, ingest_batch
+from itsm_core.sync.batch import BatchReport
+from itsm_core.sync.ingest import SourcePipeline, ingest_batch
 from tests.support.dovecot import start_dovecot, stop_dovecot
 
 PASSWORD = "bench"

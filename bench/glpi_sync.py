@@ -3,9 +3,9 @@
     .venv/bin/python bench/glpi_sync.py --tickets 100000 --database-url postgresql://postgres@127.0.0.1/DB
         [--page-size 200] [--concurrency 4] [--seed 1] [--keep-schema]
 
-The GLPI simulator runs as a separate process (`python -m connectors.glpi.simulator --control`, its own GIL) and
+The GLPI simulator runs as a separate process (`python -m simulators.glpi.simulator --control`, its own GIL) and
 generates N tickets with their followups, solutions, tasks, actors and linked assets (not timed). The hub side
-is the page task's own code, without Prefect: `ingest_page.fn(runtime, page, watermark)` for each page of
+is the page task's own code, without Prefect: `ingest_page.fn(runtime, ENTITY, page, watermark)` for each page of
 `plan_pages(watermark)`, as `sync-source` runs it (see tests/support/glpi.py). Three timed runs:
 
 1. full sync of every ticket from an empty store;
@@ -58,14 +58,14 @@ from sqlalchemy.engine import make_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from connectors.glpi.simulator import HUB_USER_TOKEN
 from flows.runtime import SourceRuntime, build_runtime
 from flows.sync import ENTITY, ingest_page
 from itsm_core.config import HubConfig, parse_config
 from itsm_core.store import Store
 from itsm_core.store.sync_state import get_state
 from itsm_core.store.tables import CommentRow, TicketRow
-from itsm_core.sync.ingest import BatchReport
+from itsm_core.sync.batch import BatchReport
+from simulators.glpi.simulator import HUB_USER_TOKEN
 
 REPO = Path(__file__).resolve().parent.parent
 SOURCE = "glpi"
@@ -84,12 +84,12 @@ def peak_rss_mb(who: int = resource.RUSAGE_SELF) -> float:
 
 
 class Simulator:
-    """`python -m connectors.glpi.simulator --control` in its own process: URL on stdout, commands on stdin."""
+    """`python -m simulators.glpi.simulator --control` in its own process: URL on stdout, commands on stdin."""
 
     def __init__(self, tickets: int, seed: int) -> None:
         started = time.perf_counter()
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "connectors.glpi.simulator", "--tickets", str(tickets), "--seed", str(seed),
+            [sys.executable, "-m", "simulators.glpi.simulator", "--tickets", str(tickets), "--seed", str(seed),
              "--timezone", TIMEZONE, "--control"],
             cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
@@ -268,7 +268,7 @@ def run_sync(config: HubConfig, store: Store, label: str) -> SyncStats:
             if page is None:
                 break
             task_started, fetch_before = time.perf_counter(), stats.split["fetch_page"]
-            page_report, watermark = ingest_page.fn(runtime, page, watermark)
+            page_report, watermark = ingest_page.fn(runtime, ENTITY, page, watermark)
             task_s = time.perf_counter() - task_started
             stats.split["ingest_page"] += task_s
             stats.ingest_pages.append((page_report.fetched, task_s - (stats.split["fetch_page"] - fetch_before)))

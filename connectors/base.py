@@ -1,93 +1,119 @@
-"""What every source connector offers the flows: pages of raw records, a decoder, an acknowledgement.
+"""The connector contract: what every source offers the flows, and what every two-way system's writer offers.
 
-A connector speaks one protocol and nothing else: it never touches the store, never imports Prefect and
-knows no business rule. The flow plans pages (small, serialisable references), runs one task per page,
-and acknowledges a page's records only after the store has committed them.
+A connector speaks one protocol and nothing else: it never touches the store, never imports Prefect and knows no
+business rule. The flow plans pages (small, serialisable references), runs one task per page, commits each
+page's records with the page's watermark in one transaction, and only then acknowledges the page's records.
+The conformance suite (`tests/connectors/conformance/`) checks every registered kind against this contract.
 
-Entities. A source may read more than one kind of record: tickets, and configuration items ("cis"). A connector
-that does declares them, in the order a run syncs them (CIs before tickets, so a ticket's links to its CIs
-resolve in the same run):
+**Entities.** A source reads one or more kinds of record — tickets, and for some configuration items ("cis") —
+declared in `entities` in the order a run syncs them (CIs before tickets, so a ticket's links to its CIs resolve
+in the same run). Every method that depends on the entity takes it; a one-entity connector declares
+``entities = ("tickets",)`` (the default). Each entity has its own watermark (sync_state row `(source, entity)`).
 
-```python
-entities = ("cis", "tickets")
-def plan_pages(self, watermark, entity="tickets"): ...   # pages of that entity, from its own watermark
-def decode(self, payload, entity="tickets"): ...
-def entity_of(self, external_id): ...                    # which entity a record is (to replay dead letters)
-default_ci_mapping = "glpi_assets"                       # the CI mapping in mappings/
-```
+**The incremental contract.** A watermark is an opaque string the connector alone reads, committed in the same
+transaction as the page it follows, so a crash re-reads a page and never skips one:
 
-Each page object then carries its entity (an ``entity`` attribute), so `page_watermark`, `fetch_page` and the
-flow route it; each entity has its own watermark (sync_state row `(source, entity)`). A connector that says
-nothing (the mail connectors) reads tickets only, with the signatures below unchanged: `entities_of`,
-`page_entity` and `plan_entity_pages` give the flows one way to ask either kind.
+- `plan_pages(watermark, entity)` plans the records *after* `watermark`: every record created or changed since
+  the watermark's page was read is in the plan (none is missed), and records before it may come again (a
+  connector may re-read a window at the boundary, e.g. the same second: the store's landing key makes a
+  re-read create nothing);
+- `page_watermark(page, watermark)` is the watermark once `page` is committed; it only moves forward
+  (`watermark_positions` exposes the order so the conformance suite can check it);
+- a connector with ``incremental = False`` keeps no watermark (``page_watermark`` returns None) and offers every
+  record it can see on every run; the landing key (source, external id, payload hash) makes repeats no-ops.
+
+Half-open or closed at the boundary is each connector's to state in its docstring, in these terms.
 """
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any, Protocol, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from itsm_core.models import RawRecord
+from itsm_core.sync.linked import PUSHED_FIELDS, Sent
 
-#: The entity of connectors that declare none.
+#: The entity every source reads.
 TICKETS = "tickets"
 #: Configuration items (assets, software).
 CIS = "cis"
 
 
-class SourceConnector(Protocol):
-    #: Format of the raw payloads it lands ("eml", "json", ...).
-    payload_format: str
-    #: Name of the mapping in `mappings/` used when the source's config names none.
-    default_mapping: str
+class SourceConnector(ABC):
+    """One configured source, opened for one run. Subclasses implement the four abstract methods; the hooks
+    (`entity_of`, `watermark_positions`, `acknowledge`, `close`) have safe defaults."""
 
-    def plan_pages(self, watermark: str | None) -> Iterator[Any]:
-        """Small JSON-able references to pages of records (file names, UID ranges, cursors), in fetch order.
+    #: What it reads, in sync order. An instance may narrow it from its config (GLPI without `assets`).
+    entities: tuple[str, ...] = (TICKETS,)
+    #: False: no watermark; every run offers every record, and the landing key dedupes.
+    incremental: ClassVar[bool] = True
+    #: Format of the raw payloads it lands ("eml", "json", ...), kept with each record and dead letter.
+    payload_format: ClassVar[str]
 
-        `watermark` is what `page_watermark` returned for the last committed page (None on a first run).
-        A connector with several entities takes ``entity=`` too, and plans only that entity's pages.
+    @abstractmethod
+    def plan_pages(self, watermark: str | None, entity: str = TICKETS) -> Iterator[Any]:
+        """Small JSON-able references to pages of `entity`'s records after `watermark`, in fetch order.
+
+        A page is what one Prefect task holds in memory: bounded by the source's `page_size` (and bytes, where
+        records can be large). `watermark` is what `page_watermark` returned for the last committed page of this
+        entity (None on a first run). Planning the same state from the same watermark plans the same pages.
         """
-        ...
 
+    @abstractmethod
     def page_watermark(self, page: Any, watermark: str | None) -> str | None:
-        """The watermark once `page` is committed; stored in the same transaction as the page's records."""
-        ...
+        """The watermark once `page` is committed, from the one before it (stored with the page's records)."""
 
+    @abstractmethod
     def fetch_page(self, page: Any) -> list[RawRecord]:
-        """The raw records of one page, payloads verbatim."""
-        ...
+        """The raw records of one page, payloads verbatim (one upstream request per page where the API allows).
 
-    def decode(self, payload: bytes) -> dict[str, Any]:
-        """One payload as a plain dict for the mapping; raises `itsm_core.errors.ParseError` if unreadable.
+        A record gone since the plan is skipped, not an error."""
 
-        A connector with several entities takes ``entity=`` too (a ticket's payload is not a CI's).
+    @abstractmethod
+    def decode(self, payload: bytes, entity: str = TICKETS) -> dict[str, Any]:
+        """One payload of `entity` as a plain dict for the mapping (pure: no I/O).
+
+        Raises `itsm_core.errors.ParseError` if unreadable: the record is then quarantined whole, with the reason.
         """
-        ...
 
-    def acknowledge(self, records: Sequence[RawRecord]) -> None:
-        """Called after the records are committed (as tickets or dead letters): mark, move or forget them."""
-        ...
+    def entity_of(self, external_id: str) -> str:
+        """Which entity a record is, by its external id (to replay a dead letter through the right path)."""
+        if len(self.entities) == 1:
+            return self.entities[0]
+        raise NotImplementedError(f"{type(self).__name__} reads {self.entities}: it must say which is which")
 
-    def close(self) -> None:
+    def watermark_positions(self, watermark: str | None) -> dict[str, tuple[Any, ...]]:
+        """The watermark as comparable positions, one per stream it tracks (a folder, a walk, a file): each
+        position only grows from one committed page to the next. A new epoch (an IMAP folder's UIDVALIDITY, a
+        rewritten file) is a new stream key. Empty for a connector that keeps no watermark."""
+        return {}
+
+    def acknowledge(self, records: Sequence[RawRecord]) -> None:  # noqa: B027 (a hook: nothing to do by default)
+        """Called after the records are committed (as tickets, CIs or dead letters): mark, move or forget them."""
+
+    def close(self) -> None:  # noqa: B027 (a hook: nothing to do by default)
         """Release connections at the end of a run."""
-        ...
 
 
-def entities_of(connector: Any) -> tuple[str, ...]:
-    """The entities `connector` reads, in sync order; ``("tickets",)`` when it declares none."""
-    return tuple(getattr(connector, "entities", (TICKETS,)))
+class SourceWriter(ABC):
+    """The push side of a two-way source: the hub's changes, one outbox operation at a time.
 
+    Operations are those of `itsm_core/sync/linked.py` (``update`` of `pushed_fields`, ``comment``). `send` must
+    be idempotent per operation — the same outbox row sent twice (a crash between the upstream's answer and the
+    outbox commit) causes one change upstream — and report in `Sent` what the system now holds, so that the
+    system's next report of it is recognised as the hub's own echo and not as a new change.
+    """
 
-def page_entity(page: Any) -> str:
-    """The entity of a page: its ``entity`` attribute, else tickets."""
-    return str(getattr(page, "entity", TICKETS))
+    #: The canonical ticket fields this system is told of when they change.
+    pushed_fields: ClassVar[frozenset[str]] = PUSHED_FIELDS
 
+    @abstractmethod
+    def send(self, operation: dict[str, Any]) -> Sent:
+        """Apply one operation upstream; raises `itsm_core.errors.UpstreamError` (retried later, then dead-lettered)."""
 
-def plan_entity_pages(connector: Any, watermark: str | None, entity: str) -> Iterator[Any]:
-    """`connector.plan_pages` for one entity; connectors without entities are asked for tickets as they always were."""
-    if entity == TICKETS and entities_of(connector) == (TICKETS,):
-        return connector.plan_pages(watermark)
-    return connector.plan_pages(watermark, entity=entity)
+    def close(self) -> None:  # noqa: B027 (a hook: nothing to do by default)
+        """Release connections at the end of a push run."""
 
 
 T = TypeVar("T")

@@ -6,8 +6,8 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from itsm_core.models import utcnow
-from itsm_core.sync.ingest import COUNTS as COUNT_COLUMNS
-from itsm_core.sync.ingest import BatchReport
+from itsm_core.sync.batch import COUNTS as COUNT_COLUMNS
+from itsm_core.sync.batch import BatchReport
 
 MAX_NOTES = 50
 #: What a batch of configuration items can become (they are never comments or ignored).

@@ -545,9 +545,10 @@ def email_import_dir(
     """
     from rich.progress import Progress
 
+    from connectors.mail.config import MaildirSource
     from flows.runtime import build_runtime
-    from itsm_core.config import MaildirSource
-    from itsm_core.sync.ingest import BatchReport, ingest_batch
+    from itsm_core.sync.batch import BatchReport
+    from itsm_core.sync.ingest import ingest_batch
 
     hub = _config(config)
     store = _store(config)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 
+from connectors.base import SourceWriter
 from connectors.mail.outbound import OutgoingMail, render_acknowledgement, send_mail
 from itsm_core.config import EmailConfig
 from itsm_core.email.notify import EMAIL_TARGET
@@ -33,7 +34,6 @@ from itsm_core.store.outbox import claim_due, mark_failed, mark_sent, release
 from itsm_core.store.tables import MailMessageRow, TicketRow
 from itsm_core.store.tickets import format_ticket_id
 from itsm_core.sync.conflicts import remember_pushed
-from itsm_core.sync.linked import LinkedWriter
 from itsm_core.sync.related import remember_comment_ids
 
 log = logging.getLogger("itsm.flows.outbound")
@@ -63,7 +63,7 @@ class DeliveryReport:
 REFUSALS = (UpstreamRejected, UpstreamNotFound, UpstreamForbidden, ValueError)
 
 
-def deliver_linked(store: Store, target: str, writer: LinkedWriter, limit: int = 200) -> DeliveryReport:
+def deliver_linked(store: Store, target: str, writer: SourceWriter, limit: int = 200) -> DeliveryReport:
     """Send up to `limit` operations due for the linked system `target`, one by one, in outbox order.
 
     Sent → marked sent, with what the system now holds, in one transaction. Refused (`REFUSALS`) → a dead

@@ -12,13 +12,13 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from connectors.registry import build_writer, linked_targets
+from connectors.base import SourceWriter
+from connectors.registry import build_writer, push_targets
 from flows.outbound import DeliveryReport, deliver_email, deliver_linked
 from flows.runtime import load_hub_config
 from itsm_core.config import HubConfig
 from itsm_core.email.notify import EMAIL_TARGET
 from itsm_core.store import Store
-from itsm_core.sync.linked import LinkedWriter
 
 PAGE = 200
 #: Pages per target and run: a backlog larger than this is left for the next cycle, so one slow target
@@ -32,7 +32,7 @@ def push_email_page(store: Store, config: HubConfig) -> DeliveryReport:
 
 
 @task(name="push-linked-page", cache_policy=NO_CACHE)
-def push_linked_page(store: Store, target: str, writer: LinkedWriter) -> DeliveryReport:
+def push_linked_page(store: Store, target: str, writer: SourceWriter) -> DeliveryReport:
     return deliver_linked(store, target, writer, limit=PAGE)
 
 
@@ -57,7 +57,7 @@ def push_outbox(config_path: str | None = None) -> dict[str, dict[str, int]]:
         if config.email.smtp is not None:
             total = _drain(lambda: push_email_page(store, config))
             results[EMAIL_TARGET] = {"sent": total.sent, "retry_later": total.failed, "refused": total.refused}
-        for source in linked_targets(config):
+        for source in push_targets(config):
             writer = build_writer(source)
             try:
                 total = _drain(lambda: push_linked_page(store, source.name, writer))  # noqa: B023 (called at once)

@@ -6,23 +6,13 @@ import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import Connection
 
-from connectors.base import CIS, SourceConnector, entities_of
-from connectors.registry import build_connector, linked_targets
+from connectors.base import CIS, TICKETS, SourceConnector
+from connectors.registry import build_connector, default_mapping, kind_of, push_targets
 from itsm_core.calendars import BusinessCalendar
-from itsm_core.config import (
-    GlpiSource,
-    HubConfig,
-    ImapSource,
-    MaildirSource,
-    SourceConfig,
-    load_config,
-    secret_values,
-)
-from itsm_core.email.intake import EmailIntake
+from itsm_core.config import HubConfig, SourceBase, load_config, secret_values
 from itsm_core.email.notify import EmailNotifier
 from itsm_core.errors import NotFound
 from itsm_core.mapping import load_ci_mapping, load_mapping
@@ -37,7 +27,6 @@ from itsm_core.sync.ingest_cis import CIPipeline
 from itsm_core.sync.intake import Intake
 from itsm_core.sync.linked import LinkedSystemTarget
 from itsm_core.sync.propagate import HUB, Change, Propagator, PushTarget
-from itsm_core.sync.related import RelatedRecords
 
 # Our own modules log under "itsm"; Prefect ships them to the UI (PREFECT_LOGGING_EXTRA_LOGGERS) at INFO.
 logging.getLogger("itsm").setLevel(logging.INFO)
@@ -82,9 +71,6 @@ def load_hub_config(config_path: str | None) -> HubConfig:
     return config
 
 
-MAIL_SOURCES = (MaildirSource, ImapSource)
-
-
 @dataclass(frozen=True)
 class SourceRuntime:
     name: str
@@ -96,7 +82,10 @@ class SourceRuntime:
 def build_propagator(config: HubConfig) -> Propagator:
     """Every system that hears of ticket changes: the requester's mailbox, and each two-way source."""
     targets: list[PushTarget] = [EmailNotifier(config.email)]
-    targets += [LinkedSystemTarget(source.name) for source in linked_targets(config)]
+    for source in push_targets(config):
+        writer = kind_of(source).writer
+        assert writer is not None  # a push target's kind has one
+        targets.append(LinkedSystemTarget(source.name, writer.pushed_fields))
     return Propagator(tuple(targets))
 
 
@@ -134,35 +123,31 @@ def build_calendars(config: HubConfig) -> dict[str, BusinessCalendar]:
     return {name: calendar.compile() for name, calendar in config.calendars.items()}
 
 
-def build_intake(config: HubConfig, source: SourceConfig) -> Intake | None:
-    """The channel's rules before mapping: mail's (noise, threads, floods), or a ticket system's timeline."""
-    if isinstance(source, MAIL_SOURCES):
-        return EmailIntake(config.email, source.name)
-    if isinstance(source, GlpiSource):
-        return RelatedRecords(source.name)
-    return None
+def build_intake(config: HubConfig, source: SourceBase) -> Intake | None:
+    """The channel's rules before mapping, as its kind says: mail's (noise, threads, floods), a ticket system's
+    timeline, or none."""
+    intake = kind_of(source).intake
+    return intake(config, source) if intake is not None else None
 
 
-def build_ci_pipeline(source: SourceConfig, connector: SourceConnector) -> CIPipeline | None:
+def build_ci_pipeline(source: SourceBase, connector: SourceConnector) -> CIPipeline | None:
     """The CI path of a source whose connector reads configuration items (None for the others)."""
-    if CIS not in entities_of(connector):
+    if CIS not in connector.entities:
         return None
-    # A connector with CIs says how (connectors/base.py): its CI mapping, its CI decoder, which records are CIs.
-    multi: Any = connector
     return CIPipeline(
         source=source.name,
-        decode=functools.partial(multi.decode, entity=CIS),
-        mapping=load_ci_mapping(getattr(source, "ci_mapping", None) or multi.default_ci_mapping),
-        owns=lambda external_id: multi.entity_of(external_id) == CIS,
+        decode=functools.partial(connector.decode, entity=CIS),
+        mapping=load_ci_mapping(default_mapping(source, CIS)),
+        owns=lambda external_id: connector.entity_of(external_id) == CIS,
     )
 
 
-def build_runtime(config: HubConfig, source: SourceConfig, store: Store | None = None) -> SourceRuntime:
+def build_runtime(config: HubConfig, source: SourceBase, store: Store | None = None) -> SourceRuntime:
     connector = build_connector(source)
     pipeline = SourcePipeline(
         source=source.name,
-        decode=connector.decode,
-        mapping=load_mapping(source.mapping or connector.default_mapping),
+        decode=functools.partial(connector.decode, entity=TICKETS),
+        mapping=load_mapping(default_mapping(source, TICKETS)),
         rules=build_rules(config),
         intake=build_intake(config, source),
         propagator=build_propagator(config),

@@ -128,9 +128,9 @@ def serve_demo(directory: Path, port: int, console: Console, *, stop: threading.
     """The demo's data under a real Prefect server until `stop` is set (Ctrl-C from the CLI): the simulated GLPI,
     the server on `port`, the `itsm-process` pool, `prefect deploy --all` of the project, a worker, and one cycle
     started at once (the next ones come on the deployments' schedules)."""
-    from connectors.glpi.simulator import HUB_USER_TOKEN, GlpiSimulator
     from flows.demo import DEMO_CONFIG, DEMO_GLPI_SEED, DEMO_GLPI_TICKETS, copy_samples
     from itsm_core.store import Store
+    from simulators.glpi.simulator import HUB_USER_TOKEN, GlpiSimulator
 
     home = project_home()
     directory = directory.resolve()

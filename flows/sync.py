@@ -17,13 +17,14 @@ from prefect.states import State
 from prefect.utilities.annotations import quote
 from sqlalchemy import Connection
 
-from connectors.base import CIS, TICKETS, entities_of, page_entity, plan_entity_pages
+from connectors.base import CIS, TICKETS
 from flows.artifacts import CI_COUNTS, artifact_key, source_markdown
 from flows.runtime import SourceRuntime, build_runtime, load_hub_config
 from itsm_core.errors import HubError, ImapUnavailable, UpstreamError, UpstreamUnavailable
 from itsm_core.models import RawRecord
 from itsm_core.store.sync_state import get_state, record_run, save_watermark
-from itsm_core.sync.ingest import BatchReport, ingest_batch
+from itsm_core.sync.batch import BatchReport
+from itsm_core.sync.ingest import ingest_batch
 from itsm_core.sync.ingest_cis import ingest_ci_batch
 
 #: The entity every source reads (some read configuration items, "cis", as well).
@@ -46,12 +47,11 @@ def _worth_retrying(task: Any, task_run: Any, state: State) -> bool:
     retry_delay_seconds=[2, 10],  # safe: a page is one transaction and landing is idempotent
     retry_condition_fn=_worth_retrying,
 )
-def ingest_page(runtime: SourceRuntime, page: Any, watermark: str | None) -> tuple[BatchReport, str | None]:
-    """Fetch one page, land and apply it and move its entity's watermark in one transaction, then acknowledge.
-
-    `watermark` is the page's entity's (tickets, or CIs for a page that says ``entity = "cis"``).
-    """
-    entity = page_entity(page)
+def ingest_page(
+    runtime: SourceRuntime, entity: str, page: Any, watermark: str | None
+) -> tuple[BatchReport, str | None]:
+    """Fetch one page of `entity`, land and apply it and move the entity's watermark in one transaction, then
+    acknowledge the page's records."""
     records = runtime.connector.fetch_page(page)
     watermark = runtime.connector.page_watermark(page, watermark)
     with runtime.store.transaction() as conn:
@@ -82,7 +82,7 @@ def sync_source(source: str, config_path: str | None = None) -> dict[str, int]:
     config = load_hub_config(config_path)
     runtime = build_runtime(config, config.source(source))
     runtime.store.ensure_current()
-    entities = entities_of(runtime.connector)
+    entities = runtime.connector.entities
     reports = {entity: BatchReport() for entity in entities}
     pages = 0
     failure: Exception | None = None
@@ -98,11 +98,11 @@ def sync_source(source: str, config_path: str | None = None) -> dict[str, int]:
                 continue
             succeeded = False
             try:
-                for page in plan_entity_pages(runtime.connector, watermark, entity):
+                for page in runtime.connector.plan_pages(watermark, entity):
                     pages += 1
                     name = f"{source}-page-{pages}" if entity == TICKETS else f"{source}-{entity}-page-{pages}"
                     page_report, watermark = ingest_page.with_options(task_run_name=name)(
-                        quote(runtime), page, watermark
+                        quote(runtime), entity, page, watermark
                     )
                     reports[entity] += page_report
                     counts = ", ".join(f"{k} {v}" for k, v in page_report.counts().items())

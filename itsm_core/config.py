@@ -12,24 +12,32 @@ Resolved values are never echoed: errors name the key and the variable, not what
 
 from __future__ import annotations
 
-import logging
 import os
 import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from typing import Annotated, Any, Literal, Self
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    SerializeAsAny,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from itsm_core.calendars import Calendar
 from itsm_core.errors import ConfigError
+from itsm_core.plugins import CONNECTOR_KINDS, load_plugins
 from itsm_core.rules.sla import ALWAYS
 from itsm_core.rules.spec import RulesConfig
-
-log = logging.getLogger("itsm.config")
 
 DEFAULT_CONFIG_PATH = Path("itsm.yaml")
 CONFIG_ENV_VAR = "ITSM_CONFIG"
@@ -43,6 +51,11 @@ class _Strict(BaseModel):
 
 
 class SourceBase(_Strict):
+    """What every source's config has; each connector kind extends it with its own keys (its folder's
+    `config.py`) and a ``kind: Literal["..."]`` naming it. `HubConfig.sources` picks the model by `kind` among the
+    registered kinds (`itsm_core/plugins.py`)."""
+
+    kind: str
     name: str = Field(pattern=_NAME_PATTERN, description="unique, lower-case: letters, digits, - and _")
 
     @field_validator("name")
@@ -58,157 +71,43 @@ class SourceBase(_Strict):
         default=None, description="mapping file in mappings/ (without .yaml) or a path; default per kind"
     )
 
+    def mapping_for(self, entity: str) -> str | None:
+        """The mapping this config names for `entity` (None: the kind's default). `mapping` is the tickets'; a
+        kind that reads other entities names their mappings with keys of its own."""
+        return self.mapping if entity == "tickets" else None
 
-class MailSourceBase(SourceBase):
-    """What every mail source caps: one hostile message must not exhaust memory or fill the store."""
-
-    max_message_bytes: int = Field(
-        default=25 * 1024 * 1024, ge=1024, description="a larger message keeps only its headers and is refused"
-    )
-    max_text_chars: int = Field(
-        default=200_000, ge=1000, description="a longer text is cut (with a line saying so) in the ticket"
-    )
-    max_attachment_bytes: int = Field(
-        default=20 * 1024 * 1024, ge=1024, description="a larger attachment is left out, with a line naming it"
-    )
-    max_page_bytes: int = Field(
-        default=100 * 1024 * 1024, ge=1024 * 1024, description="a page holds fewer messages rather than more bytes"
-    )
-
-
-class MaildirSource(MailSourceBase):
-    """A drop folder of RFC 5322 messages: a Maildir (new/ and cur/) or a plain folder of `.eml` files.
-
-    Each message is landed once per content hash; a message seen before creates nothing. With
-    ``after_import: move`` a file is moved to `move_to` only after its ticket is committed.
-    """
-
-    kind: Literal["maildir"]
-    path: Path
-    pattern: str = "*.eml"
-    after_import: Literal["keep", "move"] = "keep"
-    move_to: Path | None = Field(default=None, description="folder for imported files (after_import: move)")
-
-    @model_validator(mode="after")
-    def _move_needs_target(self) -> MaildirSource:
-        if self.after_import == "move" and self.move_to is None:
-            raise ValueError("after_import: move needs move_to, the folder that receives imported files")
+    def anchored(self, base_dir: Path) -> Self:
+        """This config with its relative file paths made relative to the config file's folder `base_dir`."""
         return self
 
 
-class ImapSource(MailSourceBase):
-    """An IMAP mailbox, one or several folders, read exactly once per message.
+class TwoWaySource(SourceBase):
+    """A source the hub also writes to: its kind registers a writer (`connectors/registry.py`)."""
 
-    Incremental contract: per folder, messages with UID > the last committed UID under the same UIDVALIDITY;
-    a changed UIDVALIDITY re-reads the folder, and the store's landing key (Message-ID + content hash) keeps
-    that from creating duplicates. A message is flagged / moved (`after_import`) only after its page commits.
-    """
-
-    kind: Literal["imap"]
-    host: str
-    port: int | None = Field(default=None, ge=1, le=65535, description="default: 993 for ssl, else 143")
-    security: Literal["ssl", "starttls", "plain"] = "ssl"
-    username: str
-    password: SecretStr | None = None
-    oauth2_token: SecretStr | None = Field(default=None, description="XOAUTH2 bearer token instead of a password")
-    folders: list[str] = Field(default_factory=lambda: ["INBOX"], min_length=1)
-    after_import: Literal["seen", "move", "leave"] = "seen"
-    move_to: str | None = Field(default=None, description="IMAP folder for imported mail (after_import: move)")
-    timeout_seconds: float = Field(default=60, gt=0)
-
-    @model_validator(mode="after")
-    def _credentials_and_target(self) -> ImapSource:
-        if (self.password is None) == (self.oauth2_token is None):
-            raise ValueError("give exactly one of password or oauth2_token")
-        if self.after_import == "move" and not self.move_to:
-            raise ValueError("after_import: move needs move_to, the IMAP folder that receives imported mail")
-        if self.security == "plain" and self.host not in LOOPBACK_HOSTS:
-            raise ValueError("security: plain sends the password in clear; it is allowed on loopback only")
-        return self
-
-    @property
-    def effective_port(self) -> int:
-        return self.port or (993 if self.security == "ssl" else 143)
+    push: bool = Field(default=True, description="send the hub's changes (status, assignment, comments) back")
 
 
 #: Hosts to which a secret may travel in clear text (tests, a tunnel's local end).
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
-#: GLPI itemtypes pulled as configuration items by default ("Software": software versions, and what each
-#: computer has installed).
-DEFAULT_GLPI_ASSETS = ["Computer", "NetworkEquipment", "Printer", "Monitor", "Software"]
-#: Every itemtype `assets` may name.
-GLPI_ASSET_TYPES = ("Computer", "NetworkEquipment", "Printer", "Monitor", "Peripheral", "Phone", "Software")
+
+def anchor(path: Path, base_dir: Path) -> Path:
+    """`path` as written in the config file, relative to that file's folder unless absolute."""
+    return path if path.is_absolute() else (base_dir / path)
 
 
-class GlpiSource(SourceBase):
-    """A GLPI instance (9.5, 10 or 11) through its legacy REST API (`apirest.php`), both ways.
-
-    Incremental contract: tickets whose `date_mod` ≥ (last committed watermark − `overlap_seconds`), in
-    `date_mod` order; the overlap re-reads records sharing a second with the watermark, and the landing's
-    content hash makes those re-reads create nothing. The itemtypes in `assets` are read the same way, as
-    configuration items (mapping `ci_mapping`, default `glpi_assets`), before the tickets, so a ticket is linked
-    to the assets it names in the same run. Use a dedicated GLPI account for the hub, with READALL on tickets,
-    read rights on those asset types and "see private" on followups and tasks: GLPI hides what the account may
-    not see, silently.
-    """
-
-    kind: Literal["glpi"]
-    url: str = Field(description="the API's base URL, ending in apirest.php")
-    app_token: SecretStr | None = Field(default=None, description="the API client's App-Token, if it has one")
-    user_token: SecretStr | None = Field(default=None, description="the hub account's API token")
-    login: str | None = Field(default=None, description="instead of user_token (GLPI must allow it)")
-    password: SecretStr | None = None
-    timezone: str = Field(default="UTC", description="GLPI's dates carry no zone: the zone they are in")
-    verify_tls: bool = True
-    ca_file: Path | None = Field(default=None, description="a private CA's certificate for TLS")
-    timeout_seconds: float = Field(default=30, gt=0)
-    max_concurrent_requests: int = Field(default=4, ge=1, le=64, description="in flight at once, per instance")
-    retry_attempts: int = Field(default=5, ge=1, le=20, description="tries per request on 429, 5xx and timeouts")
-    overlap_seconds: int = Field(default=120, ge=0, description="re-read window before the watermark")
-    assets: list[str] = Field(
-        default_factory=lambda: list(DEFAULT_GLPI_ASSETS),
-        description="itemtypes pulled as configuration items (CIs); [] for tickets only",
-    )
-    ci_mapping: str | None = Field(
-        default=None, description="CI mapping in mappings/ (without .yaml) or a path; default glpi_assets"
-    )
-    push: bool = Field(default=True, description="send the hub's changes (status, assignment, followups) back")
-    allow_insecure: bool = Field(
-        default=False, description="allow http:// to a host other than loopback (tokens in clear)"
-    )
-
-    @model_validator(mode="after")
-    def _credentials_and_zone(self) -> GlpiSource:
-        if (self.user_token is None) == (self.login is None):
-            raise ValueError("give exactly one of user_token or login (with password)")
-        if self.login is not None and self.password is None:
-            raise ValueError("login needs a password")
-        try:
-            ZoneInfo(self.timezone)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"timezone {self.timezone!r} is not an IANA time zone (e.g. Europe/Paris)") from None
-        unknown = [itemtype for itemtype in self.assets if itemtype not in GLPI_ASSET_TYPES]
-        if unknown:
-            raise ValueError(f"assets: {', '.join(unknown)} not supported; choose among {', '.join(GLPI_ASSET_TYPES)}")
-        if not self.url.rstrip("/").endswith("apirest.php"):
-            raise ValueError(
-                "url must be GLPI's REST API, ending in apirest.php (e.g. https://glpi.example/apirest.php)"
-            )
-        url = urlsplit(self.url)
-        if url.scheme not in ("https", "http") or not url.hostname:
-            raise ValueError(f"url must start with https:// (not {url.scheme or 'no scheme'}://) and name a host")
-        if url.scheme == "http" and url.hostname not in LOOPBACK_HOSTS and not self.allow_insecure:
-            raise ValueError(
-                "url: http:// sends the session and user tokens in clear; use https://, or set allow_insecure: true"
-            )
-        if not self.verify_tls and url.scheme == "https":
-            log.warning("%s: verify_tls is false: the GLPI server's certificate is not checked", self.name)
-        return self
-
-
-SourceConfig = Annotated[MaildirSource | ImapSource | GlpiSource, Field(discriminator="kind")]
-SOURCE_KINDS = "maildir, imap, glpi"
+def _source_model(value: Any, handler: ValidatorFunctionWrapHandler) -> SourceBase:
+    """A `sources:` entry validated by its kind's model (the registered kinds, by `kind`)."""
+    if isinstance(value, SourceBase):
+        return value
+    kinds = load_plugins(CONNECTOR_KINDS)
+    known = ", ".join(kinds)
+    kind = value.get("kind") if isinstance(value, dict) else None
+    if kind is None:
+        raise PydanticCustomError("missing_source_kind", "missing; every source needs one ({known})", {"known": known})
+    if kind not in kinds:
+        raise PydanticCustomError("unknown_source_kind", "unknown source kind; known kinds: {known}", {"known": known})
+    return kinds[kind].config.model_validate(value)
 
 
 class SmtpConfig(_Strict):
@@ -265,7 +164,9 @@ class ReportsConfig(_Strict):
 
 class HubConfig(_Strict):
     database_url: SecretStr = SecretStr("sqlite:///itsm.db")
-    sources: list[SourceConfig] = Field(default_factory=list)
+    sources: list[SerializeAsAny[Annotated[SourceBase, WrapValidator(_source_model)]]] = Field(
+        default_factory=list, description="where tickets come from; `kind` picks the connector"
+    )
     email: EmailConfig = Field(default_factory=EmailConfig)
     calendars: dict[str, Calendar] = Field(
         default_factory=dict, description="business hours by name: agents' working hours, SLA clocks"
@@ -301,7 +202,7 @@ class HubConfig(_Strict):
 
     @field_validator("sources")
     @classmethod
-    def _unique_names(cls, sources: list[SourceConfig]) -> list[SourceConfig]:
+    def _unique_names(cls, sources: list[SourceBase]) -> list[SourceBase]:
         seen: set[str] = set()
         for source in sources:
             if source.name in seen:
@@ -309,7 +210,7 @@ class HubConfig(_Strict):
             seen.add(source.name)
         return sources
 
-    def source(self, name: str) -> SourceConfig:
+    def source(self, name: str) -> SourceBase:
         for source in self.sources:
             if source.name == name:
                 return source
@@ -417,7 +318,7 @@ def load_rules_file(path: str | Path, config: HubConfig) -> HubConfig:
         rules = HubConfig.model_validate(wrapped).rules
     except ValidationError as exc:
         raise _config_error(exc, wrapped, str(path)) from None
-    models = [m.model_copy(update={"path": _anchor(m.path, path.parent)}) for m in rules.models]
+    models = [m.model_copy(update={"path": anchor(m.path, path.parent)}) for m in rules.models]
     return config.model_copy(update={"rules": rules.model_copy(update={"models": models})})
 
 
@@ -465,11 +366,8 @@ def _config_error(exc: ValidationError, data: dict[str, Any], origin: str) -> Co
     key = _format_loc(first["loc"], data)
     if first["type"] == "extra_forbidden":
         message = f"{origin}: {key}: unknown key"
-    elif first["type"] == "union_tag_invalid":
-        message = f"{origin}: {key}.kind: unknown source kind; known kinds: {SOURCE_KINDS}"
-        key = f"{key}.kind"
-    elif first["type"] == "union_tag_not_found":
-        message = f"{origin}: {key}.kind: missing; every source needs a kind ({SOURCE_KINDS})"
+    elif first["type"] in ("unknown_source_kind", "missing_source_kind"):
+        message = f"{origin}: {key}.kind: {first['msg']}"
         key = f"{key}.kind"
     else:
         text = first["msg"].removeprefix("Value error, ")
@@ -483,7 +381,7 @@ def _config_error(exc: ValidationError, data: dict[str, Any], origin: str) -> Co
 
 
 def _format_loc(loc: tuple[Any, ...], data: dict[str, Any]) -> str:
-    """`('sources', 0, 'maildir', 'pathh')` → ``sources[0].pathh`` (the discriminator step dropped)."""
+    """`('sources', 0, 'pathh')` → ``sources[0].pathh``."""
     parts: list[str] = []
     node: Any = data
     for step in loc:
@@ -491,8 +389,6 @@ def _format_loc(loc: tuple[Any, ...], data: dict[str, Any]) -> str:
             parts[-1] += f"[{step}]"
             node = node[step] if isinstance(node, list) and step < len(node) else None
             continue
-        if isinstance(node, dict) and step not in node and "kind" in node and node.get("kind") == step:
-            continue  # pydantic's discriminated-union tag, not a key the user wrote
         parts.append(str(step))
         node = node.get(step) if isinstance(node, dict) else None
     return ".".join(parts) or "(top level)"
@@ -500,21 +396,10 @@ def _format_loc(loc: tuple[Any, ...], data: dict[str, Any]) -> str:
 
 def _anchor_paths(config: HubConfig, base_dir: Path) -> HubConfig:
     """Relative folder paths in the file mean relative to the file, not to wherever the command runs."""
-    anchored = []
-    for source in config.sources:
-        if isinstance(source, MaildirSource):
-            updates: dict[str, Path] = {"path": _anchor(source.path, base_dir)}
-            if source.move_to is not None:
-                updates["move_to"] = _anchor(source.move_to, base_dir)
-            source = source.model_copy(update=updates)
-        anchored.append(source)
-    models = [model.model_copy(update={"path": _anchor(model.path, base_dir)}) for model in config.rules.models]
+    anchored = [source.anchored(base_dir) for source in config.sources]
+    models = [model.model_copy(update={"path": anchor(model.path, base_dir)}) for model in config.rules.models]
     rules = config.rules.model_copy(update={"models": models})
     url = config.database_url.get_secret_value()
     if url.startswith("sqlite:///") and not url.startswith("sqlite:////") and ":memory:" not in url:
-        url = "sqlite:///" + str(_anchor(Path(url.removeprefix("sqlite:///")), base_dir))
+        url = "sqlite:///" + str(anchor(Path(url.removeprefix("sqlite:///")), base_dir))
     return config.model_copy(update={"sources": anchored, "database_url": SecretStr(url), "rules": rules})
-
-
-def _anchor(path: Path, base_dir: Path) -> Path:
-    return path if path.is_absolute() else (base_dir / path)

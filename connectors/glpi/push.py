@@ -17,10 +17,11 @@ import html
 import logging
 from typing import Any
 
+from connectors.base import SourceWriter
 from connectors.glpi.client import GlpiClient
+from connectors.glpi.config import GlpiSource
 from connectors.glpi.decode import ASSIGNED
 from connectors.glpi.source import build_client
-from itsm_core.config import GlpiSource
 from itsm_core.errors import UpstreamRejected
 from itsm_core.mapping import load_mapping, reverse_value_map
 from itsm_core.sync.linked import Sent
@@ -32,7 +33,7 @@ COLUMNS = ("status", "urgency", "impact", "priority")
 SOLUTION_PREFIX = "Solution:\n"
 
 
-class GlpiWriter:
+class GlpiWriter(SourceWriter):
     def __init__(self, source: GlpiSource, client: GlpiClient | None = None) -> None:
         self.system = source.name
         self.client = client or build_client(source)

@@ -42,11 +42,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from connectors.base import CIS, TICKETS
+from connectors.base import CIS, TICKETS, SourceConnector
 from connectors.glpi.client import Download, GlpiClient, criterion, modified_since
+from connectors.glpi.config import GlpiSource
 from connectors.glpi.decode import DATE_FORMAT, decode_ticket, ticket_external_id
 from connectors.glpi.decode_assets import asset_external_id, decode_asset
-from itsm_core.config import GlpiSource
 from itsm_core.errors import UpstreamForbidden, UpstreamNotFound
 from itsm_core.models import RawRecord, utcnow
 
@@ -120,10 +120,8 @@ def build_client(source: GlpiSource) -> GlpiClient:
     )
 
 
-class GlpiConnector:
+class GlpiConnector(SourceConnector):
     payload_format = "json"
-    default_mapping = "glpi"
-    default_ci_mapping = "glpi_assets"
 
     def __init__(self, source: GlpiSource, client: GlpiClient | None = None) -> None:
         self.source = source
@@ -191,9 +189,17 @@ class GlpiConnector:
                 return
 
     def page_watermark(self, page: GlpiPage, watermark: str | None) -> str | None:
+        """The watermark with the page's walk at the page's last second, unless it is already later: the overlap
+        re-reads a window before the cursor, and committing such a page must not move the cursor back."""
         cursors = json.loads(watermark) if watermark else {}
-        cursors[page.cursor_key] = {"date_mod": page.date_mod, "ids": list(page.tie_ids)}
+        known = cursors.get(page.cursor_key)
+        if known is None or page.date_mod >= known["date_mod"]:  # GLPI's "Y-m-d H:i:s" sorts as text
+            cursors[page.cursor_key] = {"date_mod": page.date_mod, "ids": list(page.tie_ids)}
         return json.dumps(cursors, sort_keys=True)
+
+    def watermark_positions(self, watermark: str | None) -> dict[str, tuple[Any, ...]]:
+        """Per walk (``live``, ``trash``, ``Computer:live``, …), the last committed second."""
+        return {key: (cursor["date_mod"],) for key, cursor in (json.loads(watermark) if watermark else {}).items()}
 
     # --- fetching ------------------------------------------------------------------------------------------
 
@@ -293,9 +299,6 @@ class GlpiConnector:
 
     def decode(self, payload: bytes, entity: str = TICKETS) -> dict[str, Any]:
         return decode_asset(payload, self.zone) if entity == CIS else decode_ticket(payload, self.zone)
-
-    def acknowledge(self, records: Sequence[RawRecord]) -> None:
-        """Nothing to do: GLPI keeps its tickets; the committed cursor is the acknowledgement."""
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)

@@ -26,7 +26,8 @@ import tenacity
 from imapclient import IMAPClient
 from imapclient.exceptions import CapabilityError, IMAPClientAbortError, IMAPClientError, LoginError
 
-from connectors.base import pages_within
+from connectors.base import TICKETS, SourceConnector, pages_within
+from connectors.mail.config import ImapSource
 from connectors.mail.record import (
     OVERSIZE_HEADER_LIMIT,
     PAYLOAD_FORMAT,
@@ -34,7 +35,6 @@ from connectors.mail.record import (
     mail_record,
     oversize_payload,
 )
-from itsm_core.config import ImapSource
 from itsm_core.errors import ImapUnavailable
 from itsm_core.models import RawRecord
 
@@ -54,7 +54,7 @@ class FolderState:
     highestmodseq: int | None
 
 
-class ImapConnector:
+class ImapConnector(SourceConnector):
     """The `imap` source kind; see the module docstring for the incremental contract.
 
     One connection per run: opened on first use, reused across folders and pages, logged out by `close()`.
@@ -63,7 +63,6 @@ class ImapConnector:
     """
 
     payload_format = PAYLOAD_FORMAT
-    default_mapping = "email"
 
     def __init__(self, settings: ImapSource, *, ssl_context: ssl.SSLContext | None = None) -> None:
         self.settings = settings
@@ -182,7 +181,7 @@ class ImapConnector:
 
     # --- pages ----------------------------------------------------------------------------------------
 
-    def plan_pages(self, watermark: str | None) -> Iterator[dict[str, Any]]:
+    def plan_pages(self, watermark: str | None, entity: str = TICKETS) -> Iterator[dict[str, Any]]:
         """Per configured folder, in order: pages ``{"folder", "uidvalidity", "highestmodseq", "uids"}``.
 
         `uids` ascending, at most `page_size` and `max_page_bytes` (by the messages' RFC822.SIZE; one over
@@ -245,6 +244,10 @@ class ImapConnector:
         }
         return json.dumps(state, sort_keys=True)
 
+    def watermark_positions(self, watermark: str | None) -> dict[str, tuple[Any, ...]]:
+        """Per folder and UIDVALIDITY (an epoch), the last committed UID."""
+        return {f"{folder}@{known['uidvalidity']}": (known["last_uid"],) for folder, known in _load(watermark).items()}
+
     def fetch_page(self, page: dict[str, Any]) -> list[RawRecord]:
         """The page's messages in UID order, verbatim; over `max_message_bytes`, only their headers.
 
@@ -284,7 +287,7 @@ class ImapConnector:
                     payloads[uid] = oversize_payload(sizes[uid], data[b"BODY[HEADER]"])
         return payloads
 
-    def decode(self, payload: bytes) -> dict[str, Any]:
+    def decode(self, payload: bytes, entity: str = TICKETS) -> dict[str, Any]:
         """`decode_mail` with this source's caps (an oversize message decodes to its headers and the reason)."""
         caps = self.settings
         return decode_mail(

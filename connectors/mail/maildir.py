@@ -16,7 +16,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from connectors.base import pages_within
+from connectors.base import TICKETS, SourceConnector, pages_within
+from connectors.mail.config import MaildirSource
 from connectors.mail.record import (
     OVERSIZE_HEADER_LIMIT,
     PAYLOAD_FORMAT,
@@ -29,9 +30,9 @@ from itsm_core.models import RawRecord
 log = logging.getLogger("itsm.connectors.maildir")
 
 
-class MaildirConnector:
+class MaildirConnector(SourceConnector):
+    incremental = False  # the landing key dedupes; `after_import: move` keeps runs short
     payload_format = PAYLOAD_FORMAT
-    default_mapping = "email"
 
     def __init__(
         self,
@@ -54,6 +55,19 @@ class MaildirConnector:
         self.max_attachment_bytes = max_attachment_bytes
         self.max_page_bytes = max_page_bytes
 
+    @classmethod
+    def configured(cls, source: MaildirSource) -> MaildirConnector:
+        return cls(
+            source.path,
+            pattern=source.pattern,
+            page_size=source.page_size,
+            move_to=source.move_to if source.after_import == "move" else None,
+            max_message_bytes=source.max_message_bytes,
+            max_text_chars=source.max_text_chars,
+            max_attachment_bytes=source.max_attachment_bytes,
+            max_page_bytes=source.max_page_bytes,
+        )
+
     @property
     def is_maildir(self) -> bool:
         return (self.path / "new").is_dir() and (self.path / "cur").is_dir()
@@ -69,7 +83,7 @@ class MaildirConnector:
             found = [p for p in self.path.glob(self.pattern) if p.is_file()]
         return sorted(str(p.relative_to(self.path)) for p in found)
 
-    def plan_pages(self, watermark: str | None = None) -> Iterator[list[str]]:
+    def plan_pages(self, watermark: str | None = None, entity: str = TICKETS) -> Iterator[list[str]]:
         """Every file present, by name, `page_size` files or `max_page_bytes` at most per page; a drop folder keeps
         no watermark (the landing key dedupes)."""
         names = self._files()
@@ -109,7 +123,7 @@ class MaildirConnector:
         end = min((i for i in (head.find(b"\r\n\r\n"), head.find(b"\n\n")) if i >= 0), default=len(head))
         return oversize_payload(size, head[:end] + b"\r\n")
 
-    def decode(self, payload: bytes) -> dict[str, Any]:
+    def decode(self, payload: bytes, entity: str = TICKETS) -> dict[str, Any]:
         return decode_mail(
             payload,
             max_message_bytes=self.max_message_bytes,
@@ -127,6 +141,3 @@ class MaildirConnector:
             source = self.path / record.locator
             if source.exists():
                 shutil.move(source, self.move_to / Path(record.locator).name)
-
-    def close(self) -> None:
-        """A folder holds no connection."""

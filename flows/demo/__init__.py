@@ -2,7 +2,7 @@
 
 The folder keeps a real config (`itsm.yaml`), a real drop folder (`inbox/`) and a SQLite store, so what the
 demo shows can be explored afterwards with the ordinary commands. The GLPI is the bundled simulator
-(`connectors/glpi/simulator.py`), serving generated tickets on loopback while the demo runs.
+(`simulators/glpi/simulator.py`), serving generated tickets on loopback while the demo runs.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from rich.console import Console
 from rich.table import Table
 
 if TYPE_CHECKING:
-    from connectors.glpi.simulator import GlpiSimulator
     from itsm_core.store import Store
+    from simulators.glpi.simulator import GlpiSimulator
 
 DEMO_CONFIG = """\
 # Written by `itsm demo` at each run (the simulated GLPI gets a new port). A real config: copy it as a start.
@@ -78,7 +78,7 @@ DEMO_GLPI_SEED = 2026
 
 
 def run_demo(directory: Path, console: Console) -> None:
-    from connectors.glpi.simulator import HUB_USER_TOKEN, GlpiSimulator
+    from simulators.glpi.simulator import HUB_USER_TOKEN, GlpiSimulator
 
     directory.mkdir(parents=True, exist_ok=True)
     inbox = directory / "inbox"

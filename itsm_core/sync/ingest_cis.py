@@ -23,7 +23,7 @@ from itsm_core.store.cis import CIWrite, link_new_cis_to_tickets, relate_new_cis
 from itsm_core.store.landing import set_outcomes
 from itsm_core.store.quarantine import record_replay
 from itsm_core.store.tickets import WriteResult
-from itsm_core.sync.ingest import (
+from itsm_core.sync.batch import (
     BatchReport,
     Decoder,
     RecordBatch,

@@ -10,16 +10,16 @@ For tickets linked to the system (an identity in `external_refs`) and changes th
 Comments go first: a solution posted to a ticket system may change its status itself (GLPI solves the ticket),
 and the status update that follows is then a no-op rather than a refusal.
 
-The connector's `LinkedWriter` turns these into the system's own input format and says what it sent (`Sent`);
-the push flow records it (`pushed_values`, `comment_refs`) in the transaction that marks the item sent, so the
-system's report of it is recognised as an echo.
+The kind's writer (`SourceWriter` in `connectors/base.py`) turns these into the system's own input format and
+says what it sent (`Sent`); the push flow records it (`pushed_values`, `comment_refs`) in the transaction that
+marks the item sent, so the system's report of it is recognised as an echo.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from sqlalchemy import Connection, select
 
@@ -41,14 +41,6 @@ class Sent:
 
     fields: dict[str, Any] = field(default_factory=dict)
     comment_ref: str | None = None
-
-
-class LinkedWriter(Protocol):
-    """A connector's push side: one outbox operation at a time, raising `itsm_core.errors.UpstreamError`."""
-
-    def send(self, operation: dict[str, Any]) -> Sent: ...
-
-    def close(self) -> None: ...
 
 
 class LinkedSystemTarget:

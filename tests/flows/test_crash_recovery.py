@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import func, select
 
 from flows.runtime import build_runtime
-from flows.sync import ingest_page
+from flows.sync import ENTITY, ingest_page
 from itsm_core.config import parse_config
 from itsm_core.store import Store
 from itsm_core.store.tables import CommentRow, InboundRecordRow, MailMessageRow, TicketRow
@@ -51,7 +51,7 @@ def snapshot(store: Store) -> dict[str, int]:
 def run_all(runtime) -> None:
     watermark = None
     for page in runtime.connector.plan_pages(watermark):
-        _, watermark = ingest_page.fn(runtime, page, watermark)
+        _, watermark = ingest_page.fn(runtime, ENTITY, page, watermark)
 
 
 @pytest.mark.parametrize("crash_point", ["inside-the-transaction", "after-commit-before-acknowledge"])
@@ -66,24 +66,24 @@ def test_a_crash_mid_run_then_a_rerun_equals_an_uninterrupted_run(tmp_path, data
 
     crashed = make_runtime(crashed_dir, database_url)
     pages = list(crashed.connector.plan_pages(None))
-    ingest_page.fn(crashed, pages[0], None)  # the first page goes through
+    ingest_page.fn(crashed, ENTITY, pages[0], None)  # the first page goes through
     if crash_point == "inside-the-transaction":
-        import itsm_core.sync.ingest as ingest
+        import itsm_core.sync.batch as batch
 
-        original = ingest.set_outcomes
+        original = batch.set_outcomes
 
         def crash(*args, **kwargs):
             raise Crash("killed while writing the page")
 
-        monkeypatch.setattr(ingest, "set_outcomes", crash)
+        monkeypatch.setattr(batch, "set_outcomes", crash)
         with pytest.raises(Crash):
-            ingest_page.fn(crashed, pages[1], None)
-        monkeypatch.setattr(ingest, "set_outcomes", original)
+            ingest_page.fn(crashed, ENTITY, pages[1], None)
+        monkeypatch.setattr(batch, "set_outcomes", original)
     else:
         original_ack = crashed.connector.acknowledge
         monkeypatch.setattr(crashed.connector, "acknowledge", lambda records: (_ for _ in ()).throw(Crash("killed")))
         with pytest.raises(Crash):
-            ingest_page.fn(crashed, pages[1], None)
+            ingest_page.fn(crashed, ENTITY, pages[1], None)
         monkeypatch.setattr(crashed.connector, "acknowledge", original_ack)
 
     run_all(crashed)  # the restart: lists the folder again

@@ -189,9 +189,9 @@ def test_demo_twice(tmp_path):
 def test_a_cycle_pulls_glpi_then_pushes_a_comment_made_at_the_cli_as_a_followup(tmp_path):
     from sqlalchemy import select
 
-    from connectors.glpi.simulator import HUB_USER_TOKEN, GlpiSimulator
     from flows.cli import tickets_comment
     from itsm_core.store.tables import CommentRow, ExternalRefRow
+    from simulators.glpi.simulator import HUB_USER_TOKEN, GlpiSimulator
 
     with GlpiSimulator(tickets=15, seed=5) as sim:
         glpi_id = sim.add_ticket("Badge reader at door 3 is dead")

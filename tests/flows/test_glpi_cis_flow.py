@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from connectors.glpi.simulator import HUB_USER_TOKEN, GlpiSimulator
 from flows.artifacts import cycle_rows
 from flows.sync import sync_source
 from itsm_core.store import Store
 from itsm_core.store.sync_state import get_state
 from itsm_core.store.tables import ConfigurationItemRow, TicketCILinkRow
 from itsm_core.store.tickets import count_tickets
+from simulators.glpi.simulator import HUB_USER_TOKEN, GlpiSimulator
 
 pytestmark = [pytest.mark.prefect, pytest.mark.usefixtures("prefect_api")]
 

@@ -9,10 +9,10 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
-import itsm_core.sync.ingest as ingest
-from connectors.glpi.simulator import GlpiSimulator
-from flows.sync import ingest_page
+import itsm_core.sync.batch as batch
+from flows.sync import ENTITY, ingest_page
 from itsm_core.store.tables import CommentRow, DeadLetterRow, ExternalRefRow, InboundRecordRow, TicketRow
+from simulators.glpi.simulator import GlpiSimulator
 from tests.support.glpi import GlpiHub
 
 TICKETS = 30
@@ -109,7 +109,7 @@ def test_an_expired_session_a_429_and_a_500_mid_run_are_survived(sim, database_u
             sim.fail_next("GET", r"^/getMultipleItems", 429, headers={"Retry-After": "1"})
         if number == 3:
             sim.fail_next("GET", r"/ITILFollowup", 500)
-        _, watermark = ingest_page.fn(runtime, page, watermark)
+        _, watermark = ingest_page.fn(runtime, ENTITY, page, watermark)
     runtime.connector.close()
     statuses = [status for _, _, status in sim.requests]
     assert 401 in statuses and 429 in statuses and 500 in statuses
@@ -167,16 +167,16 @@ def test_a_sync_killed_mid_page_then_rerun_equals_an_uninterrupted_one(sim, data
     hub = GlpiHub.start(sim, database_url, tmp_path)
     runtime = hub.runtime()
     pages = list(runtime.connector.plan_pages(None))
-    _, watermark = ingest_page.fn(runtime, pages[0], None)
-    original = ingest.set_outcomes
+    _, watermark = ingest_page.fn(runtime, ENTITY, pages[0], None)
+    original = batch.set_outcomes
 
     def killed(*args, **kwargs):
         raise Crash("killed while writing page 2")
 
-    monkeypatch.setattr(ingest, "set_outcomes", killed)  # after tickets and comments are written, before commit
+    monkeypatch.setattr(batch, "set_outcomes", killed)  # after tickets and comments are written, before commit
     with pytest.raises(Crash):
-        ingest_page.fn(runtime, pages[1], watermark)
-    monkeypatch.setattr(ingest, "set_outcomes", original)
+        ingest_page.fn(runtime, ENTITY, pages[1], watermark)
+    monkeypatch.setattr(batch, "set_outcomes", original)
     runtime.connector.close()
 
     hub.sync()  # the restart, from the watermark page 1 committed

@@ -7,10 +7,10 @@ import time
 import pytest
 from sqlalchemy import select
 
-from connectors.glpi.simulator import GlpiSimulator
 from flows.cli import deadletters_replay
 from itsm_core.store.outbox import depth
 from itsm_core.store.tables import AuditEventRow, CommentRow, DeadLetterRow, OutboxRow
+from simulators.glpi.simulator import GlpiSimulator
 from tests.support.glpi import GlpiHub
 
 ASSIGNED_ROLE, SOLVED = 2, 5

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from connectors.base import TICKETS, plan_entity_pages
+from connectors.base import TICKETS
 from flows.runtime import build_runtime
 from itsm_core.config import load_config
 from itsm_core.store import Store
@@ -17,7 +17,8 @@ from itsm_core.store.quarantine import count_dead_letters
 from itsm_core.store.sync_state import get_state, save_watermark
 from itsm_core.store.tables import MailMessageRow, TicketWatcherRow
 from itsm_core.store.tickets import count_tickets, get_ticket, list_tickets
-from itsm_core.sync.ingest import BatchReport, ingest_batch
+from itsm_core.sync.batch import BatchReport
+from itsm_core.sync.ingest import ingest_batch
 from tests.support.dovecot import deliver, running_dovecot, source_settings
 
 pytestmark = pytest.mark.postgres
@@ -53,7 +54,7 @@ def pull(config: Path, source: str) -> BatchReport:
     try:
         with runtime.store.connect() as conn:
             watermark = (get_state(conn, source, TICKETS) or {}).get("watermark")
-        for page in plan_entity_pages(runtime.connector, watermark, TICKETS):
+        for page in runtime.connector.plan_pages(watermark, TICKETS):
             records = runtime.connector.fetch_page(page)
             watermark = runtime.connector.page_watermark(page, watermark)
             with runtime.store.transaction() as conn:

@@ -3,7 +3,8 @@ from pathlib import Path
 
 import pytest
 
-from itsm_core.config import MaildirSource, load_config, parse_config
+from connectors.mail.config import MaildirSource
+from itsm_core.config import load_config, parse_config
 from itsm_core.errors import ConfigError
 
 GOOD = """

@@ -13,7 +13,6 @@ from typing import Any
 from sqlalchemy import Connection, func, select
 
 from connectors.glpi.push import GlpiWriter
-from connectors.glpi.simulator import HUB_USER_TOKEN, GlpiSimulator
 from flows.outbound import DeliveryReport, deliver_linked
 from flows.runtime import build_runtime, change_ticket
 from flows.sync import ENTITY, ingest_page
@@ -24,7 +23,8 @@ from itsm_core.store.comments import add_comments
 from itsm_core.store.sync_state import get_state
 from itsm_core.store.tables import CommentRow, ExternalRefRow, TicketRow
 from itsm_core.store.tickets import change_status, set_fields
-from itsm_core.sync.ingest import BatchReport
+from itsm_core.sync.batch import BatchReport
+from simulators.glpi.simulator import HUB_USER_TOKEN, GlpiSimulator
 
 SOURCE = "glpi"
 
@@ -68,7 +68,7 @@ class GlpiHub:
         report, watermark = BatchReport(), self.watermark()
         try:
             for page in runtime.connector.plan_pages(watermark):
-                page_report, watermark = ingest_page.fn(runtime, page, watermark)
+                page_report, watermark = ingest_page.fn(runtime, ENTITY, page, watermark)
                 report += page_report
         finally:
             runtime.connector.close()

@@ -12,9 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from connectors.base import entities_of, plan_entity_pages
 from connectors.glpi.client import GlpiClient
-from connectors.glpi.simulator import TECH_USER_TOKEN, GlpiSimulator
 from flows.sync import ingest_page
 from itsm_core.store.cis import get_ci
 from itsm_core.store.quarantine import list_dead_letters
@@ -28,7 +26,9 @@ from itsm_core.store.tables import (
     TicketCILinkRow,
     TicketRow,
 )
-from itsm_core.sync.ingest import BatchReport, replay_dead_letter
+from itsm_core.sync.batch import BatchReport
+from itsm_core.sync.ingest import replay_dead_letter
+from simulators.glpi.simulator import TECH_USER_TOKEN, GlpiSimulator
 from tests.support.glpi import SOURCE, GlpiHub
 
 HARDWARE = ("Computer", "NetworkEquipment", "Printer", "Monitor")
@@ -42,12 +42,12 @@ class AssetHub(GlpiHub):
         runtime = self.runtime()
         reports: dict[str, BatchReport] = {}
         try:
-            for entity in entities_of(runtime.connector):
+            for entity in runtime.connector.entities:
                 with self.store.connect() as conn:
                     watermark = (get_state(conn, SOURCE, entity) or {}).get("watermark")
                 report = reports[entity] = BatchReport()
-                for page in plan_entity_pages(runtime.connector, watermark, entity):
-                    page_report, watermark = ingest_page.fn(runtime, page, watermark)
+                for page in runtime.connector.plan_pages(watermark, entity):
+                    page_report, watermark = ingest_page.fn(runtime, entity, page, watermark)
                     report += page_report
         finally:
             runtime.connector.close()

@@ -10,9 +10,9 @@ import pytest
 from imapclient import IMAPClient
 from imapclient.exceptions import LoginError
 
+from connectors.mail.config import ImapSource
 from connectors.mail.imap import LOGIN_ATTEMPTS, ImapConnector
 from connectors.registry import build_connector
-from itsm_core.config import ImapSource
 from itsm_core.errors import ImapUnavailable
 from tests.support.dovecot import (
     ImapServer,

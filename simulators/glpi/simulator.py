@@ -28,7 +28,7 @@ where a real GLPI may shuffle rows that share a `date_mod`.
 
 Tests drive it in-process (`with GlpiSimulator(tickets=40) as sim: … sim.url`), inject faults (`fail_next`) and act
 as humans in GLPI (`add_followup`, `set_status`, `touch`, …). The benchmark runs it as a process:
-`python -m connectors.glpi.simulator --tickets 100000` prints the base URL once it is ready and serves until
+`python -m simulators.glpi.simulator --tickets 100000` prints the base URL once it is ready and serves until
 SIGTERM/SIGINT. With `--control`, the process also reads commands on stdin, one a line, and answers each with one
 JSON line on stdout (after the URL): `touch FRACTION [SEED]` runs `touch` → `{"touched": N}`; end of input stops
 the server, so a simulator never outlives the benchmark that drives it.
@@ -67,7 +67,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from connectors.glpi.simdata import (
+from simulators.glpi.simdata import (
     ASSIGN,
     ASSIGNED,
     AUTOCLOSE_NEVER,
@@ -2580,8 +2580,8 @@ def _default_fault_body(status: int) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m connectors.glpi.simulator --tickets N`: print the base URL when ready, serve until a signal."""
-    parser = argparse.ArgumentParser(prog="python -m connectors.glpi.simulator", description=main.__doc__)
+    """`python -m simulators.glpi.simulator --tickets N`: print the base URL when ready, serve until a signal."""
+    parser = argparse.ArgumentParser(prog="python -m simulators.glpi.simulator", description=main.__doc__)
     parser.add_argument("--tickets", type=int, default=40)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")

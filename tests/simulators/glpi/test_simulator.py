@@ -16,8 +16,8 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 
-from connectors.glpi.simdata import MALFORMED_KINDS, encode_html
-from connectors.glpi.simulator import HUB_USER_TOKEN, TECH_USER_TOKEN, GlpiSimulator
+from simulators.glpi.simdata import MALFORMED_KINDS, encode_html
+from simulators.glpi.simulator import HUB_USER_TOKEN, TECH_USER_TOKEN, GlpiSimulator
 
 PARIS = ZoneInfo("Europe/Paris")
 ANCHOR = datetime(2026, 6, 1, tzinfo=UTC)
@@ -671,7 +671,7 @@ def test_touch_changes_a_fraction_of_tickets_now(clocked):
 
 def test_the_command_line_prints_the_url_and_stops_on_sigterm():
     process = subprocess.Popen(
-        [sys.executable, "-m", "connectors.glpi.simulator", "--tickets", "30", "--user-token", "bench=itsm-hub"],
+        [sys.executable, "-m", "simulators.glpi.simulator", "--tickets", "30", "--user-token", "bench=itsm-hub"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -689,7 +689,7 @@ def test_the_command_line_prints_the_url_and_stops_on_sigterm():
 
 def test_the_control_option_touches_tickets_on_stdin_and_stops_at_end_of_input():
     process = subprocess.Popen(
-        [sys.executable, "-m", "connectors.glpi.simulator", "--tickets", "30", "--seed", "2", "--control"],
+        [sys.executable, "-m", "simulators.glpi.simulator", "--tickets", "30", "--seed", "2", "--control"],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
