@@ -581,6 +581,41 @@ def email_import_dir(
         out.print("see why with: itsm deadletters list", highlight=False)
 
 
+# --- kinds -----------------------------------------------------------------------------------------------
+
+
+@app.command("kinds")
+def kinds(as_json: JsonOption = False) -> None:
+    """The connector kinds this installation knows (a source's `kind:`): what each reads, whether it also takes
+    the hub's changes, its default mappings and where it comes from (the hub or an installed plug-in)."""
+    from importlib.metadata import entry_points
+
+    from connectors.registry import registered_kinds
+    from itsm_core.plugins import CONNECTOR_KINDS
+
+    origin = {point.name: point.value for point in entry_points(group=CONNECTOR_KINDS)}
+    rows = [
+        {
+            "kind": name,
+            "two_way": kind.two_way,
+            "mappings": dict(kind.mappings),
+            "entry_point": origin.get(name, ""),
+            "description": kind.description,
+        }
+        for name, kind in registered_kinds().items()
+    ]
+    if as_json:
+        _print_json(rows)
+        return
+    table = Table("kind", "reads", "two-way", "default mapping", "from", "what")
+    for row in rows:
+        table.add_row(
+            row["kind"], ", ".join(row["mappings"]), "yes" if row["two_way"] else "no",
+            ", ".join(row["mappings"].values()), row["entry_point"], row["description"],
+        )  # fmt: skip
+    out.print(table)
+
+
 # --- demo ------------------------------------------------------------------------------------------------
 
 

@@ -7,6 +7,7 @@ Read from the source (ast), so a lazy import inside a function counts for the ro
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -128,3 +129,17 @@ def _strongly_connected(edges: dict[str, set[str]]) -> list[set[str]]:
                         break
                 found.append(component)
     return found
+
+
+def test_the_docs_name_no_path_outside_the_repository() -> None:
+    for doc in (REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))):
+        text = doc.read_text(encoding="utf-8")
+        assert "../" not in text, f"{doc.name} sends readers outside the repository"
+
+
+def test_every_path_the_architecture_names_exists() -> None:
+    """`itsm_core/sync/batch.py`, `connectors/csv/`, ...: a renamed module must take its page along."""
+    text = (REPO / "docs" / "ARCHITECTURE.md").read_text(encoding="utf-8")
+    named = set(re.findall(r"`((?:itsm_core|connectors|flows|simulators|mappings|tests|bench|docs)/[\w/.<>-]*)`", text))
+    missing = [path for path in sorted(named) if "<" not in path and not (REPO / path).exists()]
+    assert named and not missing, f"docs/ARCHITECTURE.md names what does not exist: {missing}"

@@ -1,26 +1,20 @@
 """GLPI (9.5 / 10 / 11 legacy REST API, `apirest.php`): the client, the source connector and the writer.
 
-- `client.py`: `GlpiClient`, the protocol (sessions, ranges, search, sub-items, writes, errors, retries).
+- `config.py`: `GlpiSource`, the source's settings; `client.py` (with `_http.py`): `GlpiClient`, the protocol
+  (sessions, ranges, search, sub-items, writes, errors, retries);
+- `source.py`: `GlpiConnector`, tickets and assets as documents; `decode.py`, `decode_assets.py` read them;
+- `push.py`: `GlpiWriter`, the hub's changes back as GLPI writes.
 
 The loopback GLPI that speaks the same API shape (for the demo, tests and benchmarks) lives in `simulators/glpi/`.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 from connectors.glpi.config import GlpiSource
 from connectors.glpi.push import GlpiWriter
 from connectors.glpi.source import GlpiConnector
 from connectors.registry import ConnectorKind
-from itsm_core.config import HubConfig
 from itsm_core.sync.related import RelatedRecords
-
-
-def _timeline(config: HubConfig, source: Any) -> RelatedRecords:
-    """A ticket system's intake: followups and solutions become the ticket's comments (`itsm_core/sync/related.py`)."""
-    return RelatedRecords(source.name)
-
 
 GLPI = ConnectorKind(
     name="glpi",
@@ -28,7 +22,7 @@ GLPI = ConnectorKind(
     connector=GlpiConnector,
     mappings={"tickets": "glpi", "cis": "glpi_assets"},
     writer=GlpiWriter,
-    intake=_timeline,
+    intake=RelatedRecords.for_source,
     simulator="simulators.glpi.simulator:GlpiSimulator",
     description="GLPI 9.5 / 10 / 11 through its legacy REST API, both ways, with assets as CIs",
 )

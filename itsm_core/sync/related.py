@@ -29,6 +29,11 @@ class RelatedRecords:
     def __init__(self, system: str) -> None:
         self.system = system
 
+    @classmethod
+    def for_source(cls, config: Any, source: Any) -> RelatedRecords:
+        """The intake of a source whose records carry their comments (a kind's `intake`, `connectors/registry.py`)."""
+        return cls(source.name)
+
     def triage(
         self, conn: Connection, items: Sequence[tuple[RawRecord, dict[str, Any]]], *, final: bool
     ) -> list[Disposition]:
