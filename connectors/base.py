@@ -50,6 +50,8 @@ class SourceConnector(ABC):
     incremental: ClassVar[bool] = True
     #: Format of the raw payloads it lands ("eml", "json", ...), kept with each record and dead letter.
     payload_format: ClassVar[str]
+    #: Entities whose records purged upstream it can find (`present_ids`, `gone`): a system that deletes for good.
+    reconciles: ClassVar[frozenset[str]] = frozenset()
 
     @abstractmethod
     def plan_pages(self, watermark: str | None, entity: str = TICKETS) -> Iterator[Any]:
@@ -88,6 +90,16 @@ class SourceConnector(ABC):
         position only grows from one committed page to the next. A new epoch (an IMAP folder's UIDVALIDITY, a
         rewritten file) is a new stream key. Empty for a connector that keeps no watermark."""
         return {}
+
+    def present_ids(self, entity: str) -> Iterator[list[str]]:
+        """Pages of the external ids of every `entity` record the upstream holds now, its trash included, walked so
+        that a record deleted meanwhile cannot make the walk skip another (by key, not by offset). Only for the
+        entities in `reconciles`; the hub compares them with its identities (`itsm_core/sync/purges.py`)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot list the ids it holds")
+
+    def gone(self, entity: str, external_ids: Sequence[str]) -> list[str]:
+        """Of `external_ids`, those the upstream no longer holds at all, each checked on its own."""
+        raise NotImplementedError(f"{type(self).__name__} cannot tell a purged record")
 
     def acknowledge(self, records: Sequence[RawRecord]) -> None:  # noqa: B027 (a hook: nothing to do by default)
         """Called after the records are committed (as tickets, CIs or dead letters): mark, move or forget them."""

@@ -77,6 +77,7 @@ class SourceRuntime:
     store: Store
     connector: SourceConnector
     pipeline: SourcePipeline
+    source: SourceBase
 
 
 def build_propagator(config: HubConfig) -> Propagator:
@@ -154,4 +155,4 @@ def build_runtime(config: HubConfig, source: SourceBase, store: Store | None = N
         cis=build_ci_pipeline(source, connector),
     )
     store = store or Store(config.database_url.get_secret_value())
-    return SourceRuntime(source.name, store, connector, pipeline)
+    return SourceRuntime(source.name, store, connector, pipeline, source)

@@ -8,6 +8,7 @@ fails at the end with the first failure.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from prefect import flow, get_run_logger, task
@@ -21,16 +22,19 @@ from connectors.base import CIS, TICKETS
 from flows.artifacts import CI_COUNTS, artifact_key, source_markdown
 from flows.runtime import SourceRuntime, build_runtime, load_hub_config
 from itsm_core.errors import HubError, ImapUnavailable, UpstreamError, UpstreamUnavailable
-from itsm_core.models import RawRecord
+from itsm_core.models import RawRecord, utcnow
 from itsm_core.store.sync_state import get_state, record_run, save_watermark
 from itsm_core.sync.batch import BatchReport
 from itsm_core.sync.ingest import ingest_batch
 from itsm_core.sync.ingest_cis import ingest_ci_batch
+from itsm_core.sync.purges import settle_purged, unseen_identities
 
 #: The entity every source reads (some read configuration items, "cis", as well).
 ENTITY = TICKETS
 #: A failure that means the source is down: its other entities are not tried in the same run.
 SOURCE_DOWN = (UpstreamUnavailable, ImapUnavailable, OSError)
+#: The sync_state entity of a source's purge checks: its watermark is when the last one completed.
+PURGES = "purges"
 
 
 def _worth_retrying(task: Any, task_run: Any, state: State) -> bool:
@@ -70,6 +74,44 @@ def _ingest(conn: Connection, runtime: SourceRuntime, entity: str, records: list
     raise ValueError(f"{runtime.name}: a page of {entity!r}, which this source's pipeline does not take")
 
 
+@task(name="check-purges", cache_policy=NO_CACHE)
+def check_purges(runtime: SourceRuntime, entity: str) -> dict[str, int]:
+    """Find the source's records purged upstream and settle their tickets (`itsm_core/sync/purges.py`): the ids
+    the upstream holds are walked into the store, the hub's identities not among them are checked one by one,
+    and those gone are settled as the source's `purged_tickets` says, with their news for the other targets."""
+    connector, source, policy = runtime.connector, runtime.name, runtime.source.purge_policy()
+    assert policy is not None  # `_purge_check_due` said so
+    with runtime.store.transaction() as conn:
+        candidates = unseen_identities(conn, source, connector.present_ids(entity))
+    gone = set(connector.gone(entity, [external_id for _, external_id in candidates])) if candidates else set()
+    purged = [(ticket_id, external_id) for ticket_id, external_id in candidates if external_id in gone]
+    with runtime.store.transaction() as conn:
+        changes = settle_purged(conn, source, purged, policy.tickets)
+        runtime.pipeline.propagator.propagate(conn, changes)
+        save_watermark(conn, source, PURGES, utcnow().isoformat())
+    return {"purged": len(purged), "cancelled": len(changes), "unconfirmed": len(candidates) - len(purged)}
+
+
+def purge_summary(entity: str, counts: dict[str, int]) -> str:
+    return (
+        f"purge check of its {entity}: {counts['purged']} gone upstream ({counts['cancelled']} cancelled in the hub, "
+        f"the link kept in each one's history), {counts['unconfirmed']} not seen but still there"
+    )
+
+
+def _purge_checks_due(runtime: SourceRuntime) -> list[str]:
+    """The entities whose purge check is due: the connector can find purges and the last check is older than the
+    source's `purge_check_minutes`."""
+    policy = runtime.source.purge_policy()
+    if policy is None or not runtime.connector.reconciles:
+        return []
+    with runtime.store.connect() as conn:
+        last = (get_state(conn, runtime.name, PURGES) or {}).get("watermark")
+    if last is not None and (utcnow() - datetime.fromisoformat(last)).total_seconds() < policy.every_minutes * 60:
+        return []
+    return sorted(runtime.connector.reconciles & set(runtime.connector.entities))
+
+
 @flow(name="sync-source", log_prints=False)
 def sync_source(source: str, config_path: str | None = None) -> dict[str, int]:
     """Pull one configured source into the store.
@@ -87,6 +129,7 @@ def sync_source(source: str, config_path: str | None = None) -> dict[str, int]:
     pages = 0
     failure: Exception | None = None
     failures: dict[str, str] = {}
+    purges: dict[str, dict[str, int]] = {}
     try:
         for entity in entities:
             with runtime.store.connect() as conn:
@@ -115,9 +158,13 @@ def sync_source(source: str, config_path: str | None = None) -> dict[str, int]:
             finally:
                 with runtime.store.transaction() as conn:
                     record_run(conn, source, entity, success=succeeded, error=failures.get(entity))
+        for entity in _purge_checks_due(runtime) if failure is None else []:
+            purges[entity] = check_purges(quote(runtime), entity)
+            if purges[entity]["purged"]:
+                logger.warning("%s: %s", source, purge_summary(entity, purges[entity]))
     finally:
         runtime.connector.close()
-        _publish(runtime, reports, pages, failures)
+        _publish(runtime, reports, pages, failures, purges)
         runtime.store.dispose()
     if failure is not None:
         raise failure
@@ -131,7 +178,13 @@ def sync_source(source: str, config_path: str | None = None) -> dict[str, int]:
     return counts
 
 
-def _publish(runtime: SourceRuntime, reports: dict[str, BatchReport], pages: int, failures: dict[str, str]) -> None:
+def _publish(
+    runtime: SourceRuntime,
+    reports: dict[str, BatchReport],
+    pages: int,
+    failures: dict[str, str],
+    purges: dict[str, dict[str, int]],
+) -> None:
     """The run's artifact: failures first (with the last success and the lag), then counts and dead letters."""
     source = runtime.name
     with runtime.store.connect() as conn:
@@ -139,6 +192,8 @@ def _publish(runtime: SourceRuntime, reports: dict[str, BatchReport], pages: int
     markdown = source_markdown(
         source, reports, pages, runtime.pipeline.rules.model_problems, failures=failures, last_success=last_success
     )
+    if purges:
+        markdown += "\n\n## Purged upstream\n\n" + "\n".join(f"- {purge_summary(e, c)}" for e, c in purges.items())
     create_markdown_artifact(
         key=artifact_key("sync", source),
         markdown=markdown,

@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 
@@ -80,11 +81,30 @@ class SourceBase(_Strict):
         """This config with its relative file paths made relative to the config file's folder `base_dir`."""
         return self
 
+    def purge_policy(self) -> PurgePolicy | None:
+        """How often to look for tickets purged upstream and what they become; None: never (read-only kinds)."""
+        return None
+
+
+@dataclass(frozen=True)
+class PurgePolicy:
+    every_minutes: int
+    tickets: Literal["cancel", "keep"]
+
 
 class TwoWaySource(SourceBase):
     """A source the hub also writes to: its kind registers a writer (`connectors/registry.py`)."""
 
     push: bool = Field(default=True, description="send the hub's changes (status, assignment, comments) back")
+    purge_check_minutes: int = Field(
+        default=60, ge=0, description="how often to look for tickets purged upstream (an id walk); 0: never"
+    )
+    purged_tickets: Literal["cancel", "keep"] = Field(
+        default="cancel", description="cancel: an open ticket purged upstream is cancelled; keep: left as it is"
+    )
+
+    def purge_policy(self) -> PurgePolicy | None:
+        return PurgePolicy(self.purge_check_minutes, self.purged_tickets) if self.purge_check_minutes else None
 
 
 #: Hosts to which a secret may travel in clear text (tests, a tunnel's local end).

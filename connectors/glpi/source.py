@@ -65,6 +65,8 @@ SUB_ITEMS = {
     "document_links": "Document_Item",
 }
 SUB_ITEMS_PAGE = 1000
+#: Ids per request of the purge check's id walk.
+PRESENT_IDS_PAGE = 1000
 WALKS = ("live", "trash")
 #: In a source's `assets`: software versions as CIs, and the installations of each computer (`SOFTWARE_HOSTS`).
 SOFTWARE, SOFTWARE_VERSION = "Software", "SoftwareVersion"
@@ -122,6 +124,7 @@ def build_client(source: GlpiSource) -> GlpiClient:
 
 class GlpiConnector(SourceConnector):
     payload_format = "json"
+    reconciles = frozenset({TICKETS})
 
     def __init__(self, source: GlpiSource, client: GlpiClient | None = None) -> None:
         self.source = source
@@ -200,6 +203,39 @@ class GlpiConnector(SourceConnector):
     def watermark_positions(self, watermark: str | None) -> dict[str, tuple[Any, ...]]:
         """Per walk (``live``, ``trash``, ``Computer:live``, …), the last committed second."""
         return {key: (cursor["date_mod"],) for key, cursor in (json.loads(watermark) if watermark else {}).items()}
+
+    # --- purges --------------------------------------------------------------------------------------------
+
+    def present_ids(self, entity: str) -> Iterator[list[str]]:
+        """Every ticket id GLPI shows the hub's account, live then trashed, by id keyset (``id > last``, sorted by
+        id): a ticket purged meanwhile cannot shift the walk past another, as offsets would."""
+        if entity != TICKETS:
+            raise ValueError(f"{self.source.name}: purges are checked for tickets only, not {entity!r}")
+        for walk in WALKS:
+            last = 0
+            while True:
+                result = self.client.search(
+                    "Ticket",
+                    [criterion(ID_FIELD, "contains", f">{last}")],  # on numbers GLPI reads the operator in the value
+                    forcedisplay=(ID_FIELD,),
+                    sort=ID_FIELD,
+                    order="ASC",
+                    start=0,
+                    limit=PRESENT_IDS_PAGE,
+                    is_deleted=walk == "trash",
+                )
+                ids = [int(row[str(ID_FIELD)]) for row in result.rows]
+                if ids:
+                    yield [ticket_external_id(ticket_id) for ticket_id in ids]
+                    last = max(ids)
+                if not result.more or not ids:
+                    break
+
+    def gone(self, entity: str, external_ids: Sequence[str]) -> list[str]:
+        """Those GLPI answers 404 for, checked by `getMultipleItems` in chunks: purged (or moved out of the account's
+        entities, which GLPI does not tell apart)."""
+        ids = [int(external_id.removeprefix("Ticket/")) for external_id in external_ids]
+        return [ticket_external_id(ticket_id) for ticket_id in self.client.get_many("Ticket", ids).missing]
 
     # --- fetching ------------------------------------------------------------------------------------------
 

@@ -2159,7 +2159,9 @@ class GlpiSimulator:
     `DEFAULT_USER_TOKENS`: the hub's `itsm-hub` account and the technician `tech`); `credentials` (login →
     password) enables Basic login; `app_token` makes the App-Token header mandatory; `list_limit` is the API
     user's page size (GLPI default 15); sessions expire after `session_ttl_seconds` idle; `malformed_ids` damage
-    those tickets (see `MALFORMED_KINDS`); `clock` returns "now" (aware datetime) for dates and session expiry.
+    those tickets (see `MALFORMED_KINDS`); `clock` returns "now" (aware datetime) for dates and session expiry;
+    `latency_ms` delays every answer by that much on the server side, as a PHP GLPI behind a web server takes
+    30–100 ms per request (concurrent requests wait in parallel, as PHP-FPM workers do).
     """
 
     def __init__(
@@ -2178,7 +2180,11 @@ class GlpiSimulator:
         clock: Callable[[], datetime] | None = None,
         anchor: datetime | None = None,
         port: int = 0,
+        latency_ms: float = 0,
     ) -> None:
+        if latency_ms < 0:
+            raise ValueError("latency_ms must be 0 or more")
+        self.latency_s = latency_ms / 1000
         self.app_token = app_token
         self.user_tokens = dict(DEFAULT_USER_TOKENS if user_tokens is None else user_tokens)
         self.credentials = credentials
@@ -2542,6 +2548,8 @@ def _build_app(sim: GlpiSimulator) -> Starlette:
                 sim.requests.append((request.method, target, fault.status))
                 return _fault_response(fault)
         body = await request.body()
+        if sim.latency_s:
+            await asyncio.sleep(sim.latency_s)
         api_request = ApiRequest(request.method, path, query, dict(request.headers), body)
         return _to_response(sim._serve(api_request))
 
@@ -2599,6 +2607,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--malformed", default="", help="comma-separated ticket ids to damage")
     parser.add_argument(
+        "--latency-ms", type=float, default=0, help="delay every answer by this much (a real GLPI: 30-100 ms)"
+    )
+    parser.add_argument(
         "--control",
         action="store_true",
         help="read commands on stdin (`touch FRACTION [SEED]`, answered with a JSON line); end of input stops",
@@ -2625,6 +2636,7 @@ def main(argv: list[str] | None = None) -> int:
         assets=args.assets,
         malformed_ids=malformed,
         port=args.port,
+        latency_ms=args.latency_ms,
     )
     with sim:
         print(sim.url, flush=True)

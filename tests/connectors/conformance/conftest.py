@@ -27,9 +27,17 @@ from itsm_core.store.sync_state import get_state
 from itsm_core.sync.batch import BatchReport
 from tests.connectors.conformance.testbed import SOURCE, Testbed
 
+
+def _connector_class(kind: ConnectorKind) -> type[SourceConnector]:
+    factory = kind.connector
+    return factory if isinstance(factory, type) else factory.__self__  # a class, or one of its classmethods
+
+
 TESTBEDS = Path(__file__).parent / "testbeds"
 KINDS = sorted(registered_kinds())
 TWO_WAY_KINDS = [name for name in KINDS if registered_kinds()[name].two_way]
+#: Kinds whose connector finds records purged upstream, for tickets.
+RECONCILING_KINDS = [name for name in KINDS if "tickets" in _connector_class(registered_kinds()[name]).reconciles]
 #: Small pages, so that a handful of records make several.
 PAGE_SIZE = 4
 
@@ -123,6 +131,17 @@ def _hub(kind: ConnectorKind, tmp_path: Path) -> Iterator[Hub]:
 def hub(kind: ConnectorKind, tmp_path: Path) -> Iterator[Hub]:
     """A hub with one source of `kind`, over its testbed (empty until the test adds records)."""
     yield from _hub(kind, tmp_path)
+
+
+@pytest.fixture(params=RECONCILING_KINDS)
+def reconciling_kind(request: pytest.FixtureRequest) -> ConnectorKind:
+    return registered_kinds()[request.param]
+
+
+@pytest.fixture
+def reconciling_hub(reconciling_kind: ConnectorKind, tmp_path: Path) -> Iterator[Hub]:
+    """The same, for the kinds that find records purged upstream."""
+    yield from _hub(reconciling_kind, tmp_path)
 
 
 @pytest.fixture

@@ -226,3 +226,28 @@ def test_a_change_the_hub_wrote_does_not_come_back_as_a_new_change(two_way_hub: 
         assert (
             conn.execute(tickets.select().where(tickets.c.id == ticket_id)).mappings().one()["status"] == "in_progress"
         )
+
+
+# --- kinds that find purges ----------------------------------------------------------------------------------
+
+
+def test_present_ids_name_every_record_and_gone_tells_only_the_purged(reconciling_hub: Hub) -> None:
+    hub = reconciling_hub
+    hub.testbed.add_tickets(2 * PAGE_SIZE + 1)
+    hub.sync()
+    with hub.store.connect() as conn:
+        linked = list(conn.execute(
+            external_refs.select().with_only_columns(external_refs.c.external_id)
+            .where(external_refs.c.system == SOURCE, external_refs.c.ticket_id.is_not(None))
+        ).scalars())  # fmt: skip
+    connector = hub.runtime().connector
+    try:
+        pages = list(connector.present_ids(TICKETS))
+        assert all(isinstance(external_id, str) for page in pages for external_id in page)
+        assert set(linked) <= {external_id for page in pages for external_id in page}
+        purged, kept = linked[0], linked[1]
+        hub.testbed.purge(purged)
+        assert purged not in {external_id for page in connector.present_ids(TICKETS) for external_id in page}
+        assert connector.gone(TICKETS, [purged, kept]) == [purged]
+    finally:
+        connector.close()

@@ -45,6 +45,8 @@ class Testbed(ABC):
         """How many comments (followups, notes) the upstream ticket `external_id` has."""
         raise NotImplementedError(f"{type(self).__name__} is for a read-only kind")
 
-    def field_value(self, external_id: str, field: str) -> Any:
-        """The upstream ticket's value of the canonical `field` (e.g. its status), in canonical terms."""
-        raise NotImplementedError(f"{type(self).__name__} is for a read-only kind")
+    # --- kinds that find purges (`reconciles`) ---------------------------------------------------------------
+
+    def purge(self, external_id: str) -> None:
+        """Delete the upstream ticket `external_id` for good, as an administrator would."""
+        raise NotImplementedError(f"{type(self).__name__} is for a kind that cannot tell a purge")

@@ -716,3 +716,22 @@ def test_the_control_option_touches_tickets_on_stdin_and_stops_at_end_of_input()
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def test_latency_delays_every_answer_and_concurrent_requests_wait_together():
+    from concurrent.futures import ThreadPoolExecutor
+
+    with GlpiSimulator(tickets=5, latency_ms=200) as sim:
+        api = Api(sim)  # one request (initSession) already paid
+        started = time.perf_counter()
+        assert api.get("/Ticket/1").status_code == 200
+        one = time.perf_counter() - started
+        started = time.perf_counter()
+        with ThreadPoolExecutor(4) as pool:
+            statuses = list(pool.map(lambda n: api.get(f"/Ticket/{n}").status_code, range(1, 5)))
+        four = time.perf_counter() - started
+    assert statuses == [200] * 4
+    assert 0.2 <= one < 0.6
+    assert 0.2 <= four < 0.6, "four concurrent requests should take about one latency, not four"
+    with pytest.raises(ValueError, match="0 or more"):
+        GlpiSimulator(tickets=1, latency_ms=-1)

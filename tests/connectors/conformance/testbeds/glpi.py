@@ -41,5 +41,8 @@ class GlpiTestbed(Testbed):
         ticket_id = int(external_id.removeprefix("Ticket/"))
         return len(self.sim.followups(ticket_id)) + len(self.sim.rows("ITILSolution", items_id=ticket_id))
 
+    def purge(self, external_id: str) -> None:
+        self.sim.purge("Ticket", int(external_id.removeprefix("Ticket/")))
+
 
 TESTBED = GlpiTestbed
