@@ -15,7 +15,10 @@ is the page task's own code, without Prefect: `ingest_page.fn(runtime, ENTITY, p
 
 Reference in the same run: PostgreSQL COPY FROM STDIN (psycopg 3 `cursor.copy`, `write_row`) of the canonical
 ticket rows the full sync wrote, read back from `tickets` (not timed) into a temporary unindexed table of the
-same columns. `ratio_to_copy` = copy_rows_per_s / full_tickets_per_s.
+same columns: `ratio_hub_to_copy` = full_tickets_per_s / copy_rows_per_s. And the floor of this design: the same
+pages fetched again by the same connector (same requests) and their payloads written raw with COPY, no landing,
+mapping or rules: `floor_tickets_per_s`, and `hub_to_floor` = full_tickets_per_s / floor_tickets_per_s.
+`--latency-ms` makes the simulator answer each request that much later (a real GLPI takes 30-100 ms).
 
 Database: the benchmark creates a fresh schema `bench_glpi_<random>` in the given database, migrates it (reached
 through `options=-csearch_path=...` in the URL) and drops it at the end, unless --keep-schema. The database
@@ -31,7 +34,8 @@ are counted on the hub's side, and `hub_cpu_s` is the benchmark process's CPU ti
 `peak_rss_mb` is this process's peak RSS after the three syncs, before the COPY reference loads the rows
 (`peak_rss_with_copy_mb` after it); `simulator_peak_rss_mb` and `simulator_cpu_s` are the child's, once it exited.
 Progress goes to stderr; the last stdout line is one JSON object with full_tickets_per_s, incremental_1pct_s,
-nochange_s, copy_rows_per_s, ratio_to_copy, peak_rss_mb and the details.
+nochange_s, requests_per_ticket, floor_tickets_per_s, hub_to_floor, copy_rows_per_s, ratio_hub_to_copy, peak_rss_mb
+and the details.
 """
 
 from __future__ import annotations
@@ -86,11 +90,11 @@ def peak_rss_mb(who: int = resource.RUSAGE_SELF) -> float:
 class Simulator:
     """`python -m simulators.glpi.simulator --control` in its own process: URL on stdout, commands on stdin."""
 
-    def __init__(self, tickets: int, seed: int) -> None:
+    def __init__(self, tickets: int, seed: int, latency_ms: float = 0) -> None:
         started = time.perf_counter()
         self.process = subprocess.Popen(
             [sys.executable, "-m", "simulators.glpi.simulator", "--tickets", str(tickets), "--seed", str(seed),
-             "--timezone", TIMEZONE, "--control"],
+             "--timezone", TIMEZONE, "--latency-ms", str(latency_ms), "--control"],
             cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )  # fmt: skip
@@ -289,7 +293,30 @@ def run_sync(config: HubConfig, store: Store, label: str) -> SyncStats:
     return stats
 
 
-# --- the reference: COPY of the same ticket rows ------------------------------------------------------------------
+# --- the references: COPY of the same ticket rows; the same pages fetched and written raw ---------------------------
+
+
+def floor_reference(config: HubConfig, store: Store) -> tuple[int, float]:
+    """The floor of this design: every page fetched as the full sync fetched it (same connector, same requests)
+    and its payloads written raw with COPY into an unindexed temporary table — no landing, mapping or rules."""
+    runtime = build_runtime(config, config.source(SOURCE), store=store)
+    connector = runtime.connector
+    written = 0
+    started = time.perf_counter()
+    try:
+        with store.engine.begin() as conn:
+            raw = conn.connection.driver_connection
+            with raw.cursor() as cursor:
+                cursor.execute("CREATE TEMP TABLE floor_ref (external_id text, payload bytea) ON COMMIT DROP")
+                for page in connector.plan_pages(None, ENTITY):
+                    records = connector.fetch_page(page)
+                    with cursor.copy("COPY floor_ref (external_id, payload) FROM STDIN") as copy:
+                        for record in records:
+                            copy.write_row((record.external_id, record.payload))
+                    written += len(records)
+    finally:
+        connector.close()
+    return written, time.perf_counter() - started
 
 
 def copy_reference(store: Store) -> tuple[int, float]:
@@ -301,10 +328,12 @@ def copy_reference(store: Store) -> tuple[int, float]:
         with raw.cursor() as cursor:
             cursor.execute("CREATE TEMP TABLE copy_ref (LIKE tickets) ON COMMIT DROP")
             cursor.execute(
-                "SELECT atttypid FROM pg_attribute WHERE attrelid = 'copy_ref'::regclass AND attnum > 0 "
-                "AND NOT attisdropped ORDER BY attnum"
+                "SELECT attname, atttypid FROM pg_attribute WHERE attrelid = 'copy_ref'::regclass AND attnum > 0 "
+                "AND NOT attisdropped"
             )
-            oids = [oid for (oid,) in cursor.fetchall()]
+            # in the model's column order, as the rows are: migrations append columns, so the table's may differ
+            oid_of = dict(cursor.fetchall())
+            oids = [oid_of[c.name] for c in tickets.columns]
             columns = ", ".join(f'"{c.name}"' for c in tickets.columns)
             started = time.perf_counter()
             with cursor.copy(f"COPY copy_ref ({columns}) FROM STDIN") as copy:
@@ -335,10 +364,13 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=4, help="the GLPI source's max_concurrent_requests")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--keep-schema", action="store_true", help="leave the schema for inspection")
+    parser.add_argument(
+        "--latency-ms", type=float, default=0, help="the simulator's delay per request (a real GLPI: 30-100 ms)"
+    )
     args = parser.parse_args()
 
-    log(f"starting the GLPI simulator with {args.tickets} tickets (seed {args.seed}) ...")
-    sim = Simulator(args.tickets, args.seed)
+    log(f"starting the GLPI simulator with {args.tickets} tickets (seed {args.seed}, {args.latency_ms} ms) ...")
+    sim = Simulator(args.tickets, args.seed, args.latency_ms)
     log(f"simulator ready at {sim.url} after {sim.startup_s:.1f} s")
     schema = Schema(args.database_url)
     store = Store(schema.url)
@@ -371,6 +403,8 @@ def main() -> None:
 
         copied, copy_s = copy_reference(store)
         log(f"COPY of {copied} ticket rows: {copy_s:.2f} s ({copied / copy_s:.0f} rows/s)")
+        floor_rows, floor_s = floor_reference(config, store)
+        log(f"floor: the same pages fetched and COPY'd raw: {floor_rows} in {floor_s:.1f} s")
     finally:
         store.dispose()
         if args.keep_schema:
@@ -383,15 +417,20 @@ def main() -> None:
 
     full_rate = full.report.fetched / full.seconds
     copy_rate = copied / copy_s
+    floor_rate = floor_rows / floor_s
     print(json.dumps({
         "tickets": args.tickets,
         "page_size": args.page_size,
         "concurrency": args.concurrency,
+        "latency_ms": args.latency_ms,
         "full_tickets_per_s": round(full_rate, 1),
+        "requests_per_ticket": round(sum(full.requests.values()) / max(1, full.report.fetched), 3),
         "incremental_1pct_s": round(incremental.seconds, 3),
         "nochange_s": round(nochange.seconds, 3),
+        "floor_tickets_per_s": round(floor_rate, 1),
+        "hub_to_floor": round(full_rate / floor_rate, 3),
         "copy_rows_per_s": round(copy_rate, 1),
-        "ratio_to_copy": round(copy_rate / full_rate, 1),
+        "ratio_hub_to_copy": round(full_rate / copy_rate, 4),
         "peak_rss_mb": hub_peak,
         "peak_rss_after_full_mb": peak_after_full,
         "peak_rss_with_copy_mb": peak_rss_mb(),
