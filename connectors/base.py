@@ -42,7 +42,7 @@ CIS = "cis"
 
 class SourceConnector(ABC):
     """One configured source, opened for one run. Subclasses implement the four abstract methods; the hooks
-    (`entity_of`, `watermark_positions`, `acknowledge`, `close`) have safe defaults."""
+    (`entity_of`, `watermark_positions`, `notices`, `acknowledge`, `close`) have safe defaults."""
 
     #: What it reads, in sync order. An instance may narrow it from its config (GLPI without `assets`).
     entities: tuple[str, ...] = (TICKETS,)
@@ -100,6 +100,11 @@ class SourceConnector(ABC):
     def gone(self, entity: str, external_ids: Sequence[str]) -> list[str]:
         """Of `external_ids`, those the upstream no longer holds at all, each checked on its own."""
         raise NotImplementedError(f"{type(self).__name__} cannot tell a purged record")
+
+    def notices(self) -> list[str]:
+        """What ops should know about this run beyond its counts — a slower path taken, a right missing — each
+        said once; shown in the run's artifact and by `itsm sync status`."""
+        return []
 
     def acknowledge(self, records: Sequence[RawRecord]) -> None:  # noqa: B027 (a hook: nothing to do by default)
         """Called after the records are committed (as tickets, CIs or dead letters): mark, move or forget them."""

@@ -163,13 +163,23 @@ def _sync_status(hub: HubConfig, config: str | None, as_json: bool) -> None:
                     "outbox_dead": data.get("outbox_dead", 0),
                     "dead_letters": data.get("dead_letters", 0),
                     "last_error": (state.get("details") or {}).get("last_error"),
+                    "notices": (state.get("details") or {}).get("notices", []),
                 }
             )
     if as_json:
         _print_json(rows)
         return
     table = Table(
-        "system", "kind", "entity", "last success", "lag", "watermark", "outbox", "oldest", "dead letters", "last error"
+        "system",
+        "kind",
+        "entity",
+        "last success",
+        "lag",
+        "watermark",
+        "outbox",
+        "oldest",
+        "dead letters",
+        "last error or note",
     )
     for r in rows:
         lag = "never" if r["lag_seconds"] is None else _duration(r["lag_seconds"])
@@ -177,7 +187,8 @@ def _sync_status(hub: HubConfig, config: str | None, as_json: bool) -> None:
         outbox = f"{r['outbox_pending']}" + (f" (+{r['outbox_dead']} dead)" if r["outbox_dead"] else "")
         table.add_row(
             r["system"], r["kind"], r["entity"], _when(r["last_success"]), lag, watermark, outbox,
-            _when(r["oldest_pending"]), str(r["dead_letters"]), _shown(r["last_error"])[:80],
+            _when(r["oldest_pending"]), str(r["dead_letters"]),
+            _shown(r["last_error"] or "; ".join(f"note: {n}" for n in r["notices"]))[:80],
         )  # fmt: skip
     out.print(table)
 

@@ -156,8 +156,9 @@ def sync_source(source: str, config_path: str | None = None) -> dict[str, int]:
                 failure = failure or exc
                 failures[entity] = f"{type(exc).__name__}: {exc}" if not isinstance(exc, HubError) else str(exc)
             finally:
+                notices = runtime.connector.notices() if succeeded else None
                 with runtime.store.transaction() as conn:
-                    record_run(conn, source, entity, success=succeeded, error=failures.get(entity))
+                    record_run(conn, source, entity, success=succeeded, error=failures.get(entity), notices=notices)
         for entity in _purge_checks_due(runtime) if failure is None else []:
             purges[entity] = check_purges(quote(runtime), entity)
             if purges[entity]["purged"]:
@@ -192,6 +193,9 @@ def _publish(
     markdown = source_markdown(
         source, reports, pages, runtime.pipeline.rules.model_problems, failures=failures, last_success=last_success
     )
+    notices = runtime.connector.notices()
+    if notices:
+        markdown += "\n\n## Notices\n\n" + "\n".join(f"- {notice}" for notice in notices)
     if purges:
         markdown += "\n\n## Purged upstream\n\n" + "\n".join(f"- {purge_summary(e, c)}" for e, c in purges.items())
     create_markdown_artifact(

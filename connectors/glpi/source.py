@@ -35,9 +35,9 @@ import base64
 import json
 import logging
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -47,6 +47,7 @@ from connectors.glpi.client import Download, GlpiClient, criterion, modified_sin
 from connectors.glpi.config import GlpiSource
 from connectors.glpi.decode import DATE_FORMAT, decode_ticket, ticket_external_id
 from connectors.glpi.decode_assets import asset_external_id, decode_asset
+from connectors.glpi.staging import SubItemStage
 from itsm_core.errors import UpstreamForbidden, UpstreamNotFound
 from itsm_core.models import RawRecord, utcnow
 
@@ -65,6 +66,8 @@ SUB_ITEMS = {
     "document_links": "Document_Item",
 }
 SUB_ITEMS_PAGE = 1000
+#: Sub-itemtypes that name their parent by (itemtype, items_id), not by tickets_id.
+POLYMORPHIC_SUB_ITEMS = frozenset({"ITILFollowup", "ITILSolution", "Document_Item"})
 #: Ids per request of the purge check's id walk.
 PRESENT_IDS_PAGE = 1000
 WALKS = ("live", "trash")
@@ -95,6 +98,7 @@ class GlpiPage:
     tie_ids: tuple[int, ...]  # every id read at `date_mod`, this page's and earlier pages'
     entity: str = TICKETS
     itemtype: str = "Ticket"
+    staged: bool = False  # its tickets' sub-items are in the run's stage (a full sync), not read per ticket
 
     @property
     def cursor_key(self) -> str:
@@ -136,6 +140,10 @@ class GlpiConnector(SourceConnector):
         #: CIs first: a ticket's links to the assets it names resolve in the same run.
         self.entities: tuple[str, ...] = (CIS, TICKETS) if self.ci_itemtypes else (TICKETS,)
         self._pool = ThreadPoolExecutor(max_workers=source.max_concurrent_requests, thread_name_prefix="glpi")
+        self._stage: SubItemStage | None = None
+        #: Sub-itemtypes GLPI would not list globally in this run (403): read ticket by ticket instead.
+        self._per_ticket: set[str] = set()
+        self._notices: list[str] = []
 
     def entity_of(self, external_id: str) -> str:
         return TICKETS if external_id.startswith("Ticket/") else CIS
@@ -147,8 +155,12 @@ class GlpiConnector(SourceConnector):
             raise ValueError(f"{self.source.name} reads {', '.join(self.entities)}, not {entity!r}")
         cursors = json.loads(watermark) if watermark else {}
         if entity == TICKETS:
+            staged = not cursors  # a full sync: sub-items by itemtype-wide walks, not seven requests per ticket
+            if staged:
+                self._stage_sub_items()
             for walk in WALKS:
-                yield from self._walk("Ticket", walk, cursors.get(walk), TICKETS)
+                for page in self._walk("Ticket", walk, cursors.get(walk), TICKETS):
+                    yield replace(page, staged=staged)
             return
         for itemtype in self.ci_itemtypes:
             for walk in ("live",) if itemtype in NO_TRASH else WALKS:
@@ -244,7 +256,11 @@ class GlpiConnector(SourceConnector):
         if page.entity == CIS:
             return self._fetch_assets(page)
         tickets = self._rows("Ticket", page.ids, "READALL on tickets")
-        timelines = list(self._pool.map(self._sub_items, [int(row["id"]) for row in tickets]))
+        ticket_ids = [int(row["id"]) for row in tickets]
+        if page.staged and self._stage is not None:
+            timelines = self._staged_sub_items(ticket_ids)
+        else:  # an incremental run, or a page planned by another run (its stage is gone)
+            timelines = list(self._pool.map(self._sub_items, ticket_ids))
         documents = [{"ticket": row, **timeline} for row, timeline in zip(tickets, timelines, strict=True)]
         self._attach_files(documents)
         return self._records(documents, _ticket_references, lambda d: ticket_external_id(d["ticket"]["id"]))
@@ -327,18 +343,80 @@ class GlpiConnector(SourceConnector):
             for document, refs in zip(documents, wanted, strict=True)
         ]
 
-    def _sub_items(self, ticket_id: int) -> dict[str, list[dict[str, Any]]]:
+    def _sub_items(self, ticket_id: int, keys: Iterable[str] = SUB_ITEMS) -> dict[str, list[dict[str, Any]]]:
         return {
-            key: self.client.all_sub_items("Ticket", ticket_id, itemtype, page_size=SUB_ITEMS_PAGE)
-            for key, itemtype in SUB_ITEMS.items()
+            key: self.client.all_sub_items("Ticket", ticket_id, SUB_ITEMS[key], page_size=SUB_ITEMS_PAGE)
+            for key in keys
         }
+
+    # --- the stage of a full sync ----------------------------------------------------------------------------
+
+    def _stage_sub_items(self) -> None:
+        """Walk every sub-itemtype of tickets globally (in parallel, a thousand rows a request) into a new stage.
+
+        An itemtype GLPI refuses to list globally (403: a profile without the global read right) is read ticket
+        by ticket for this run, and the run's notices say so once."""
+        if self._stage is not None:
+            self._stage.close()
+        self._stage, self._per_ticket = SubItemStage(), set()
+        for key, refused in zip(SUB_ITEMS, self._pool.map(self._stage_walk, SUB_ITEMS), strict=True):
+            if refused:
+                self._per_ticket.add(key)
+                self._notices.append(
+                    f"GLPI refused to list {SUB_ITEMS[key]} globally ({refused}); they were read ticket by ticket "
+                    f"(one request per ticket): grant the hub's profile read rights on {SUB_ITEMS[key]}"
+                )
+                log.warning("%s: %s", self.source.name, self._notices[-1])
+
+    def _stage_walk(self, key: str) -> str | None:
+        """One sub-itemtype into the stage; the reason if GLPI refused to list it globally."""
+        itemtype = SUB_ITEMS[key]
+        polymorphic = itemtype in POLYMORPHIC_SUB_ITEMS
+        params = {"searchText": {"itemtype": "Ticket"}} if polymorphic else None  # LIKE: filtered again below
+        stage = self._stage
+        assert stage is not None
+        try:
+            for page in self.client.iter_pages(itemtype, page_size=SUB_ITEMS_PAGE, sort="id", params=params):
+                stage.add(itemtype, page.rows, _ticket_of_polymorphic if polymorphic else _ticket_of_child)
+        except UpstreamForbidden as exc:
+            return str(exc)
+        return None
+
+    def _staged_sub_items(self, ticket_ids: list[int]) -> list[dict[str, list[dict[str, Any]]]]:
+        stage = self._stage
+        assert stage is not None
+        by_key = {key: stage.rows(SUB_ITEMS[key], ticket_ids) for key in SUB_ITEMS if key not in self._per_ticket}
+        missing = [key for key in SUB_ITEMS if key in self._per_ticket]
+        per_ticket = (
+            list(self._pool.map(lambda ticket_id: self._sub_items(ticket_id, missing), ticket_ids))
+            if missing
+            else [{} for _ in ticket_ids]
+        )
+        return [
+            {key: by_key[key][ticket_id] if key in by_key else extra[key] for key in SUB_ITEMS}
+            for ticket_id, extra in zip(ticket_ids, per_ticket, strict=True)
+        ]
+
+    def notices(self) -> list[str]:
+        return list(self._notices)
 
     def decode(self, payload: bytes, entity: str = TICKETS) -> dict[str, Any]:
         return decode_asset(payload, self.zone) if entity == CIS else decode_ticket(payload, self.zone)
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
+        if self._stage is not None:
+            self._stage.close()
+            self._stage = None
         self.client.close()
+
+
+def _ticket_of_child(row: dict[str, Any]) -> int | None:
+    return int(row["tickets_id"]) if row.get("tickets_id") else None
+
+
+def _ticket_of_polymorphic(row: dict[str, Any]) -> int | None:
+    return int(row["items_id"]) if row.get("itemtype") == "Ticket" and row.get("items_id") else None
 
 
 def _b64(content: bytes) -> str:

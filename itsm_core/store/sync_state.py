@@ -20,12 +20,25 @@ def _set(conn: Connection, source: str, entity: str, values: dict[str, Any]) -> 
     conn.execute(sync_state.update().where(sync_state.c.source == source, sync_state.c.entity == entity).values(values))
 
 
-def record_run(conn: Connection, source: str, entity: str, *, success: bool, error: str | None = None) -> None:
+def record_run(
+    conn: Connection,
+    source: str,
+    entity: str,
+    *,
+    success: bool,
+    error: str | None = None,
+    notices: list[str] | None = None,
+) -> None:
     """Note that a run of `source` ended, and whether it succeeded; a failed run keeps its `error` (in
-    ``details.last_error``, shown by `itsm sync status`) until a run succeeds."""
+    ``details.last_error``, shown by `itsm sync status`) until a run succeeds, a successful one its connector's
+    `notices` (``details.notices``) until the next."""
     now = utcnow()
     if success:
-        values: dict[str, Any] = {"last_run_at": now, "last_success_at": now, "details": {}}
+        values: dict[str, Any] = {
+            "last_run_at": now,
+            "last_success_at": now,
+            "details": {"notices": notices} if notices else {},
+        }
     else:
         values = {"last_run_at": now, "details": {"last_error": error or "failed", "last_error_at": now.isoformat()}}
     _set(conn, source, entity, values)

@@ -108,7 +108,7 @@ def test_an_expired_session_a_429_and_a_500_mid_run_are_survived(sim, database_u
         if number == 2:
             sim.fail_next("GET", r"^/getMultipleItems", 429, headers={"Retry-After": "1"})
         if number == 3:
-            sim.fail_next("GET", r"/ITILFollowup", 500)
+            sim.fail_next("GET", r"^/search/Ticket", 500)
         _, watermark = ingest_page.fn(runtime, ENTITY, page, watermark)
     runtime.connector.close()
     statuses = [status for _, _, status in sim.requests]
