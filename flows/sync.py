@@ -80,7 +80,7 @@ def check_purges(runtime: SourceRuntime, entity: str) -> dict[str, int]:
     the upstream holds are walked into the store, the hub's identities not among them are checked one by one,
     and those gone are settled as the source's `purged_tickets` says, with their news for the other targets."""
     connector, source, policy = runtime.connector, runtime.name, runtime.source.purge_policy()
-    assert policy is not None  # `_purge_check_due` said so
+    assert policy is not None  # `_purge_checks_due` said so
     with runtime.store.transaction() as conn:
         candidates = unseen_identities(conn, source, connector.present_ids(entity))
     gone = set(connector.gone(entity, [external_id for _, external_id in candidates])) if candidates else set()

@@ -39,6 +39,14 @@ def ticket_external_id(glpi_id: int | str) -> str:
     return f"Ticket/{glpi_id}"
 
 
+def ticket_glpi_id(external_id: str) -> int:
+    """The GLPI id in a ticket identity (`ticket_external_id`'s inverse); ValueError for anything else."""
+    itemtype, _, number = external_id.partition("/")
+    if itemtype != "Ticket" or not number.isdigit():
+        raise ValueError(f"not a GLPI ticket identity: {external_id!r}")
+    return int(number)
+
+
 def decode_ticket(payload: bytes, zone: ZoneInfo) -> dict[str, Any]:
     """The document in canonical terms (codes still GLPI's: the mapping translates them). Raises `ParseError`."""
     try:

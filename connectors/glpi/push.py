@@ -20,7 +20,7 @@ from typing import Any
 from connectors.base import SourceWriter
 from connectors.glpi.client import GlpiClient
 from connectors.glpi.config import GlpiSource
-from connectors.glpi.decode import ASSIGNED
+from connectors.glpi.decode import ASSIGNED, ticket_glpi_id
 from connectors.glpi.source import build_client
 from itsm_core.errors import UpstreamRejected
 from itsm_core.mapping import load_mapping, reverse_value_map
@@ -44,7 +44,7 @@ class GlpiWriter(SourceWriter):
         self._group_ids: dict[str, int] = {}
 
     def send(self, operation: dict[str, Any]) -> Sent:
-        ticket_id = _glpi_id(operation["external_id"])
+        ticket_id = ticket_glpi_id(operation["external_id"])
         if operation["op"] == "update":
             return self._update(ticket_id, operation["fields"])
         if operation["op"] == "comment":
@@ -142,13 +142,6 @@ class GlpiWriter(SourceWriter):
 
     def _refused(self, reason: str) -> UpstreamRejected:
         return UpstreamRejected(f"{self.system}: {reason}", system=self.system)
-
-
-def _glpi_id(external_id: str) -> int:
-    itemtype, _, number = external_id.partition("/")
-    if itemtype != "Ticket" or not number.isdigit():
-        raise ValueError(f"not a GLPI ticket identity: {external_id!r}")
-    return int(number)
 
 
 def _as_html(text: str, author: str | None) -> str:

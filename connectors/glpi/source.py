@@ -45,7 +45,7 @@ from zoneinfo import ZoneInfo
 from connectors.base import CIS, TICKETS, SourceConnector
 from connectors.glpi.client import Download, GlpiClient, criterion, modified_since
 from connectors.glpi.config import GlpiSource
-from connectors.glpi.decode import DATE_FORMAT, decode_ticket, ticket_external_id
+from connectors.glpi.decode import DATE_FORMAT, decode_ticket, ticket_external_id, ticket_glpi_id
 from connectors.glpi.decode_assets import asset_external_id, decode_asset
 from connectors.glpi.staging import SubItemStage
 from itsm_core.errors import UpstreamForbidden, UpstreamNotFound
@@ -246,7 +246,7 @@ class GlpiConnector(SourceConnector):
     def gone(self, entity: str, external_ids: Sequence[str]) -> list[str]:
         """Those GLPI answers 404 for, checked by `getMultipleItems` in chunks: purged (or moved out of the account's
         entities, which GLPI does not tell apart)."""
-        ids = [int(external_id.removeprefix("Ticket/")) for external_id in external_ids]
+        ids = [ticket_glpi_id(external_id) for external_id in external_ids]
         return [ticket_external_id(ticket_id) for ticket_id in self.client.get_many("Ticket", ids).missing]
 
     # --- fetching ------------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from connectors.glpi.decode import ticket_glpi_id
 from simulators.glpi.simulator import HUB_USER_TOKEN, GlpiSimulator
 from tests.connectors.conformance.testbed import SOURCE, Testbed
 
@@ -38,11 +39,11 @@ class GlpiTestbed(Testbed):
         self.sim.stop()
 
     def comment_count(self, external_id: str) -> int:
-        ticket_id = int(external_id.removeprefix("Ticket/"))
+        ticket_id = ticket_glpi_id(external_id)
         return len(self.sim.followups(ticket_id)) + len(self.sim.rows("ITILSolution", items_id=ticket_id))
 
     def purge(self, external_id: str) -> None:
-        self.sim.purge("Ticket", int(external_id.removeprefix("Ticket/")))
+        self.sim.purge("Ticket", ticket_glpi_id(external_id))
 
 
 TESTBED = GlpiTestbed
