@@ -31,7 +31,7 @@ from flows._cli_base import (
 from flows.cli_rules import classify_app, rules_app
 from flows.cli_sla import sla_app
 from itsm_core.config import HubConfig
-from itsm_core.errors import ConfigError, HubError
+from itsm_core.errors import ConfigError, CycleFailed, HubError, failure_text
 from itsm_core.models import TicketStatus
 from itsm_core.text import without_controls
 
@@ -97,15 +97,19 @@ def run(config: ConfigOption = None) -> None:
     from flows.cycle import hub_cycle
 
     started = time.perf_counter()
-    state = hub_cycle(config_path=config, return_state=True)
-    elapsed = time.perf_counter() - started
-    results = state.result(raise_on_failure=False) if state.is_completed() else None
-    if isinstance(results, dict):
-        _print_counts(results)
-    out.print(f"cycle {state.name.lower()} in {elapsed:.1f} s")
-    if not state.is_completed():
-        err.print(f"error: {state.message}")
-        raise typer.Exit(1)
+    try:
+        results = hub_cycle(config_path=config)
+    except CycleFailed as exc:
+        _print_counts(exc.results)
+        out.print(f"cycle failed in {time.perf_counter() - started:.1f} s")
+        err.print(f"error: {exc}")
+        raise typer.Exit(1) from None
+    except Exception as exc:
+        out.print(f"cycle failed in {time.perf_counter() - started:.1f} s")
+        err.print(f"error: {failure_text(exc)}")
+        raise typer.Exit(1) from None
+    _print_counts(results)
+    out.print(f"cycle completed in {time.perf_counter() - started:.1f} s")
 
 
 @app.command("sync")
@@ -126,11 +130,12 @@ def sync(
     hub.source(name)
     from flows.sync import sync_source
 
-    state = sync_source(name, config_path=config, return_state=True)
-    if not state.is_completed():
-        err.print(f"error: {name}: {state.message}")
-        raise typer.Exit(1)
-    _print_counts({name: state.result()})
+    try:
+        result = sync_source(name, config_path=config)
+    except Exception as exc:
+        err.print(f"error: {name}: {failure_text(exc)}")
+        raise typer.Exit(1) from None
+    _print_counts({name: result})
 
 
 def _sync_status(hub: HubConfig, config: str | None, as_json: bool) -> None:
@@ -453,11 +458,11 @@ def push(config: ConfigOption = None) -> None:
     _config(config)
     from flows.push import push_outbox
 
-    state = push_outbox(config_path=config, return_state=True)
-    if not state.is_completed():
-        err.print(f"error: push: {state.message}")
-        raise typer.Exit(1)
-    results = state.result()
+    try:
+        results = push_outbox(config_path=config)
+    except Exception as exc:
+        err.print(f"error: push: {failure_text(exc)}")
+        raise typer.Exit(1) from None
     for target, counts in results.items():
         out.print(f"{target}: {counts['sent']} sent, {counts['retry_later']} waiting for a retry", highlight=False)
     if not results:

@@ -10,6 +10,7 @@ from rich.table import Table
 
 from flows._cli_base import ConfigOption, JsonOption, _config, _print_json, _store, _when, err, out
 from flows.cli_rules import parse_age
+from itsm_core.errors import failure_text
 
 sla_app = typer.Typer(
     help="SLA clocks: business-hours targets per policy, computed from each ticket's history.", no_args_is_help=True
@@ -20,11 +21,11 @@ def _run_check(config: str | None, recompute_all: bool) -> None:
     _config(config)  # fail fast, with exit 2, before Prefect starts
     from flows.sla import sla_check
 
-    state = sla_check(config_path=config, recompute_all=recompute_all, return_state=True)
-    result = state.result(raise_on_failure=False) if state.is_completed() else None
-    if not isinstance(result, dict):
-        err.print(f"error: {state.message}", markup=False)
-        raise typer.Exit(1)
+    try:
+        result = sla_check(config_path=config, recompute_all=recompute_all)
+    except Exception as exc:
+        err.print(f"error: {failure_text(exc)}", markup=False)
+        raise typer.Exit(1) from None
     clocks = ", ".join(f"{n} {state}" for state, n in sorted(result["clocks"].items())) or "none"
     out.print(f"{result['tickets']} tickets checked; clocks: {clocks}; {result['fired']} level(s) fired", markup=False)
 

@@ -10,6 +10,7 @@ from flows.artifacts import cycle_rows
 from flows.push import push_outbox
 from flows.runtime import build_propagator, build_rules, load_hub_config
 from flows.sync import sync_source
+from itsm_core.errors import CycleFailed, failure_text
 from itsm_core.store import Store
 from itsm_core.sync.decide import dispatch_waiting
 
@@ -29,24 +30,25 @@ def hub_cycle(config_path: str | None = None) -> dict[str, dict[str, int] | str]
         if not source.enabled:
             logger.info("%s is disabled in the config; skipped", source.name)
             continue
-        state = sync_source.with_options(flow_run_name=f"sync-{source.name}")(
-            source.name, config_path, return_state=True
-        )
-        if state.is_completed():
-            results[source.name] = state.result()
-        else:
-            results[source.name] = state.message or state.name
+        # Called for its value, not its state: Prefect may hand back a Completed state without its data (the
+        # API's copy, after a retried state proposal), and a lost result must not fail a cycle that worked.
+        try:
+            results[source.name] = sync_source.with_options(flow_run_name=f"sync-{source.name}")(
+                source.name, config_path
+            )
+        except Exception as exc:
+            results[source.name] = failure_text(exc)
             logger.error("%s failed: %s", source.name, results[source.name])
-    dispatched = dispatch_waiting_tickets(config_path, return_state=True)
-    if dispatched.is_completed():
-        if dispatched.result():
-            logger.info("%d waiting ticket(s) given to agents now on duty", dispatched.result())
-    else:
-        results["dispatch-waiting"] = dispatched.message or dispatched.name
+    try:
+        if assigned := dispatch_waiting_tickets(config_path):
+            logger.info("%d waiting ticket(s) given to agents now on duty", assigned)
+    except Exception as exc:
+        results["dispatch-waiting"] = failure_text(exc)
         logger.error("dispatch-waiting failed: %s", results["dispatch-waiting"])
-    push = push_outbox.with_options(flow_run_name="push-outbox")(config_path, return_state=True)
-    if not push.is_completed():
-        results["push-outbox"] = push.message or push.name
+    try:
+        push_outbox.with_options(flow_run_name="push-outbox")(config_path)
+    except Exception as exc:
+        results["push-outbox"] = failure_text(exc)
         logger.error("push-outbox failed: %s", results["push-outbox"])
     create_table_artifact(
         key="hub-cycle-summary",
@@ -58,7 +60,7 @@ def hub_cycle(config_path: str | None = None) -> dict[str, dict[str, int] | str]
     )
     failed = [name for name, outcome in results.items() if isinstance(outcome, str)]
     if failed:
-        raise RuntimeError(f"{len(failed)} source(s) failed: {', '.join(failed)}; see their sync-source runs")
+        raise CycleFailed(results, failed)
     return results
 
 

@@ -21,7 +21,7 @@ from sqlalchemy import Connection
 from connectors.base import CIS, TICKETS
 from flows.artifacts import CI_COUNTS, artifact_key, source_markdown
 from flows.runtime import SourceRuntime, build_runtime, load_hub_config
-from itsm_core.errors import HubError, ImapUnavailable, UpstreamError, UpstreamUnavailable
+from itsm_core.errors import ImapUnavailable, UpstreamError, UpstreamUnavailable, failure_text
 from itsm_core.models import RawRecord, utcnow
 from itsm_core.store.sync_state import get_state, record_run, save_watermark
 from itsm_core.sync.batch import BatchReport
@@ -154,7 +154,7 @@ def sync_source(source: str, config_path: str | None = None) -> dict[str, int]:
             except Exception as exc:
                 logger.error("%s: the sync of its %s failed: %s", source, entity, exc)
                 failure = failure or exc
-                failures[entity] = f"{type(exc).__name__}: {exc}" if not isinstance(exc, HubError) else str(exc)
+                failures[entity] = failure_text(exc)
             finally:
                 notices = runtime.connector.notices() if succeeded else None
                 with runtime.store.transaction() as conn:

@@ -71,6 +71,15 @@ class StoreError(HubError):
     """The store cannot be reached or is not at the expected schema version."""
 
 
+class CycleFailed(HubError):
+    """A cycle in which some sources (or the dispatch, or the push) failed; `results` holds every outcome, the
+    counts of the parts that worked and the error of those that did not, so they can still be shown."""
+
+    def __init__(self, results: dict[str, object], failed: list[str]) -> None:
+        super().__init__(f"{len(failed)} part(s) of the cycle failed: {', '.join(failed)}; see their runs")
+        self.results = results
+
+
 class ImapUnavailable(HubError):
     """An IMAP mailbox cannot be opened (unreachable, TLS failure, login refused)."""
 
@@ -176,3 +185,8 @@ class UpstreamRejected(UpstreamError):
     sort or search criterion. Retrying the same request gives the same answer: the record goes to a dead letter
     with the upstream's message (`detail`); the operator corrects the data or the mapping and replays it.
     """
+
+
+def failure_text(exc: BaseException) -> str:
+    """One line for a run that failed: the hub's own errors already read as sentences; anything else is named."""
+    return str(exc) if isinstance(exc, HubError) else f"{type(exc).__name__}: {exc}"
