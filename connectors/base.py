@@ -1,7 +1,8 @@
 """The connector contract: what every source offers the flows, and what every two-way system's writer offers.
 
-A connector speaks one protocol and nothing else: it never touches the store, never imports Prefect and knows no
-business rule. The flow plans pages (small, serialisable references), runs one task per page, commits each
+A connector speaks one protocol and nothing else: it never touches the store (except the webhook kind, whose
+upstream is the table its receiver lands deliveries in, handed over by `use_store`), never imports Prefect and
+knows no business rule. The flow plans pages (small, serialisable references), runs one task per page, commits each
 page's records with the page's watermark in one transaction, and only then acknowledges the page's records.
 The conformance suite (`tests/connectors/conformance/`) checks every registered kind against this contract.
 
@@ -29,10 +30,13 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from itsm_core.models import RawRecord
 from itsm_core.sync.linked import PUSHED_FIELDS, Sent
+
+if TYPE_CHECKING:
+    from itsm_core.store import Store
 
 #: The entity every source reads.
 TICKETS = "tickets"
@@ -108,6 +112,9 @@ class SourceConnector(ABC):
 
     def acknowledge(self, records: Sequence[RawRecord]) -> None:  # noqa: B027 (a hook: nothing to do by default)
         """Called after the records are committed (as tickets, CIs or dead letters): mark, move or forget them."""
+
+    def use_store(self, store: Store) -> None:  # noqa: B027 (a hook: nothing to do by default)
+        """Given the hub's store before planning: for kinds whose upstream lands there first (webhook deliveries)."""
 
     def close(self) -> None:  # noqa: B027 (a hook: nothing to do by default)
         """Release connections at the end of a run."""

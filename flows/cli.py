@@ -30,6 +30,7 @@ from flows._cli_base import (
 )
 from flows.cli_rules import classify_app, rules_app
 from flows.cli_sla import sla_app
+from flows.cli_webhooks import webhooks_app
 from itsm_core.config import HubConfig
 from itsm_core.errors import ConfigError, CycleFailed, HubError, failure_text
 from itsm_core.models import TicketStatus
@@ -67,6 +68,7 @@ app.add_typer(email_app, name="email")
 app.add_typer(rules_app, name="rules")
 app.add_typer(classify_app, name="classify")
 app.add_typer(sla_app, name="sla")
+app.add_typer(webhooks_app, name="webhooks")
 
 
 # --- db --------------------------------------------------------------------------------------------------

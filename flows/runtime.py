@@ -155,4 +155,5 @@ def build_runtime(config: HubConfig, source: SourceBase, store: Store | None = N
         cis=build_ci_pipeline(source, connector),
     )
     store = store or Store(config.database_url.get_secret_value())
+    connector.use_store(store)
     return SourceRuntime(source.name, store, connector, pipeline, source)

@@ -10,6 +10,7 @@ value_maps: {status: {"1": new, "2": assigned}}   # upstream codes → canonical
 custom_fields: {message_id: message_id}           # kept verbatim in tickets.custom_fields
 required: [requester]                             # a record without these is quarantined
 ownership: {title: source, assignee: hub}         # who wins a conflict; unlisted: the later change
+events: {identity: body.groupKey, event: body.status, actions: {firing: open, resolved: resolve}}  # webhooks
 ```
 
 Field paths are dotted (`actors.0.email`); `$received_at` is the time the hub landed the record. A value map
@@ -56,6 +57,30 @@ ANY = "*"
 _M = TypeVar("_M", bound=BaseModel)
 
 
+EventAction = Literal["open", "update", "comment", "resolve", "ignore"]
+
+
+class EventRules(BaseModel):
+    """For sources that send events rather than states (webhooks): how an event finds its ticket and what it does.
+
+    - `identity`: the path of what finds the ticket again (Alertmanager's ``body.groupKey``, a conversation id);
+    - `event`: the path of the event's name; `actions`: name → ``open`` (create; on a known ticket, a comment: a
+      repeat), ``update`` (create or update), ``comment`` (on a known ticket), ``resolve`` (the mapped fields,
+      status included, on a known ticket; nothing to resolve is ignored), ``ignore``. An event not listed is
+      quarantined with its name, as an unknown code is;
+    - `comment` / `first_comment`: jinja2 templates (over the decoded record) of the comment a repeat or a
+      ``comment`` event adds, and of the first comment of a ticket an event opens (a chat transcript).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    identity: str
+    event: str
+    actions: dict[str, EventAction]
+    comment: str | None = None
+    first_comment: str | None = None
+
+
 class Mapping(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -66,6 +91,7 @@ class Mapping(BaseModel):
     custom_fields: dict[str, str] = Field(default_factory=dict)
     required: list[str] = Field(default_factory=list)
     ownership: dict[str, Literal["source", "hub"]] = Field(default_factory=dict)
+    events: EventRules | None = None
 
     @model_validator(mode="after")
     def _known_fields(self) -> Mapping:
@@ -175,6 +201,12 @@ def _get(record: dict[str, Any], path: str) -> Any:
         if node is _MISSING:
             return _MISSING
     return node
+
+
+def value_at(record: dict[str, Any], path: str) -> Any:
+    """The value at a dotted `path` of `record` (list items by index), None where there is none."""
+    value = _get(record, path)
+    return None if value is _MISSING else value
 
 
 def _mapped_fields(

@@ -393,6 +393,21 @@ class SyncStateRow(Base):
     details: Mapped[dict[str, Any]] = mapped_column(JSONDoc, default=dict)
 
 
+class WebhookDeliveryRow(Base):
+    """Every delivery a webhook source accepted, as received (committed before the sender hears 202): the upstream
+    of the `webhook` kind, read in id order by its connector. Once per (source, delivery key)."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (UniqueConstraint("source", "delivery_key"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    source: Mapped[str] = mapped_column(String(100))
+    delivery_key: Mapped[str] = mapped_column(String(200))  # the sender's delivery id, else "sha256:<body hash>"
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    headers: Mapped[dict[str, Any]] = mapped_column(JSONDoc)  # those that matter (content type, sender, event)
+    body: Mapped[bytes] = mapped_column(Blob)
+
+
 INBOUND_OUTCOMES = ["pending", "created", "updated", "unchanged", "quarantined", "comment", "ignored", "duplicate"]
 
 
