@@ -28,6 +28,7 @@ from flows._cli_base import (
     err,
     out,
 )
+from flows.cli_alerts import alerts_app
 from flows.cli_rules import classify_app, rules_app
 from flows.cli_sla import sla_app
 from flows.cli_webhooks import webhooks_app
@@ -69,6 +70,7 @@ app.add_typer(rules_app, name="rules")
 app.add_typer(classify_app, name="classify")
 app.add_typer(sla_app, name="sla")
 app.add_typer(webhooks_app, name="webhooks")
+app.add_typer(alerts_app, name="alerts")
 
 
 # --- db --------------------------------------------------------------------------------------------------

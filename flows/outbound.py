@@ -11,9 +11,11 @@ own changes instead of bouncing them back.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 
 from connectors.base import SourceWriter
 from connectors.mail.outbound import OutgoingMail, render_acknowledgement, send_mail
@@ -73,7 +75,6 @@ def deliver_linked(store: Store, target: str, writer: SourceWriter, limit: int =
     An update sends the ticket's current values of its fields, not those at the time of the change: an operation
     retried after a later one never puts an older value back.
     """
-    report = DeliveryReport()
     with store.transaction() as conn:
         rows = claim_due(conn, target, limit)
     with store.connect() as conn:
@@ -82,12 +83,36 @@ def deliver_linked(store: Store, target: str, writer: SourceWriter, limit: int =
             row["id"]: row
             for row in conn.execute(select(tickets).where(one_of(conn, tickets.c.id, ticket_ids))).mappings()
         }
-    for position, row in enumerate(rows):
+
+    def send(row: dict[str, Any]) -> Callable[[Connection], None]:
         operation = dict(row["fields"])
         if operation.get("op") == "update" and row["ticket_id"] in current:
             operation["fields"] = {name: current[row["ticket_id"]][name] for name in operation["fields"]}
+        sent = writer.send(operation)
+
+        def remember(conn: Connection) -> None:
+            remember_pushed(conn, target, [(row["ticket_id"], k, v) for k, v in sent.fields.items()], utcnow())
+            if sent.comment_ref is not None:
+                remember_comment_ids(conn, target, [(sent.comment_ref, operation["comment_id"])])
+
+        return remember
+
+    return _send_in_order(store, target, rows, send)
+
+
+def _send_in_order(
+    store: Store,
+    target: str,
+    rows: list[dict[str, Any]],
+    send: Callable[[dict[str, Any]], Callable[[Connection], None] | None],
+) -> DeliveryReport:
+    """Send claimed `rows` one by one, in outbox order. Sent → marked sent (with what `send` returns to write in
+    the same transaction); refused (`REFUSALS`) → a dead letter at once; anything else → retried later with
+    backoff, and the rest of the page is given back unsent, without spending its attempts."""
+    report = DeliveryReport()
+    for position, row in enumerate(rows):
         try:
-            sent = writer.send(operation)
+            after = send(row)
         except REFUSALS as exc:
             with store.transaction() as conn:
                 mark_failed(conn, row, str(exc), final=True)
@@ -103,9 +128,8 @@ def deliver_linked(store: Store, target: str, writer: SourceWriter, limit: int =
             break
         with store.transaction() as conn:
             mark_sent(conn, [row["id"]])
-            remember_pushed(conn, target, [(row["ticket_id"], k, v) for k, v in sent.fields.items()], utcnow())
-            if sent.comment_ref is not None:
-                remember_comment_ids(conn, target, [(sent.comment_ref, operation["comment_id"])])
+            if after is not None:
+                after(conn)
         report.sent += 1
     return report
 
@@ -175,3 +199,12 @@ def deliver_email(store: Store, config: EmailConfig, limit: int = 200) -> Delive
         insert_ignoring_conflicts(conn, MailMessageRow.__table__, messages, ["direction", "message_id"])
     report.sent, report.failed = len(sent_ids), len(rows) - len(sent_ids)
     return report
+
+
+def deliver_alerts(
+    store: Store, target: str, send: Callable[[dict[str, Any]], None], limit: int = 200
+) -> DeliveryReport:
+    """Send up to `limit` alerts due for one channel (`target` = ``alert:<channel>``), as `_send_in_order` does."""
+    with store.transaction() as conn:
+        rows = claim_due(conn, target, limit)
+    return _send_in_order(store, target, rows, lambda row: send(row["fields"]))

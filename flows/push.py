@@ -7,18 +7,23 @@ schedules it again with backoff; after the retry budget the row becomes a dead l
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
+import httpx
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
+from connectors.alerts import send_alert
 from connectors.base import SourceWriter
 from connectors.registry import build_writer, push_targets
-from flows.outbound import DeliveryReport, deliver_email, deliver_linked
+from flows.outbound import DeliveryReport, deliver_alerts, deliver_email, deliver_linked
 from flows.runtime import load_hub_config
+from itsm_core.alerts.plan import MAILTO, alert_target
 from itsm_core.config import HubConfig
 from itsm_core.email.notify import EMAIL_TARGET
 from itsm_core.store import Store
+from itsm_core.store.outbox import depth
 
 PAGE = 200
 #: Pages per target and run: a backlog larger than this is left for the next cycle, so one slow target
@@ -46,6 +51,32 @@ def _drain(push_page: Callable[[], DeliveryReport]) -> DeliveryReport:
     return total
 
 
+@task(name="push-alerts-page", cache_policy=NO_CACHE)
+def push_alerts_page(store: Store, target: str, send: Callable[[dict[str, Any]], None]) -> DeliveryReport:
+    return deliver_alerts(store, target, send, limit=PAGE)
+
+
+def _push_alerts(store: Store, config: HubConfig) -> dict[str, dict[str, int]]:
+    """Each alert channel's due alerts (and mail to addresses SLA escalations notify)."""
+    channels: dict[str, Any] = dict(config.alerts.channels)
+    if config.email.smtp is not None:
+        channels[MAILTO] = None
+    results: dict[str, dict[str, int]] = {}
+    with httpx.Client(timeout=10, follow_redirects=False) as client:
+        for name, channel in channels.items():
+            target = alert_target(name)
+            with store.connect() as conn:
+                if not depth(conn, target):
+                    continue
+
+            def send(alert: dict[str, Any], name: str = name, channel: Any = channel) -> None:
+                send_alert(name, channel, alert, client=client, smtp=config.email.smtp)
+
+            total = _drain(lambda: push_alerts_page(store, target, send))  # noqa: B023 (called at once)
+            results[target] = {"sent": total.sent, "retry_later": total.failed, "refused": total.refused}
+    return results
+
+
 @flow(name="push-outbox")
 def push_outbox(config_path: str | None = None) -> dict[str, dict[str, int]]:
     """Send what every target is due; returns per target how many were sent and how many wait for a retry."""
@@ -64,6 +95,7 @@ def push_outbox(config_path: str | None = None) -> dict[str, dict[str, int]]:
             finally:
                 writer.close()
             results[source.name] = {"sent": total.sent, "retry_later": total.failed, "refused": total.refused}
+        results.update(_push_alerts(store, config))
         for target, counts in results.items():
             logger.info("%s: %d sent, %d to retry, %d refused", target, *counts.values())
     finally:

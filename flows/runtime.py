@@ -11,6 +11,7 @@ from sqlalchemy import Connection
 
 from connectors.base import CIS, TICKETS, SourceConnector
 from connectors.registry import build_connector, default_mapping, kind_of, push_targets
+from itsm_core.alerts.plan import AlertPlanner
 from itsm_core.calendars import BusinessCalendar
 from itsm_core.config import HubConfig, SourceBase, load_config, secret_values
 from itsm_core.email.notify import EmailNotifier
@@ -87,7 +88,7 @@ def build_propagator(config: HubConfig) -> Propagator:
         writer = kind_of(source).writer
         assert writer is not None  # a push target's kind has one
         targets.append(LinkedSystemTarget(source.name, writer.pushed_fields))
-    return Propagator(tuple(targets))
+    return Propagator(tuple(targets), (AlertPlanner(config.alerts),) if config.alerts.rules else ())
 
 
 #: A change to one ticket, made inside the caller's transaction: (fields changed, comments added).

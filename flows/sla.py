@@ -38,8 +38,8 @@ def sla_page(config: HubConfig, sla: SlaRules, rules: Rules, ids: list[int]) -> 
     try:
         with store.transaction() as conn:
             report, changes = check_batch(conn, sla, ids, rules=rules)
-            if changes:
-                build_propagator(config).propagate(conn, changes)
+            if changes or report.fired:
+                build_propagator(config).propagate(conn, changes, report.fired)
         return report
     finally:
         store.dispose()

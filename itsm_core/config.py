@@ -34,6 +34,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from itsm_core.alerts.spec import AlertsConfig
 from itsm_core.calendars import Calendar
 from itsm_core.errors import ConfigError
 from itsm_core.plugins import CONNECTOR_KINDS, load_plugins
@@ -193,6 +194,7 @@ class HubConfig(_Strict):
     )
     rules: RulesConfig = Field(default_factory=RulesConfig)
     reports: ReportsConfig = Field(default_factory=ReportsConfig)
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig)
 
     @field_validator("database_url")
     @classmethod
@@ -218,6 +220,25 @@ class HubConfig(_Strict):
             if name not in self.calendars and not (name == ALWAYS and key.startswith("rules.sla.")):
                 known = ", ".join(sorted(self.calendars)) or "none defined"
                 raise ValueError(f"{key}: no calendar '{name}' under calendars: (known: {known})")
+        return self
+
+    @model_validator(mode="after")
+    def _alerts_can_be_sent(self) -> HubConfig:
+        mail = [name for name, channel in self.alerts.channels.items() if channel.type == "email"]
+        if mail and self.email.smtp is None:
+            raise ValueError(f"alerts.channels.{mail[0]}: an email channel sends through email.smtp; configure it")
+        for escalation in self.rules.sla.escalations:
+            for action in escalation.actions:
+                named = action.notify
+                if named is None or "@" in named or self.alerts.rule(named) is not None:
+                    continue
+                known = ", ".join(rule.name for rule in self.alerts.rules) or "none"
+                raise ValueError(
+                    f"rules.sla.escalations.{escalation.name}: notify {named!r} is neither an alert rule "
+                    f"(alerts.rules: {known}) nor an e-mail address"
+                )
+            if any(a.notify and "@" in a.notify for a in escalation.actions) and self.email.smtp is None:
+                raise ValueError(f"rules.sla.escalations.{escalation.name}: notify an address needs email.smtp")
         return self
 
     @field_validator("sources")

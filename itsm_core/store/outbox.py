@@ -54,6 +54,36 @@ def enqueue(conn: Connection, target_system: str, items: Sequence[tuple[int, dic
     )
 
 
+def enqueue_once(conn: Connection, target_system: str, items: Sequence[tuple[int | None, dict[str, Any], str]]) -> int:
+    """Queue (ticket id, fields, key) items for `target_system` unless an item with the same key was ever queued
+    for it (the key's hash is the row's `fields_hash`): an event announced twice is delivered once. Returns how
+    many were queued."""
+    keyed = {_digest(key): (ticket_id, fields) for ticket_id, fields, key in items}
+    if not keyed:
+        return 0
+    known = set(
+        conn.execute(
+            select(outbox.c.fields_hash).where(
+                outbox.c.target_system == target_system, one_of(conn, outbox.c.fields_hash, set(keyed))
+            )
+        ).scalars()
+    )
+    now = utcnow()
+    rows = [
+        {"target_system": target_system, "ticket_id": ticket_id, "fields": fields, "fields_hash": digest,
+         "state": "pending", "attempts": 0, "next_attempt_at": now, "created_at": now}
+        for digest, (ticket_id, fields) in keyed.items()
+        if digest not in known
+    ]  # fmt: skip
+    if rows:
+        conn.execute(insert(outbox), rows)
+    return len(rows)
+
+
+def _digest(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
 def due(conn: Connection, target_system: str, limit: int = 200) -> list[dict[str, Any]]:
     query = (
         select(outbox)

@@ -43,14 +43,30 @@ class PushTarget(Protocol):
         ...
 
 
+class Announcer(Protocol):
+    """Hears of every change (its origin included) and queues what it calls for itself: the alert rules."""
+
+    def announce(self, conn: Connection, changes: Sequence[Change]) -> dict[str, int]:
+        """Queue in the caller's transaction; returns items per outbox target."""
+        ...
+
+    def announce_sla(self, conn: Connection, fired: Sequence[dict[str, Any]]) -> dict[str, int]:
+        """The same for SLA levels just fired (``{"ticket_id", "metric", "level", "actions"}``)."""
+        ...
+
+
 @dataclass(frozen=True)
 class Propagator:
-    """The push targets of one run, built once from the config."""
+    """The push targets of one run, built once from the config, and who announces changes (alerts)."""
 
     targets: tuple[PushTarget, ...] = ()
+    announcers: tuple[Announcer, ...] = ()
 
-    def propagate(self, conn: Connection, changes: Sequence[Change]) -> dict[str, int]:
-        """Queue what each target needs of `changes`, in the caller's transaction; returns items per target."""
+    def propagate(
+        self, conn: Connection, changes: Sequence[Change], sla_fired: Sequence[dict[str, Any]] = ()
+    ) -> dict[str, int]:
+        """Queue what each target needs of `changes` (and announcers of `sla_fired` levels), in the caller's
+        transaction; returns items per target."""
         queued: dict[str, int] = {}
         for target in self.targets:
             relevant = [c for c in changes if c.origin != target.name]
@@ -58,4 +74,7 @@ class Propagator:
             enqueue(conn, target.name, items)
             if items:
                 queued[target.name] = len(items)
+        for announcer in self.announcers:
+            queued.update(announcer.announce(conn, changes) if changes else {})
+            queued.update(announcer.announce_sla(conn, sla_fired) if sla_fired else {})
         return queued

@@ -7,6 +7,7 @@ import pytest
 
 from itsm_core.store import Store
 from tests.support.dovecot import ImapServer, running_dovecot, source_settings
+from tests.support.webhook_receiver import Receiver, run_receiver
 
 
 @pytest.fixture(scope="session")
@@ -41,3 +42,9 @@ def imap_hub(tmp_path: Path) -> Iterator[ImapHub]:
         url = f"sqlite:///{tmp_path / 'store.db'}"
         Store(url).upgrade()
         yield ImapHub(server, url, tmp_path / "itsm.yaml")
+
+
+@pytest.fixture
+def receiver(tmp_path: Path, database_url: str) -> Iterator[Receiver]:
+    """`itsm webhooks serve` running on loopback over a fresh store (each database)."""
+    yield from run_receiver(tmp_path, database_url)

@@ -21,6 +21,11 @@ rules:
       - {name: standard, calendar: office, targets: {resolution: 400h}}
     escalations:
       - {name: major, metric: resolution, at: 0.01m, actions: [{reassign: major-incidents}, {notify: duty-manager}]}
+alerts:
+  channels:
+    duty-phone: {type: webhook, url: "http://127.0.0.1:9/never-pushed-here", secret: s}
+  rules:
+    - {name: duty-manager, events: [escalation], channels: [duty-phone]}
 """
 
 
