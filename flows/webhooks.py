@@ -81,6 +81,8 @@ def create_app(config_path: str | None = None, *, apply: bool = True) -> FastAPI
             200: {"model": Accepted, "description": "a delivery seen before: nothing changed"},
             **{code: {"model": Problem} for code in (400, 401, 404, 413, 415)},
         },
+        # the body is read raw (signatures are over its bytes); any JSON the source's mapping understands
+        openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {}}}}},
     )
     async def deliver(source: str, request: Request) -> Any:
         config = sources.get(source)
