@@ -29,7 +29,7 @@ from connectors.webhook.config import WebhookSource
 from connectors.webhook.source import webhook_events
 from flows.runtime import SourceRuntime, build_runtime, load_hub_config
 from flows.sync import ingest_page
-from itsm_core.errors import failure_text
+from itsm_core.errors import ConfigError, failure_text
 from itsm_core.models import utcnow
 from itsm_core.store import Store
 from itsm_core.store.deliveries import land_delivery
@@ -58,8 +58,13 @@ def create_app(config_path: str | None = None, *, apply: bool = True) -> FastAPI
     False (receivers only, e.g. several behind a load balancer; `itsm run` or one applying server applies)."""
     config = load_hub_config(config_path)
     sources = {s.name: s for s in config.sources if isinstance(s, WebhookSource) and s.enabled}
-    for source in sources.values():
-        webhook_events(source)  # a mapping without `events` stops the server at start, not its worker later
+    keys: dict[str, str] = {}
+    for name, source in sources.items():  # a bad mapping or an unreadable secret stops the server at start
+        webhook_events(source)
+        try:
+            keys[name] = source.auth.key().get_secret_value()
+        except ValueError as exc:
+            raise ConfigError(f"sources.{name}.auth: {exc}", key=f"sources.{name}.auth") from None
     store = Store(config.database_url.get_secret_value())
     worker = DeliveryWorker(config_path, list(sources), store)
     app = FastAPI(
@@ -101,7 +106,7 @@ def create_app(config_path: str | None = None, *, apply: bool = True) -> FastAPI
             return _problem(415, f"send Content-Type: application/json (got {media or 'none'})")
         headers = {name.lower(): value for name, value in request.headers.items()}
         try:
-            check(config.auth, headers, bytes(body))
+            check(config.auth, headers, bytes(body), key=keys[source])
         except Unauthorized as exc:
             log.warning("%s: delivery refused from %s: %s", source, request.client.host if request.client else "?", exc)
             return _problem(401, str(exc))

@@ -21,7 +21,15 @@ def env(service: str) -> dict[str, str]:
 
 def test_the_topology():
     assert "version" not in COMPOSE  # obsolete in the Compose Specification
-    assert set(SERVICES) == {"postgres", "prefect-server", "deploy", "worker"}
+    assert set(SERVICES) == {"postgres", "prefect-server", "deploy", "worker", "webhooks"}
+
+
+def test_the_webhook_receiver_serves_the_compose_config_and_is_watched():
+    webhooks = SERVICES["webhooks"]
+    assert webhooks["command"][1:4] == ["itsm", "webhooks", "serve"] and "0.0.0.0" in webhooks["command"]
+    assert "/healthz" in " ".join(webhooks["healthcheck"]["test"])
+    assert env("webhooks")["ITSM_CONFIG"] == "/etc/itsm/itsm.yaml"
+    assert webhooks["depends_on"]["deploy"]["condition"] == "service_completed_successfully"
 
 
 @pytest.mark.parametrize("service", sorted(SERVICES))

@@ -49,10 +49,16 @@ def glpi_signature(secret: str, timestamp: int, body: bytes) -> str:
     return hmac.new(secret.encode(), body + str(timestamp).encode(), hashlib.sha256).hexdigest()
 
 
-def check(auth: BearerAuth | SignedAuth, headers: Mapping[str, str], body: bytes, now: float | None = None) -> None:
-    """Raise `Unauthorized` unless `headers` prove the delivery comes from a holder of the source's secret.
-    `headers` has lower-case names."""
-    key = auth.key().get_secret_value()
+def check(
+    auth: BearerAuth | SignedAuth,
+    headers: Mapping[str, str],
+    body: bytes,
+    now: float | None = None,
+    key: str | None = None,
+) -> None:
+    """Raise `Unauthorized` unless `headers` prove the delivery comes from a holder of the source's secret (`key`,
+    read once by the caller; else read from `auth`). `headers` has lower-case names."""
+    key = key if key is not None else auth.key().get_secret_value()
     if isinstance(auth, BearerAuth):
         scheme, _, token = headers.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not token:
