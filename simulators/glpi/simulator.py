@@ -26,6 +26,11 @@ included; only the active entities restrict what is visible); a closed ticket re
 accent-insensitive. GLPI's list sort has no tie-breaker; here ties are always in id order, so paging is stable
 where a real GLPI may shuffle rows that share a `date_mod`.
 
+Searches of the shapes a sync issues (one `morethan`/`lessthan` or numeric `>N` criterion on the sort's column, or a
+criterion matching every row, sorted ascending on one column) are answered from sorted indexes by bisection, as
+MySQL answers them from its indexes, instead of filtering and sorting every row; the answers are the same
+(`GlpiSimulator.indexed_search = False` forces the general path).
+
 Tests drive it in-process (`with GlpiSimulator(tickets=40) as sim: … sim.url`), inject faults (`fail_next`) and act
 as humans in GLPI (`add_followup`, `set_status`, `touch`, …). The benchmark runs it as a process:
 `python -m simulators.glpi.simulator --tickets 100000` prints the base URL once it is ready and serves until
@@ -52,11 +57,13 @@ import sys
 import threading
 import time
 import uuid
+from bisect import bisect_left, bisect_right
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import format_datetime
+from operator import itemgetter
 from typing import Any
 from urllib.parse import parse_qsl, quote
 
@@ -429,6 +436,7 @@ class _Model:
         self.time = time
         self.list_limit = list_limit
         self.version = 0
+        self.search_indexes = _SearchIndexes(self)
 
     # - reads
 
@@ -1846,8 +1854,7 @@ def _like(needle: str) -> Callable[[Any], bool]:
     The needle is tried raw and GLPI-encoded, since stored text is encoded (`&` is `&#38;`)."""
     if needle in ("NULL", "null"):
         return lambda value: value is None or value == ""
-    anchored_start, anchored_end = needle.startswith("^"), needle.endswith("$") and len(needle) > 1
-    core = needle[1 if anchored_start else 0 : -1 if anchored_end else None].strip()
+    anchored_start, anchored_end, core = _like_parts(needle)
     if core == "":
         return lambda value: True
     pattern = "|".join(
@@ -1856,6 +1863,102 @@ def _like(needle: str) -> Callable[[Any], bool]:
     )
     compiled = re.compile(pattern, re.IGNORECASE | re.DOTALL)
     return lambda value: value is not None and compiled.search(str(value)) is not None
+
+
+def _like_parts(needle: str) -> tuple[bool, bool, str]:
+    """(anchored at the start, anchored at the end, the text between) of a LIKE needle."""
+    anchored_start, anchored_end = needle.startswith("^"), needle.endswith("$") and len(needle) > 1
+    return anchored_start, anchored_end, needle[1 if anchored_start else 0 : -1 if anchored_end else None].strip()
+
+
+def _like_matches_everything(needle: str) -> bool:
+    """Whether `_like(needle)` is true for every value (an empty needle, or only anchors and blanks)."""
+    return needle not in ("NULL", "null") and _like_parts(needle)[2] == ""
+
+
+def _number_operator(text: str) -> tuple[str, int] | None:
+    """A number criterion as GLPI reads it whatever the searchtype: `>100`, `<= 5` → (operator, number), a bare
+    number → ("=", number); None when the value holds neither."""
+    match = re.search(r"([<>])(=*)\s*(-?[0-9]+)", text.replace("&lt;", "<").replace("&gt;", ">"))
+    if match:
+        return match.group(1) + ("=" if match.group(2) else ""), int(match.group(3))
+    if re.fullmatch(r"\s*-?[0-9]+\s*", text):
+        return "=", int(text)
+    return None
+
+
+_NUMERIC = ("number", "count", "actiontime", "specific")
+
+
+class _SortedColumn:
+    """The rows of one itemtype, trash flag and column that a search lists (templates left out), in the order
+    the general path sorts them ascending on that column: NULLs first, then by value, ties in row order."""
+
+    __slots__ = ("ids", "kind", "nulls", "values")
+
+    def __init__(self, ids: list[int], values: list[Any], nulls: int, kind: str) -> None:
+        self.ids = ids  # every row: the `nulls` NULL ones first, then one per entry of `values`
+        self.values = values  # the non-NULL values, ascending
+        self.nulls = nulls
+        self.kind = kind  # "str", "int", or "empty" (no non-NULL value)
+
+    def select(self, operator: str, bound: Any) -> list[int]:
+        """Ids in order: `all`, `none`, or those whose (non-NULL) value compares with `bound` by `operator`."""
+        if operator == "all":
+            return self.ids[:]
+        if operator == "none":
+            return []
+        values, low, high = self.values, 0, len(self.values)
+        if operator in (">", ">=", "="):
+            low = (bisect_right if operator == ">" else bisect_left)(values, bound)
+        if operator in ("<", "<=", "="):
+            high = (bisect_left if operator == "<" else bisect_right)(values, bound)
+        return self.ids[self.nulls + low : self.nulls + max(low, high)]
+
+
+class _SearchIndexes:
+    """Sorted columns per (itemtype, column, is_deleted), built on first use and dropped at the next write
+    (`_Model.version`): a sync's searches between writes cost a bisection each, not a filter and sort of every row.
+    """
+
+    def __init__(self, model: _Model) -> None:
+        self.model = model
+        self.enabled = True
+        self._version = -1
+        self._columns: dict[tuple[str, str, Any], _SortedColumn | None] = {}
+
+    def get(self, itemtype: str, column: str, deleted: int) -> _SortedColumn | None:
+        """The sorted column; None when its values mix types (the general path then decides the order)."""
+        if self._version != self.model.version:
+            self._columns.clear()
+            self._version = self.model.version
+        table = self.model.table(itemtype)
+        key = (itemtype, column, deleted if "is_deleted" in table.pos else None)
+        if key not in self._columns:
+            self._columns[key] = self._build(table, column, deleted)
+        return self._columns[key]
+
+    @staticmethod
+    def _build(table: Table, column: str, deleted: int) -> _SortedColumn | None:
+        position, trash, template = table.pos[column], table.pos.get("is_deleted"), table.pos.get("is_template")
+        nulls: list[int] = []
+        pairs: list[tuple[Any, int]] = []
+        for row in table.rows.values():  # the general path's filters, in its row order
+            if trash is not None and row[trash] != deleted:
+                continue
+            if template is not None and row[template]:
+                continue
+            value = row[position]
+            if value is None:
+                nulls.append(row[0])
+            else:
+                pairs.append((value, row[0]))
+        types = {type(value) for value, _ in pairs}
+        if len(types) > 1 or not types <= {str, int}:
+            return None
+        pairs.sort(key=itemgetter(0))  # stable: ties keep the row order, as the general path's sort does
+        kind = "empty" if not types else "str" if str in types else "int"
+        return _SortedColumn(nulls + [row_id for _, row_id in pairs], [value for value, _ in pairs], len(nulls), kind)
 
 
 class _SearchEngine:
@@ -1888,6 +1991,9 @@ class _SearchEngine:
         return None
 
     def run(self, criteria: list[Any], sorts: list[int], orders: list[str], deleted: int) -> list[int]:
+        indexed = self._indexed(criteria, sorts, orders, deleted)
+        if indexed is not None:
+            return indexed
         table = self.table
         predicate = self._group(criteria)
         rows = list(table.rows.values())
@@ -1903,6 +2009,58 @@ class _SearchEngine:
             option = self.options[sort]
             rows = _sorted(rows, lambda row, option=option: self._sort_value(option, row), order == "DESC")
         return [row[0] for row in rows]
+
+    def _indexed(self, criteria: list[Any], sorts: list[int], orders: list[str], deleted: int) -> list[int] | None:
+        """What `run` answers, from a sorted column, for the shapes a sync walks: sorted ascending on one column,
+        with no criterion, one that matches every row, or one range on that same column (`date_mod morethan X`,
+        id `contains >N`). None for any other shape: the general path answers."""
+        if not self.model.search_indexes.enabled or len(sorts) != 1 or orders[0] != "ASC" or len(criteria) > 1:
+            return None
+        option = self.options[sorts[0]]
+        if option.kind != "column" or option.column not in self.table.pos:
+            return None
+        bounds = self._index_bounds(criteria[0], option) if criteria else ("all", None, None)
+        if bounds is None:
+            return None
+        operator, bound, kind = bounds
+        index = self.model.search_indexes.get(self.itemtype, option.column, deleted)
+        if index is None or (kind is not None and index.kind not in (kind, "empty")):
+            return None
+        ids = index.select(operator, bound)
+        if self.session.entities is not None:
+            rows = self.table.rows
+            ids = [row_id for row_id in ids if self.model.visible(self.session, self.itemtype, rows[row_id])]
+        return ids
+
+    def _index_bounds(self, criterion: Any, sort: SearchOption) -> tuple[str, Any, str | None] | None:
+        """(operator, bound, the value type it compares) of a criterion the sorted column answers, else None.
+
+        Mirrors `_criterion`: every row for a `contains` that `_like` matches everything with; on a number the
+        operator read from the value; on a date `morethan` / `lessthan` (`=` inclusive) or an operator in the value.
+        """
+        if not isinstance(criterion, dict) or "criteria" in criterion:
+            return None
+        if "NOT" in str(criterion.get("link", "AND")).upper():
+            return None
+        option = self.options[int(criterion["field"])]
+        searchtype = str(criterion["searchtype"])
+        value = criterion["value"]
+        text = "" if value is None else str(value)
+        same_column = option.kind == "column" and option.column == sort.column
+        if searchtype == "contains":
+            if option.datatype in _NUMERIC and _number_operator(text) is not None:
+                return (*_number_operator(text), "int") if same_column else None
+            if option.datatype == "datetime" and self._date_operator_bound(text) is not None:
+                return (*self._date_operator_bound(text), "str") if same_column else None
+            return ("all", None, None) if _like_matches_everything(text) else None
+        if searchtype not in ("morethan", "lessthan") or not same_column:
+            return None
+        if option.datatype in _NUMERIC:
+            parsed = _number_operator(text)
+            return ("none", None, None) if parsed is None else (*parsed, "int")
+        if option.datatype == "datetime":
+            return (*self._date_bound(text, searchtype), "str")
+        return None
 
     # - criteria
 
@@ -1948,15 +2106,14 @@ class _SearchEngine:
 
     def _number_compare(self, option: SearchOption, text: str) -> Callable[[tuple[Any, ...]], bool] | None:
         """Numbers: `>100`, `<= 5` compare; a bare number is equality — whatever the searchtype (GLPI)."""
-        match = re.search(r"([<>])(=*)\s*(-?[0-9]+)", text.replace("&lt;", "<").replace("&gt;", ">"))
-        if match:
-            operator, number = match.group(1) + ("=" if match.group(2) else ""), int(match.group(3))
-            compare = {"<": int.__lt__, ">": int.__gt__, "<=": int.__le__, ">=": int.__ge__}[operator]
-            return lambda row: isinstance(self._raw(option, row), int) and compare(self._raw(option, row), number)
-        if re.fullmatch(r"\s*-?[0-9]+\s*", text):
-            number = int(text)
+        parsed = _number_operator(text)
+        if parsed is None:
+            return None
+        operator, number = parsed
+        if operator == "=":
             return lambda row: self._raw(option, row) == number
-        return None
+        compare = {"<": int.__lt__, ">": int.__gt__, "<=": int.__le__, ">=": int.__ge__}[operator]
+        return lambda row: isinstance(self._raw(option, row), int) and compare(self._raw(option, row), number)
 
     def _contains(self, option: SearchOption, text: str) -> Callable[[tuple[Any, ...]], bool]:
         if option.datatype in ("number", "count", "actiontime", "specific"):
@@ -2017,21 +2174,31 @@ class _SearchEngine:
             if numeric is not None:
                 return numeric
             return lambda row: False
-        operator = ">" if searchtype == "morethan" else "<"
         if option.datatype == "datetime":
-            inclusive = text.startswith("=")
-            bound = self._date_value(text.lstrip("="))
-            if inclusive:
-                operator += "="
+            operator, bound = self._date_bound(text, searchtype)
         else:
-            bound = sanitize(text)
+            operator, bound = ">" if searchtype == "morethan" else "<", sanitize(text)
         return _comparison(lambda row: self._raw(option, row), operator, bound)
 
+    def _date_bound(self, text: str, searchtype: str) -> tuple[str, str]:
+        """`morethan` / `lessthan` on a date: strict, or inclusive when the value starts with `=`."""
+        operator = ">" if searchtype == "morethan" else "<"
+        if text.startswith("="):
+            operator += "="
+        return operator, self._date_value(text.lstrip("="))
+
     def _date_operator(self, option: SearchOption, text: str) -> Callable[[tuple[Any, ...]], bool] | None:
+        parsed = self._date_operator_bound(text)
+        if parsed is None:
+            return None
+        return _comparison(lambda row: self._raw(option, row), *parsed)
+
+    def _date_operator_bound(self, text: str) -> tuple[str, str] | None:
+        """`contains` on a date with an operator in the value (`>= 2024-01-01`): (operator, bound)."""
         match = re.fullmatch(r"\s*([<>]=?)\s*(.+)", text)
         if match is None:
             return None
-        return _comparison(lambda row: self._raw(option, row), match.group(1), self._date_value(match.group(2)))
+        return match.group(1), self._date_value(match.group(2))
 
     def _date_value(self, text: str) -> str:
         """A criterion date as SQL compares it: `dd-mm-yyyy` rewritten, a bare number = months from now,
@@ -2330,6 +2497,18 @@ class GlpiSimulator:
 
     def clear_faults(self) -> None:
         self._faults.clear()
+
+    @property
+    def indexed_search(self) -> bool:
+        """Whether `/search` answers the sync's shapes from sorted indexes (the default) or always filters and
+        sorts every row (the general path, which the indexed answers must equal)."""
+        return self._model.search_indexes.enabled
+
+    @indexed_search.setter
+    def indexed_search(self, enabled: bool) -> None:
+        with self._lock:
+            self._model.search_indexes.enabled = enabled
+            self._api._cache.clear()  # answers computed the other way
 
     # - HTTP entry point
 
