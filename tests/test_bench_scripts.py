@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SCRIPTS = sorted(p for p in (REPO / "bench").glob("*.py") if p.name != "__init__.py")
+SCRIPTS = sorted(p for p in (REPO / "bench").glob("*.py") if not p.name.startswith("_"))
 
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=[p.stem for p in SCRIPTS])
@@ -34,4 +34,21 @@ def test_the_glpi_benchmark_runs_end_to_end_on_a_small_instance(postgres_url):
     figures = json.loads(result.stdout.strip().splitlines()[-1])
     assert figures["ticket_rows"] == figures["full"]["created"] == figures["copy_rows"] > 0
     for key in ("requests_per_ticket", "floor_tickets_per_s", "hub_to_floor", "ratio_hub_to_copy"):
+        assert figures[key] > 0, key
+
+
+@pytest.mark.postgres
+def test_the_webhook_benchmark_runs_end_to_end_briefly(postgres_url):
+    """Both servers, both loads, the drain of what was landed: one second each. Figures are not asserted."""
+    import json
+
+    result = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "webhooks.py"), "--seconds", "1", "--rate", "50", "--concurrency", "4",
+         "--database-url", postgres_url],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    figures = json.loads(result.stdout.strip().splitlines()[-1])
+    assert figures["landed"] == figures["tickets_applied"] > 0
+    for key in ("accepted_per_s", "floor_accepted_per_s", "ratio_accepted_to_floor", "p99_ms_paced"):
         assert figures[key] > 0, key
