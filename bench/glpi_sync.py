@@ -49,7 +49,6 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -57,11 +56,11 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, func, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import func, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench._support import Schema, log, peak_rss_mb
 from flows.runtime import SourceRuntime, build_runtime
 from flows.sync import ENTITY, ingest_page
 from itsm_core.config import HubConfig, parse_config
@@ -74,14 +73,6 @@ from simulators.glpi.simulator import HUB_USER_TOKEN
 REPO = Path(__file__).resolve().parent.parent
 SOURCE = "glpi"
 TIMEZONE = "Europe/Paris"
-
-
-def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
-def peak_rss_mb(who: int = resource.RUSAGE_SELF) -> float:
-    return round(resource.getrusage(who).ru_maxrss / 1024, 1)
 
 
 # --- the simulator, as a child process ------------------------------------------------------------------------
@@ -132,26 +123,6 @@ class Simulator:
 
 
 # --- a fresh schema in the given database -----------------------------------------------------------------------
-
-
-class Schema:
-    def __init__(self, database_url: str) -> None:
-        base = make_url(database_url)
-        if base.drivername == "postgresql":
-            base = base.set(drivername="postgresql+psycopg")
-        if base.get_backend_name() != "postgresql":
-            raise SystemExit("--database-url must be a PostgreSQL URL (the COPY reference needs it)")
-        self.name = f"bench_glpi_{uuid.uuid4().hex[:10]}"
-        self.admin = create_engine(base)
-        with self.admin.begin() as conn:
-            conn.execute(text(f'CREATE SCHEMA "{self.name}"'))
-        url = base.update_query_dict({"options": f"-csearch_path={self.name}"})
-        self.url = url.render_as_string(hide_password=False)
-
-    def drop(self) -> None:
-        with self.admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{self.name}" CASCADE'))
-        self.admin.dispose()
 
 
 # --- one sync, instrumented ------------------------------------------------------------------------------------
@@ -372,7 +343,7 @@ def main() -> None:
     log(f"starting the GLPI simulator with {args.tickets} tickets (seed {args.seed}, {args.latency_ms} ms) ...")
     sim = Simulator(args.tickets, args.seed, args.latency_ms)
     log(f"simulator ready at {sim.url} after {sim.startup_s:.1f} s")
-    schema = Schema(args.database_url)
+    schema = Schema(args.database_url, "bench_glpi")
     store = Store(schema.url)
     try:
         store.upgrade()
