@@ -56,7 +56,7 @@ def push_alerts_page(store: Store, target: str, send: Callable[[dict[str, Any]],
     return deliver_alerts(store, target, send, limit=PAGE)
 
 
-def _push_alerts(store: Store, config: HubConfig) -> dict[str, dict[str, int]]:
+def push_alerts(store: Store, config: HubConfig) -> dict[str, dict[str, int]]:
     """Each alert channel's due alerts (and mail to addresses SLA escalations notify)."""
     channels: dict[str, Any] = dict(config.alerts.channels)
     if config.email.smtp is not None:
@@ -95,7 +95,7 @@ def push_outbox(config_path: str | None = None) -> dict[str, dict[str, int]]:
             finally:
                 writer.close()
             results[source.name] = {"sent": total.sent, "retry_later": total.failed, "refused": total.refused}
-        results.update(_push_alerts(store, config))
+        results.update(push_alerts(store, config))
         for target, counts in results.items():
             logger.info("%s: %d sent, %d to retry, %d refused", target, *counts.values())
     finally:

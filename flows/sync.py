@@ -14,6 +14,7 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.events import emit_event
 from prefect.states import State
 from prefect.utilities.annotations import quote
 from sqlalchemy import Connection
@@ -166,6 +167,8 @@ def sync_source(source: str, config_path: str | None = None) -> dict[str, int]:
     finally:
         runtime.connector.close()
         _publish(runtime, reports, pages, failures, purges)
+        if failures and config.alerts.operations is not None:
+            _report_lag(runtime, list(failures), config.alerts.operations.lag_minutes)
         runtime.store.dispose()
     if failure is not None:
         raise failure
@@ -177,6 +180,25 @@ def sync_source(source: str, config_path: str | None = None) -> dict[str, int]:
         if entity != TICKETS:
             counts.update({f"{entity}_{name}": getattr(report, name) for name in CI_COUNTS})
     return counts
+
+
+def _report_lag(runtime: SourceRuntime, entities: list[str], lag_minutes: int) -> None:
+    """Emit ``itsm.source.lagging`` (prefect.yaml's `ops-alert` automation listens) for each failed entity whose
+    last success is older than `lag_minutes`, or that never synced."""
+    now = utcnow()
+    with runtime.store.connect() as conn:
+        states = {entity: get_state(conn, runtime.name, entity) or {} for entity in entities}
+    for entity, state in states.items():
+        last = state.get("last_success_at")
+        lag = (now - last).total_seconds() / 60 if last is not None else None
+        if lag is not None and lag < lag_minutes:
+            continue
+        emit_event(
+            event="itsm.source.lagging",
+            resource={"prefect.resource.id": f"itsm.source.{runtime.name}", "prefect.resource.name": runtime.name},
+            payload={"entity": entity, "lag_minutes": None if lag is None else round(lag),
+                     "last_error": (state.get("details") or {}).get("last_error")},
+        )  # fmt: skip
 
 
 def _publish(

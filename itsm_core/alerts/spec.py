@@ -9,6 +9,7 @@ alerts:
     oncall-sms:  {type: sms, account: ${TWILIO_SID}, token: ${TWILIO_TOKEN}, sender: "+15550100", to: ["+15550111"]}
     ops-slack:   {type: slack, url: ${SLACK_WEBHOOK_URL}}
     ops-teams:   {type: teams, url: ${TEAMS_WEBHOOK_URL}}
+  operations: {channels: [ops-slack], lag_minutes: 30}   # the hub itself in trouble (prefect.yaml's automations)
   rules:
     - name: new-p1
       events: [ticket_created, priority_changed]
@@ -91,10 +92,19 @@ class AlertRule(_Strict):
     template: str | None = Field(default=None, description="jinja2 text of the message; default: one per event")
 
 
+class OperationsAlerts(_Strict):
+    """Trouble with the hub itself, told by the `ops-alert` deployment that prefect.yaml's automations start: a
+    hub-cycle failing twice in a row, a source whose last success is older than `lag_minutes`."""
+
+    channels: list[str] = Field(min_length=1)
+    lag_minutes: int = Field(default=30, ge=1, description="a source not synced for longer is reported (hourly)")
+
+
 class AlertsConfig(_Strict):
     channels: dict[Annotated[str, Field(pattern=_NAME)], Channel] = Field(default_factory=dict)
     rules: list[AlertRule] = Field(default_factory=list)
     max_per_ticket_per_hour: int = Field(default=10, ge=1)
+    operations: OperationsAlerts | None = None
 
     @model_validator(mode="after")
     def _known_channels(self) -> AlertsConfig:
@@ -102,11 +112,13 @@ class AlertsConfig(_Strict):
         repeated = sorted({name for name in names if names.count(name) > 1})
         if repeated:
             raise ValueError(f"rules: {', '.join(repeated)} named twice")
-        for rule in self.rules:
-            unknown = [name for name in rule.channels if name not in self.channels]
+        named = [(f"rule {rule.name}", rule.channels) for rule in self.rules]
+        named += [("operations", self.operations.channels)] if self.operations else []
+        for who, channels in named:
+            unknown = [name for name in channels if name not in self.channels]
             if unknown:
                 known = ", ".join(sorted(self.channels)) or "none"
-                raise ValueError(f"rule {rule.name}: unknown channel {', '.join(unknown)} (channels: {known})")
+                raise ValueError(f"{who}: unknown channel {', '.join(unknown)} (channels: {known})")
         return self
 
     def rule(self, name: str) -> AlertRule | None:

@@ -31,11 +31,20 @@ def test_prefect_deploy_registers_the_scheduled_cycle_retraining_sla_check_and_r
     async def read():
         async with get_client() as client:
             names = ("hub-cycle/cycle-5min", "classify-retrain/retrain-weekly", "sla-check/sla-5min")
-            names += ("replay-dead-letters/replay-on-demand",)
-            return [await client.read_deployment_by_name(name) for name in names]
+            names += ("replay-dead-letters/replay-on-demand", "ops-alert/on-trouble")
+            return [await client.read_deployment_by_name(name) for name in names], await client.read_automations()
 
-    deployment, retrain, sla, replay = asyncio.run(read())
-    for each in (deployment, retrain, sla, replay):
+    (deployment, retrain, sla, replay, ops), automations = asyncio.run(read())
+    assert ops.entrypoint == "flows/ops_alert.py:ops_alert" and not ops.schedules
+    by_name = {automation.name: automation for automation in automations}
+    failed_twice, lagging = by_name["hub-cycle failed twice"], by_name["a source lags"]
+    assert failed_twice.trigger.expect == {"prefect.flow-run.Failed"} and failed_twice.trigger.threshold == 2
+    assert failed_twice.trigger.within.total_seconds() == 660
+    assert lagging.trigger.expect == {"itsm.source.lagging"}
+    for automation in (failed_twice, lagging):
+        (action,) = automation.actions
+        assert action.type == "run-deployment" and action.deployment_id == ops.id
+    for each in (deployment, retrain, sla, replay, ops):
         assert each.job_variables == {"env": {"PREFECT_LOGGING_EXTRA_LOGGERS": "itsm"}}  # hub logs in the UI
     assert replay.entrypoint == "flows/replay.py:replay_dead_letters" and not replay.schedules
     assert deployment.work_pool_name == "itsm-process"
