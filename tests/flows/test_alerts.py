@@ -96,3 +96,24 @@ def test_an_escalation_naming_no_rule_or_address_is_refused_with_its_key(tmp_pat
     refused = itsm("db", "upgrade", cwd=tmp_path)
     assert refused.returncode == 2
     assert "rules.sla.escalations.major: notify 'nobody-here' is neither an alert rule" in refused.stderr
+
+
+def test_alerts_test_sends_a_sample_through_the_rules_channels_now(tmp_path: Path):
+    with HttpSink() as sink:
+        (tmp_path / "itsm.yaml").write_text(CONFIG.format(url=sink.url))
+        done = itsm("alerts", "test", "new-p1", cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+        assert "ops-hook: sent" in done.stdout
+        (sample,) = alerts(sink)
+        assert sample["ticket"] == "T-000000" and sample["rule"] == "new-p1"
+    with HttpSink(default=400) as sink:
+        (tmp_path / "itsm.yaml").write_text(CONFIG.format(url=sink.url))
+        refused = itsm("alerts", "test", "new-p1", cwd=tmp_path)
+        assert (
+            refused.returncode == 1 and "ops-hook: failed" in refused.stdout and "refused the alert" in refused.stdout
+        )
+    unknown = itsm("alerts", "test", "nobody", cwd=tmp_path)
+    assert (
+        unknown.returncode == 2
+        and "no alert rule named 'nobody' (alerts.rules: new-p1, duty-manager)" in unknown.stderr
+    )

@@ -165,3 +165,24 @@ def test_the_openapi_document_and_health(receiver):
     assert receiver.client.get("/healthz").json() == {"status": "ok", "sources": ["alertmanager", "chatbot"]}
     document = receiver.client.get("/openapi.json").json()
     assert set(document["paths"]["/webhooks/{source}"]["post"]["responses"]) >= {"200", "202", "401", "413", "415"}
+
+
+@pytest.mark.prefect
+@pytest.mark.usefixtures("prefect_api")
+def test_deliveries_a_receiver_did_not_apply_are_applied_by_the_next_cycle(tmp_path, database_url):
+    from flows.cycle import hub_cycle
+    from tests.support.webhook_receiver import run_receiver
+
+    running = run_receiver(tmp_path, database_url, apply=False)  # receiving only (or a server stopped meanwhile)
+    receiver = next(running)
+    try:
+        assert receiver.bot(HANDOFF, delivery="d-1").status_code == 202
+        assert receiver.am(FIRING).status_code == 202
+        time.sleep(1)
+        assert receiver.count(TicketRow) == 0 and receiver.count(WebhookDeliveryRow) == 2
+        results = hub_cycle(config_path=str(receiver.config))
+        assert results["chatbot"]["created"] == results["alertmanager"]["created"] == 1
+        assert receiver.ticket("chatbot", "c-8812", within=0)["title"] == "Cannot install the VPN client"
+        assert hub_cycle(config_path=str(receiver.config))["chatbot"]["fetched"] == 0  # each delivery once
+    finally:
+        running.close()

@@ -23,8 +23,8 @@ BEARER, SECRET = "am-token-7f3e", "chatbot-secret-c41d"
 
 
 class Receiver:
-    def __init__(self, url: str, store: Store) -> None:
-        self.url, self.store = url, store
+    def __init__(self, url: str, store: Store, config: Path) -> None:
+        self.url, self.store, self.config = url, store, config
         self.client = httpx.Client(base_url=url, timeout=10)
 
     def am(self, payload: Any, token: str = BEARER, **kwargs: Any) -> httpx.Response:
@@ -73,8 +73,9 @@ def wait_until(predicate: Any, within: float = 10) -> None:
         time.sleep(0.1)
 
 
-def run_receiver(tmp_path: Path, database_url: str) -> Iterator[Receiver]:
-    """Sources `alertmanager` (bearer) and `chatbot` (hmac, 4 KiB bodies) on a fresh store."""
+def run_receiver(tmp_path: Path, database_url: str, *, apply: bool = True) -> Iterator[Receiver]:
+    """Sources `alertmanager` (bearer) and `chatbot` (hmac, 4 KiB bodies) on a fresh store; its config file is
+    `Receiver.config`."""
     config = tmp_path / "itsm.yaml"
     config.write_text(
         f"database_url: {database_url}\n"
@@ -87,12 +88,13 @@ def run_receiver(tmp_path: Path, database_url: str) -> Iterator[Receiver]:
     store = Store(database_url)
     store.upgrade()
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(str(config)), host="127.0.0.1", port=port, log_level="warning"))
+    app = create_app(str(config), apply=apply)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     wait_for_port(port, "the webhook receiver's log")
     try:
-        yield Receiver(f"http://127.0.0.1:{port}", store)
+        yield Receiver(f"http://127.0.0.1:{port}", store, config)
     finally:
         server.should_exit = True
         thread.join(timeout=30)
