@@ -4,7 +4,8 @@ prefect.yaml's `ops-alert/on-trouble` deployment carries two automations (create
 `hub-cycle` that fails twice within 11 minutes (two in a row at its 5-minute schedule), and an
 `itsm.source.lagging` event, which `sync-source` emits when a source's last success is older than
 `alerts.operations.lag_minutes`. Each alert goes through the outbox like any other (retries, then a dead letter) and
-is sent at once; one triggering event (or one lagging source an hour) is told once.
+is sent at once; the same reason and source are told at most once an hour (tests/ops/test_ops_automation.py proves
+the automations on a real server).
 """
 
 from __future__ import annotations
