@@ -38,6 +38,7 @@ from itsm_core.alerts.spec import AlertsConfig
 from itsm_core.calendars import Calendar
 from itsm_core.errors import ConfigError
 from itsm_core.plugins import CONNECTOR_KINDS, load_plugins
+from itsm_core.reports.spec import ReportsConfig
 from itsm_core.rules.sla import ALWAYS
 from itsm_core.rules.spec import RulesConfig
 
@@ -177,10 +178,6 @@ class EmailConfig(_Strict):
             if compiled.groups < 1:
                 raise ValueError(f"{system}: the pattern needs one group (…) around the number, e.g. 'INC(\\d+)'")
         return patterns
-
-
-class ReportsConfig(_Strict):
-    """Filled by the reports issue; present now so the file's shape does not change later."""
 
 
 class HubConfig(_Strict):
@@ -443,4 +440,9 @@ def _anchor_paths(config: HubConfig, base_dir: Path) -> HubConfig:
     url = config.database_url.get_secret_value()
     if url.startswith("sqlite:///") and not url.startswith("sqlite:////") and ":memory:" not in url:
         url = "sqlite:///" + str(anchor(Path(url.removeprefix("sqlite:///")), base_dir))
-    return config.model_copy(update={"sources": anchored, "database_url": SecretStr(url), "rules": rules})
+    reports = config.reports.model_copy(
+        update={"definitions": [d.anchored(base_dir) for d in config.reports.definitions]}
+    )
+    return config.model_copy(
+        update={"sources": anchored, "database_url": SecretStr(url), "rules": rules, "reports": reports}
+    )

@@ -1,0 +1,86 @@
+"""`report`: one report definition of the config for one period: its standard reports computed in the database,
+written to its destination in its formats, and a Prefect artifact with the headline figures and the files."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from prefect import flow, get_run_logger
+from prefect.artifacts import create_markdown_artifact
+
+from flows.runtime import load_hub_config
+from itsm_core.errors import ConfigError
+from itsm_core.models import utcnow
+from itsm_core.reports.files import write_tables
+from itsm_core.reports.period import Period, between, named
+from itsm_core.reports.queries import REPORTS
+from itsm_core.reports.spec import ReportDefinition
+from itsm_core.store import Store
+
+
+def period_of(definition: ReportDefinition, first: str | None, last: str | None) -> Period:
+    """The definition's own period as of now, or the local days `first` to `last` (both included)."""
+    if first is None and last is None:
+        return named(definition.period, definition.timezone, utcnow())
+    if first is None or last is None:
+        raise ConfigError("give both --from and --to (local days, both included), or neither", key="period")
+    return between(date.fromisoformat(first), date.fromisoformat(last), definition.timezone)
+
+
+def headline(tables: dict[str, pd.DataFrame]) -> dict[str, Any]:
+    """The figures a manager reads first."""
+    figures: dict[str, Any] = {}
+    if "volumes" in tables:
+        figures["tickets created"] = int(tables["volumes"]["created"].sum())
+    if "backlog" in tables:
+        figures["open backlog"] = int(tables["backlog"]["open"].sum())
+        figures["open for 30 days or more"] = int(tables["backlog"]["30d+"].sum())
+    if "sla_compliance" in tables:
+        sla = tables["sla_compliance"]
+        resolution = sla[sla["metric"] == "resolution"]
+        ended = int(resolution["met"].sum() + resolution["breached"].sum())
+        figures["resolution SLA met"] = f"{100 * resolution['met'].sum() / ended:.1f} %" if ended else "n/a"
+    if "sync_health" in tables:
+        health = tables["sync_health"]
+        figures["dead letters waiting"] = int(health["dead_letters_waiting"].fillna(0).sum())
+    return figures
+
+
+@flow(name="report")
+def report_run(
+    name: str, first: str | None = None, last: str | None = None, out: str | None = None, config_path: str | None = None
+) -> dict[str, Any]:
+    """Run the report definition `name` for its period (or the local days `first` to `last`), into `out` (default:
+    its destination). Returns the period, the files written and the headline figures."""
+    logger = get_run_logger()
+    config = load_hub_config(config_path)
+    definition = config.reports.definition(name)
+    if definition is None:
+        known = ", ".join(d.name for d in config.reports.definitions) or "none defined"
+        raise ConfigError(f"no report named {name!r} in reports.definitions (known: {known})", key="reports")
+    period = period_of(definition, first, last)
+    now = utcnow()
+    store = Store(config.database_url.get_secret_value())
+    try:
+        store.ensure_current()
+        with store.connect() as conn:
+            tables = {report: REPORTS[report](conn, period, definition.filters, now) for report in definition.reports}
+    finally:
+        store.dispose()
+    folder = Path(out) if out else definition.destination
+    written = write_tables(tables, folder, f"{name}_@_{period.label}", definition.formats)
+    figures = headline(tables)
+    logger.info("%s %s: %d file(s) in %s; %s", name, period.label, len(written), folder, figures)
+    rows = "\n".join(f"| {key} | {value} |" for key, value in figures.items())
+    files = "\n".join(f"- `{path}`" for path in written)
+    create_markdown_artifact(
+        key=f"report-{name}",
+        markdown=f"# {name}: {period.label}\n\n{period.start:%Y-%m-%d %H:%M} to {period.end:%Y-%m-%d %H:%M} UTC "
+        f"({period.zone} days)\n\n| figure | value |\n|---|---|\n{rows}\n\n## Files\n\n{files}\n",
+        description=f"Report {name} for {period.label}: headline figures and the files written",
+    )
+    return {"name": name, "period": period.label, "files": [str(p) for p in written], "headline": figures,
+            "rows": {report: len(frame) for report, frame in tables.items()}}  # fmt: skip

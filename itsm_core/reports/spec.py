@@ -1,0 +1,90 @@
+"""The `reports:` section: named definitions of what to export, for which period, in which formats, where.
+
+```yaml
+reports:
+  definitions:
+    - name: monthly-service-review
+      reports: [sla_compliance, backlog, volumes, sync_health]   # default: every standard report
+      period: previous_month        # previous_month | previous_week | previous_day | month_to_date
+      timezone: Europe/Paris        # where the period's days begin (default UTC)
+      formats: [xlsx, csv, parquet] # xlsx: one workbook, a sheet per report; csv and parquet: a file per report
+      destination: /srv/reports     # relative paths: to the config file
+      filters: {sources: [glpi-prod], groups: [network-team]}
+      schedule: {cron: "0 6 1 * *", timezone: Europe/Paris}    # `itsm report deploy` makes it a Prefect schedule
+```
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal, Self
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+#: The standard reports, in the order files and sheets list them (docs: docs/REPORTS.md).
+STANDARD_REPORTS = ("sla_compliance", "backlog", "volumes", "sync_health")
+ReportType = Literal["sla_compliance", "backlog", "volumes", "sync_health"]
+Format = Literal["csv", "xlsx", "parquet"]
+PeriodName = Literal["previous_month", "previous_week", "previous_day", "month_to_date"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _zone(name: str) -> str:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {name!r} (an IANA name such as Europe/Paris)") from None
+    return name
+
+
+class ReportFilters(_Strict):
+    """Which tickets count (each list: any of them; empty: all)."""
+
+    sources: list[str] = Field(default_factory=list, description="the source (system) a ticket came from")
+    categories: list[str] = Field(default_factory=list)
+    groups: list[str] = Field(default_factory=list, description="the assignment group")
+    tenants: list[str] = Field(default_factory=list)
+
+
+class ReportSchedule(_Strict):
+    cron: str = Field(pattern=r"^\S+ \S+ \S+ \S+ \S+$", description="five fields: minute hour day month weekday")
+    timezone: str = "UTC"
+
+    _known_zone = field_validator("timezone")(_zone)
+
+
+class ReportDefinition(_Strict):
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")
+    reports: list[ReportType] = Field(default_factory=lambda: list(STANDARD_REPORTS), min_length=1)
+    period: PeriodName = "previous_month"
+    timezone: str = "UTC"
+    formats: list[Format] = Field(default_factory=lambda: ["xlsx", "csv"], min_length=1)
+    destination: Path = Path("reports")
+    filters: ReportFilters = Field(default_factory=ReportFilters)
+    schedule: ReportSchedule | None = None
+
+    _known_zone = field_validator("timezone")(_zone)
+
+    def anchored(self, base_dir: Path) -> Self:
+        folder = self.destination if self.destination.is_absolute() else base_dir / self.destination
+        return self.model_copy(update={"destination": folder})
+
+
+class ReportsConfig(_Strict):
+    definitions: list[ReportDefinition] = Field(default_factory=list)
+
+    @field_validator("definitions")
+    @classmethod
+    def _unique(cls, definitions: list[ReportDefinition]) -> list[ReportDefinition]:
+        names = [d.name for d in definitions]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"{', '.join(twice)} defined twice; names must be unique")
+        return definitions
+
+    def definition(self, name: str) -> ReportDefinition | None:
+        return next((d for d in self.definitions if d.name == name), None)
