@@ -79,3 +79,50 @@ def report_run_command(
                 out.print(f"  {path}", highlight=False)
     if failed:
         raise typer.Exit(1)
+
+
+#: The deployment prefect.yaml ships for reports; `itsm report deploy` gives it the definitions' schedules.
+REPORT_DEPLOYMENT = "report/on-demand"
+SLUG = "report-"
+
+
+@report_app.command("deploy")
+def report_deploy(config: ConfigOption = None) -> None:
+    """Give the `report/on-demand` deployment one schedule per report definition that has one (parameters: its
+    name), replacing those it had from earlier definitions. Run it after `prefect deploy --all` and after editing
+    `reports.definitions`; needs PREFECT_API_URL (a Prefect server)."""
+    import asyncio
+
+    hub = _config(config)
+    scheduled = [d for d in hub.reports.definitions if d.schedule is not None]
+    try:
+        done = asyncio.run(_sync_schedules(scheduled))
+    except Exception as exc:
+        _fail(f"cannot schedule the reports: {failure_text(exc)} (run `prefect deploy --all` first, with "
+              "PREFECT_API_URL naming the server)")  # fmt: skip
+    for line in done:
+        out.print(line, highlight=False)
+    if not scheduled:
+        out.print("no report definition has a schedule: nothing scheduled (run them with `itsm report run`)")
+
+
+async def _sync_schedules(definitions: list[Any]) -> list[str]:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import DeploymentScheduleCreate
+    from prefect.client.schemas.schedules import CronSchedule
+
+    async with get_client() as client:
+        deployment = await client.read_deployment_by_name(REPORT_DEPLOYMENT)
+        for schedule in await client.read_deployment_schedules(deployment.id):
+            if (schedule.slug or "").startswith(SLUG):
+                await client.delete_deployment_schedule(deployment.id, schedule.id)
+        lines = []
+        for definition in definitions:
+            cron = CronSchedule(cron=definition.schedule.cron, timezone=definition.schedule.timezone)
+            await client.create_deployment_schedules(
+                deployment.id,
+                [DeploymentScheduleCreate(schedule=cron, active=True, parameters={"name": definition.name},
+                                          slug=f"{SLUG}{definition.name}")],
+            )  # fmt: skip
+            lines.append(f"{definition.name}: {definition.schedule.cron} ({definition.schedule.timezone})")
+        return lines
