@@ -71,6 +71,14 @@ rules:                               # every ticket, from either source: classif
       - {{name: standard, targets: {{first_response: 4h, resolution: 40h}}}}   # in the site's own hours:
     tenant_calendars: {{"Root entity > Berlin": berlin, "Root entity > Kraków": krakow, "Root entity > Paris": office}}
     default_calendar: office
+reports:                             # `itsm report run demo-month`; the demo writes it at each run
+  definitions:
+    - name: demo-month
+      period: month_to_date
+      timezone: Europe/Paris
+      formats: [xlsx, csv, parquet]
+      destination: reports           # relative to this file
+      schedule: {{cron: "0 6 1 * *", timezone: Europe/Paris}}   # `itsm report deploy` on a Prefect server
 """
 #: Tickets in the simulated GLPI: its data is generated from this seed, the same all day.
 DEMO_GLPI_TICKETS = 60
@@ -116,6 +124,7 @@ def _run_cycle(directory: Path, config_file: Path, glpi: GlpiSimulator, console:
     console.print(f"cycle finished in {elapsed:.1f} s", highlight=False)
     _show_push(store, config_file, glpi, console)
     _show_sla(config_file, console)
+    _show_reports(config_file, console)
 
     with store.connect() as conn:
         total = count_tickets(conn)
@@ -144,6 +153,7 @@ def _run_cycle(directory: Path, config_file: Path, glpi: GlpiSimulator, console:
         f"  itsm sla explain T-000001 {c}    how its SLA clock was counted; `itsm sla due` what breaches next\n"
         f"  itsm deadletters list {c}        {waiting} record(s) quarantined, with the reason\n"
         f"  itsm sync status {c}             per source: watermark, lag, outbox, dead letters\n"
+        f"  itsm report run --all {c}        the standard reports again (XLSX, CSV, Parquet in reports/)\n"
         "  itsm demo                        the cycle again: nothing is imported twice\n"
         "  make serve                       the same data under a Prefect server and worker: the UI on :4200\n"
         "  README.md, 'Operating it with Prefect': a server, a worker, runs and artifacts in the Prefect UI",
@@ -164,6 +174,16 @@ def _show_sla(config_file: Path, console: Console) -> None:
         "escalation(s) fired this run (each fires once per ticket; GLPI's generated tickets are weeks old)",
         highlight=False,
     )
+
+
+def _show_reports(config_file: Path, console: Console) -> None:
+    """The standard reports of the demo store, written as the `report` deployment writes them."""
+    from flows.reports import report_run
+
+    result = report_run("demo-month", config_path=str(config_file))
+    figures = ", ".join(f"{k}: {v}" for k, v in result["headline"].items())
+    folder = Path(result["files"][0]).parent if result["files"] else config_file.parent
+    console.print(f"reports ({result['period']}): {len(result['files'])} files in {folder}; {figures}", highlight=False)
 
 
 DEMO_COMMENT = "Looked at from itsm-hub: the demo's comment, pushed to GLPI."
