@@ -35,6 +35,10 @@ def headline(tables: dict[str, pd.DataFrame]) -> dict[str, Any]:
     figures: dict[str, Any] = {}
     if "volumes" in tables:
         figures["tickets created"] = int(tables["volumes"]["created"].sum())
+    if "response_times" in tables:
+        times = tables["response_times"]
+        every = times[(times["measure"] == "MTTR") & (times["priority"] == "all")]
+        figures["MTTR median (business hours)"] = float(every["median_business_h"].iloc[0]) if len(every) else "n/a"
     if "backlog" in tables:
         figures["open backlog"] = int(tables["backlog"]["open"].sum())
         figures["open for 30 days or more"] = int(tables["backlog"]["30d+"].sum())

@@ -4,7 +4,7 @@
 reports:
   definitions:
     - name: monthly-service-review
-      reports: [sla_compliance, backlog, volumes, sync_health]   # default: every standard report
+      reports: [sla_compliance, response_times, backlog]   # default: every standard report
       period: previous_month        # previous_month | previous_week | previous_day | month_to_date
       timezone: Europe/Paris        # where the period's days begin (default UTC)
       formats: [xlsx, csv, parquet] # xlsx: one workbook, a sheet per report; csv and parquet: a file per report
@@ -23,8 +23,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 #: The standard reports, in the order files and sheets list them (docs: docs/REPORTS.md).
-STANDARD_REPORTS = ("sla_compliance", "backlog", "volumes", "sync_health")
-ReportType = Literal["sla_compliance", "backlog", "volumes", "sync_health"]
+STANDARD_REPORTS = ("sla_compliance", "response_times", "backlog", "volumes", "sync_health")
+ReportType = Literal["sla_compliance", "response_times", "backlog", "volumes", "sync_health"]
 Format = Literal["csv", "xlsx", "parquet"]
 PeriodName = Literal["previous_month", "previous_week", "previous_day", "month_to_date"]
 

@@ -6,14 +6,14 @@ is a Paris ticket of 1 November, one at 23:30 UTC on 30 November belongs to Dece
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import pandas as pd
 import pytest
 from sqlalchemy import insert
 
 from itsm_core.reports.period import between, named
-from itsm_core.reports.queries import backlog, sla_compliance, sync_health, volumes
+from itsm_core.reports.queries import backlog, response_times, sla_compliance, sync_health, volumes
 from itsm_core.reports.spec import ReportFilters
 from itsm_core.store.tables import (
     DeadLetterRow,
@@ -33,16 +33,19 @@ def at(text: str) -> datetime:
     return datetime.fromisoformat(text).replace(tzinfo=UTC)
 
 
-#: id: (created (UTC), status, priority, group, category, source type, source, clocks {metric: (policy, state)})
+#: id: (created (UTC), status, priority, group, category, source type, source,
+#:      clocks {metric: (policy, state, business hours used, calendar hours from start to stop if stopped)})
 TICKETS = {
     1: ("2026-11-02 08:00", "resolved", 1, "net", "network", "email", "mail",
-        {"resolution": ("p1", "met"), "first_response": ("p1", "met")}),
+        {"resolution": ("p1", "met", 2, 5), "first_response": ("p1", "met", 0.5, 1)}),
     2: ("2026-11-30 23:30", "new", 3, "net", "network", "email", "mail", {}),  # Paris: 1 December
     3: ("2026-10-31 23:30", "in_progress", 2, "desk", "hardware", "glpi", "glpi",   # Paris: 1 November
-        {"resolution": ("std", "running"), "first_response": ("std", "breached")}),
-    4: ("2026-11-15 12:00", "pending", 1, "net", "network", "email", "mail", {"resolution": ("p1", "paused")}),
+        {"resolution": ("std", "running", 7, None), "first_response": ("std", "breached", 6, 48)}),
+    4: ("2026-11-15 12:00", "pending", 1, "net", "network", "email", "mail",
+        {"resolution": ("p1", "paused", 1, None)}),
     5: ("2026-09-01 09:00", "new", 4, None, None, "csv", "legacy", {}),
-    6: ("2026-11-20 10:00", "resolved", 1, "net", "network", "glpi", "glpi", {"resolution": ("p1", "breached")}),
+    6: ("2026-11-20 10:00", "resolved", 1, "net", "network", "glpi", "glpi",
+        {"resolution": ("p1", "breached", 10, 30)}),
 }  # fmt: skip
 
 
@@ -58,10 +61,11 @@ def hub(store):
             conn.execute(insert(ExternalRefRow.__table__).values(
                 system=system, external_id=str(ticket_id), ticket_id=ticket_id, created_at=NOW, updated_at=NOW
             ))  # fmt: skip
-            for metric, (policy, state) in metrics.items():
+            for metric, (policy, state, used, calendar) in metrics.items():
+                stopped = at(created) + timedelta(hours=calendar) if calendar is not None else None
                 conn.execute(insert(SlaClockRow.__table__).values(
-                    ticket_id=ticket_id, metric=metric, policy=policy, calendar="24x7", target_seconds=3600,
-                    used_seconds=1800, state=state, started_at=at(created), computed_at=NOW,
+                    ticket_id=ticket_id, metric=metric, policy=policy, calendar="office", target_seconds=3600,
+                    used_seconds=used * 3600, state=state, started_at=at(created), stopped_at=stopped, computed_at=NOW,
                 ))  # fmt: skip
         conn.execute(insert(SyncStateRow.__table__), [
             {"source": "glpi", "entity": "tickets", "last_run_at": NOW, "last_success_at": at("2026-12-05 09:00"),
@@ -148,3 +152,17 @@ def test_filters_keep_only_the_tickets_asked_for(hub):
         assert list(sync_health(conn, NOVEMBER, only_glpi, NOW)["source"]) == ["glpi"]
         network = ReportFilters(categories=["network"], groups=["net"])
         assert backlog(conn, NOVEMBER, network, NOW)["open"].sum() == 1
+
+
+def test_response_times_in_business_and_calendar_hours(hub):
+    with hub.connect() as conn:
+        frame = response_times(conn, NOVEMBER, ALL, NOW)
+    figures = ("tickets", "median_business_h", "p90_business_h", "median_calendar_h", "p90_calendar_h")
+    got = {(r["measure"], r["priority"]): tuple(r[f] for f in figures) for r in rows(frame)}
+    assert got == {
+        ("MTTA", "P1"): (1, 0.5, 0.5, 1.0, 1.0),
+        ("MTTA", "P2"): (1, 6.0, 6.0, 48.0, 48.0),  # breached, still counted: it stopped (2 Nov 23:30 UTC)
+        ("MTTA", "all"): (2, 3.25, 5.45, 24.5, 43.3),
+        ("MTTR", "P1"): (2, 6.0, 9.2, 17.5, 27.5),  # 1: 2 h of office time over 5 h; 6: 10 h over 30 h
+        ("MTTR", "all"): (2, 6.0, 9.2, 17.5, 27.5),  # the running and the paused clocks have not stopped
+    }
