@@ -52,3 +52,17 @@ def test_the_webhook_benchmark_runs_end_to_end_briefly(postgres_url):
     assert figures["landed"] == figures["tickets_applied"] > 0
     for key in ("accepted_per_s", "floor_accepted_per_s", "ratio_accepted_to_floor", "p99_ms_paced"):
         assert figures[key] > 0, key
+
+
+@pytest.mark.postgres
+def test_the_reports_benchmark_runs_end_to_end_on_a_small_store(postgres_url):
+    import json
+
+    result = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "reports.py"), "--tickets", "3000", "--database-url", postgres_url],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    figures = json.loads(result.stdout.strip().splitlines()[-1])
+    assert figures["tickets_in_month"] > 0 and set(figures["format_seconds"]) == {"csv", "xlsx", "parquet"}
+    assert set(figures["report_seconds"]) == {"sla_compliance", "response_times", "backlog", "volumes", "sync_health"}
