@@ -65,4 +65,11 @@ def test_the_reports_benchmark_runs_end_to_end_on_a_small_store(postgres_url):
     assert result.returncode == 0, result.stderr[-3000:]
     figures = json.loads(result.stdout.strip().splitlines()[-1])
     assert figures["tickets_in_month"] > 0 and set(figures["format_seconds"]) == {"csv", "xlsx", "parquet"}
-    assert set(figures["report_seconds"]) == {"sla_compliance", "response_times", "backlog", "volumes", "sync_health"}
+    assert set(figures["report_seconds"]) == {
+        "sla_compliance",
+        "response_times",
+        "backlog",
+        "workload",
+        "volumes",
+        "sync_health",
+    }

@@ -187,10 +187,30 @@ def response_times(conn: Connection, period: Period, filters: ReportFilters, now
                   "p90_calendar_h"]]  # fmt: skip
 
 
+def workload(conn: Connection, period: Period, filters: ReportFilters, now: datetime) -> pd.DataFrame:
+    """Per group and agent (the ticket's present assignment): the tickets open when the report runs, those created
+    in the period, and those resolved in the period (`resolved_at` in it)."""
+    created = and_(tickets.c.created_at >= period.start, tickets.c.created_at < period.end)
+    resolved = and_(tickets.c.resolved_at >= period.start, tickets.c.resolved_at < period.end)
+    keys = [_label(tickets.c.assignment_group), _label(tickets.c.assignee)]
+    query = (
+        select(*keys,
+               func.sum(case((tickets.c.status.not_in(DONE), 1), else_=0)),
+               func.sum(case((created, 1), else_=0)),
+               func.sum(case((resolved, 1), else_=0)))
+        .where(*_kept(filters))
+        .group_by(*keys)
+        .having(func.sum(case((tickets.c.status.not_in(DONE) | created | resolved, 1), else_=0)) > 0)
+        .order_by(*keys)
+    )  # fmt: skip
+    return _frame(conn, query, ["group", "agent", "open_now", "created_in_period", "resolved_in_period"])
+
+
 REPORTS: dict[str, Callable[[Connection, Period, ReportFilters, datetime], pd.DataFrame]] = {
     "sla_compliance": sla_compliance,
     "backlog": backlog,
     "volumes": volumes,
     "sync_health": sync_health,
     "response_times": response_times,
+    "workload": workload,
 }

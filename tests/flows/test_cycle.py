@@ -193,9 +193,9 @@ def test_demo_twice(tmp_path):
     assert "no new tickets" not in first.getvalue()
     assert "demo-glpi" in first.getvalue() and "pushed: a comment on T-" in first.getvalue()
     assert "demo-glpi" in second.getvalue() and "pushed to GLPI by the first demo run" in second.getvalue()
-    assert "reports (" in first.getvalue() and "11 files in" in first.getvalue()
+    assert "reports (" in first.getvalue() and "13 files in" in first.getvalue()
     written = sorted(p.suffix for p in (tmp_path / "demo" / "reports").iterdir())
-    assert written == [".csv"] * 5 + [".parquet"] * 5 + [".xlsx"]  # every standard report in every format
+    assert written == [".csv"] * 6 + [".parquet"] * 6 + [".xlsx"]  # every standard report in every format
     from flows.demo import DEMO_COMMENT
     from itsm_core.store.tables import CommentRow
 

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import insert
 
 from itsm_core.reports.period import between, named
-from itsm_core.reports.queries import backlog, response_times, sla_compliance, sync_health, volumes
+from itsm_core.reports.queries import backlog, response_times, sla_compliance, sync_health, volumes, workload
 from itsm_core.reports.spec import ReportFilters
 from itsm_core.store.tables import (
     DeadLetterRow,
@@ -49,6 +49,10 @@ TICKETS = {
 }  # fmt: skip
 
 
+#: id: (assignee, resolved at (UTC)); the others have neither
+ASSIGNED = {1: ("ana", "2026-11-02 13:00"), 6: ("ana", "2026-11-21 16:00"), 3: ("dan", None), 2: ("ben", None)}
+
+
 @pytest.fixture
 def hub(store):
     with store.transaction() as conn:
@@ -56,7 +60,8 @@ def hub(store):
             conn.execute(insert(TicketRow.__table__).values(
                 id=ticket_id, kind="incident", title=f"ticket {ticket_id}", status=status, priority=priority,
                 assignment_group=group, category=category, source_type=kind, created_at=at(created),
-                updated_at=at(created),
+                updated_at=at(created), assignee=ASSIGNED.get(ticket_id, (None, None))[0],
+                resolved_at=at(ASSIGNED[ticket_id][1]) if ASSIGNED.get(ticket_id, (None, None))[1] else None,
             ))  # fmt: skip
             conn.execute(insert(ExternalRefRow.__table__).values(
                 system=system, external_id=str(ticket_id), ticket_id=ticket_id, created_at=NOW, updated_at=NOW
@@ -165,4 +170,18 @@ def test_response_times_in_business_and_calendar_hours(hub):
         ("MTTA", "all"): (2, 3.25, 5.45, 24.5, 43.3),
         ("MTTR", "P1"): (2, 6.0, 9.2, 17.5, 27.5),  # 1: 2 h of office time over 5 h; 6: 10 h over 30 h
         ("MTTR", "all"): (2, 6.0, 9.2, 17.5, 27.5),  # the running and the paused clocks have not stopped
+    }
+
+
+def test_workload_per_group_and_agent(hub):
+    with hub.connect() as conn:
+        frame = workload(conn, NOVEMBER, ALL, NOW)
+    got = {(r["group"], r["agent"]): (r["open_now"], r["created_in_period"], r["resolved_in_period"])
+           for r in rows(frame)}  # fmt: skip
+    assert got == {
+        ("net", "ana"): (0, 2, 2),  # 1 and 6, both created and resolved in November
+        ("net", "ben"): (1, 0, 0),  # 2: a Paris ticket of 1 December
+        ("net", "(none)"): (1, 1, 0),  # 4, pending
+        ("desk", "dan"): (1, 1, 0),  # 3
+        ("(none)", "(none)"): (1, 0, 0),  # 5, from September, still new
     }
