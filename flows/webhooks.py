@@ -98,17 +98,18 @@ def create_app(config_path: str | None = None, *, apply: bool = True) -> FastAPI
         declared = request.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > config.max_body_bytes:
             return _problem(413, f"body over {config.max_body_bytes} bytes (max_body_bytes of {source})")
-        body = bytearray()
+        received = bytearray()
         async for chunk in request.stream():
-            body += chunk
-            if len(body) > config.max_body_bytes:
+            received += chunk
+            if len(received) > config.max_body_bytes:
                 return _problem(413, f"body over {config.max_body_bytes} bytes (max_body_bytes of {source})")
+        body = bytes(received)
         media = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if media != "application/json" and not media.endswith("+json"):
             return _problem(415, f"send Content-Type: application/json (got {media or 'none'})")
         headers = {name.lower(): value for name, value in request.headers.items()}
         try:
-            check(config.auth, headers, bytes(body), key=keys[source])
+            check(config.auth, headers, body, key=keys[source])
         except Unauthorized as exc:
             log.warning("%s: delivery refused from %s: %s", source, request.client.host if request.client else "?", exc)
             return _problem(401, str(exc))
@@ -116,11 +117,12 @@ def create_app(config_path: str | None = None, *, apply: bool = True) -> FastAPI
             json.loads(body)
         except ValueError as exc:
             return _problem(400, f"the body is not valid JSON ({exc})")
-        key = _delivery_key(config, headers, bytes(body))
+        key = _delivery_key(config, headers, body)
         if key is None:
             return _problem(400, "the delivery id header is over 200 characters")
-        kept = {name: headers[name] for name in (*KEPT_HEADERS, config.delivery_header or "") if name in headers}
-        delivery, new = await run_in_threadpool(_land, store, source, key, kept, bytes(body))
+        named = (config.delivery_header or "").lower()  # headers are read by lower-case name
+        kept = {name: headers[name] for name in (*KEPT_HEADERS, named) if name in headers}
+        delivery, new = await run_in_threadpool(_land, store, source, key, kept, body)
         if new:
             worker.wake()
         answer = Accepted(

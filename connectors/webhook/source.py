@@ -23,7 +23,7 @@ from connectors.webhook.config import WebhookSource
 from itsm_core.errors import ConfigError, ParseError
 from itsm_core.mapping import EventRules, load_mapping, value_at
 from itsm_core.models import RawRecord
-from itsm_core.store.deliveries import Delivery, deliveries_after
+from itsm_core.store.deliveries import Delivery, deliveries_between, delivery_ids_after
 
 if TYPE_CHECKING:
     from itsm_core.store import Store
@@ -59,11 +59,11 @@ class WebhookConnector(SourceConnector):
         after = int(watermark or 0)
         while True:
             with self._store().connect() as conn:
-                found = deliveries_after(conn, self.source.name, after, self.source.page_size)
-            if not found:
+                ids = delivery_ids_after(conn, self.source.name, after, self.source.page_size)
+            if not ids:
                 return
-            yield DeliveryPage(after, found[-1].id)
-            after = found[-1].id
+            yield DeliveryPage(after, ids[-1])
+            after = ids[-1]
 
     def page_watermark(self, page: DeliveryPage, watermark: str | None) -> str | None:
         return str(max(page.last, int(watermark or 0)))
@@ -73,8 +73,8 @@ class WebhookConnector(SourceConnector):
 
     def fetch_page(self, page: DeliveryPage) -> list[RawRecord]:
         with self._store().connect() as conn:
-            found = deliveries_after(conn, self.source.name, page.after, page.last - page.after)
-        return [self.record(d) for d in found if d.id <= page.last]
+            found = deliveries_between(conn, self.source.name, page.after, page.last)
+        return [self.record(d) for d in found]
 
     def record(self, delivery: Delivery) -> RawRecord:
         envelope = {

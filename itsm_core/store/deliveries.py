@@ -42,12 +42,23 @@ def land_delivery(
     return Delivery(**found._mapping), False
 
 
-def deliveries_after(conn: Connection, source: str, after_id: int, limit: int) -> list[Delivery]:
-    """The next `limit` deliveries of `source` with id > `after_id` (half-open keyset), in id order."""
-    rows = conn.execute(
-        select(deliveries)
+def delivery_ids_after(conn: Connection, source: str, after_id: int, limit: int) -> list[int]:
+    """The ids of the next `limit` deliveries of `source` with id > `after_id` (half-open keyset), in order: what
+    planning needs, without the bodies."""
+    query = (
+        select(deliveries.c.id)
         .where(deliveries.c.source == source, deliveries.c.id > after_id)
         .order_by(deliveries.c.id)
         .limit(limit)
+    )
+    return list(conn.execute(query).scalars())
+
+
+def deliveries_between(conn: Connection, source: str, after_id: int, last_id: int) -> list[Delivery]:
+    """The deliveries of `source` with `after_id` < id ≤ `last_id`, in id order."""
+    rows = conn.execute(
+        select(deliveries)
+        .where(deliveries.c.source == source, deliveries.c.id > after_id, deliveries.c.id <= last_id)
+        .order_by(deliveries.c.id)
     ).all()
     return [Delivery(**row._mapping) for row in rows]
