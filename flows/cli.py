@@ -6,8 +6,10 @@ Exit status: 0 done, 1 failed (a source or the database), 2 invalid usage or con
 from __future__ import annotations
 
 import json
+import logging
 import sys
 import time
+import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -54,6 +56,34 @@ app = typer.Typer(
     rich_markup_mode=None,
     pretty_exceptions_enable=False,  # a crash must never print local variables: they may hold secrets
 )
+
+
+class _QuietExpectedErrors(logging.Filter):
+    """Prefect's engine logs every exception a flow or task raises with its traceback. For the hub's own errors
+    (`HubError`: a refusal upstream, a lock held, a bad config) the message says everything, so at the terminal the
+    traceback is left out, unless --debug. Installed by the CLI only: deployed workers log as Prefect does."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], HubError):
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+_DEBUG = {"on": False}
+
+
+@app.callback()
+def _options(
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show the full traceback of an error, not only its one-line message.")
+    ] = False,
+) -> None:
+    _DEBUG["on"] = debug
+    if not debug:
+        for name in ("prefect.flow_runs", "prefect.task_runs"):
+            logging.getLogger(name).addFilter(_QuietExpectedErrors())
+
+
 db_app = typer.Typer(help="Create or migrate the store's database schema.", no_args_is_help=True)
 tickets_app = typer.Typer(
     help="Look at tickets; change their status, assignment and comments as a person would.", no_args_is_help=True
@@ -139,7 +169,8 @@ def sync(
     try:
         result = sync_source(name, config_path=config)
     except Exception as exc:
-        err.print(f"error: {name}: {failure_text(exc)}")
+        text = failure_text(exc)
+        err.print(f"error: {text if text.startswith(name) else f'{name}: {text}'}", markup=False, highlight=False)
         raise typer.Exit(1) from None
     _print_counts({name: result})
 
@@ -681,8 +712,14 @@ def main() -> None:
     try:
         app()
     except ConfigError as exc:
-        err.print(f"error: {exc}", markup=False, highlight=False)
+        _print_error(exc)
         sys.exit(2)
     except HubError as exc:
-        err.print(f"error: {exc}", markup=False, highlight=False)
+        _print_error(exc)
         sys.exit(1)
+
+
+def _print_error(exc: HubError) -> None:
+    if _DEBUG["on"]:
+        err.print("".join(traceback.format_exception(exc)), markup=False, highlight=False)
+    err.print(f"error: {exc}", markup=False, highlight=False)

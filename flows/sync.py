@@ -22,8 +22,10 @@ from sqlalchemy import Connection
 from connectors.base import CIS, TICKETS
 from flows.artifacts import CI_COUNTS, artifact_key, source_markdown
 from flows.runtime import SourceRuntime, build_runtime, load_hub_config
-from itsm_core.errors import ImapUnavailable, UpstreamError, UpstreamUnavailable, failure_text
+from itsm_core.config import HubConfig
+from itsm_core.errors import ImapUnavailable, SourceBusy, UpstreamError, UpstreamUnavailable, failure_text
 from itsm_core.models import RawRecord, utcnow
+from itsm_core.store.locks import source_lock
 from itsm_core.store.sync_state import get_state, record_run, save_watermark
 from itsm_core.sync.batch import BatchReport
 from itsm_core.sync.ingest import ingest_batch
@@ -125,6 +127,18 @@ def sync_source(source: str, config_path: str | None = None) -> dict[str, int]:
     config = load_hub_config(config_path)
     runtime = build_runtime(config, config.source(source))
     runtime.store.ensure_current()
+    try:
+        with source_lock(runtime.store.engine, source):
+            return _sync(runtime, config, logger)
+    except SourceBusy:
+        runtime.connector.close()
+        runtime.store.dispose()
+        raise
+
+
+def _sync(runtime: SourceRuntime, config: HubConfig, logger: Any) -> dict[str, int]:
+    """The body of `sync_source`, under the source's run lock."""
+    source = runtime.name
     entities = runtime.connector.entities
     reports = {entity: BatchReport() for entity in entities}
     pages = 0

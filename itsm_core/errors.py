@@ -71,6 +71,10 @@ class StoreError(HubError):
     """The store cannot be reached or is not at the expected schema version."""
 
 
+class SourceBusy(HubError):
+    """Another run holds the source's run lock (`itsm_core/store/locks.py`): this one did nothing."""
+
+
 class CycleFailed(HubError):
     """A cycle in which some sources (or the dispatch, or the push) failed; `results` holds every outcome, the
     counts of the parts that worked and the error of those that did not, so they can still be shown."""
