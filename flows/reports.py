@@ -50,7 +50,17 @@ def headline(tables: dict[str, pd.DataFrame]) -> dict[str, Any]:
     if "sync_health" in tables:
         health = tables["sync_health"]
         figures["dead letters waiting"] = int(health["dead_letters_waiting"].fillna(0).sum())
+    if "reopen_rate" in tables:
+        figures["reopen rate"] = _overall_percent(tables["reopen_rate"], "reopen_rate_pct")
+    if "first_contact_resolution" in tables:
+        figures["first-contact resolution"] = _overall_percent(tables["first_contact_resolution"], "fcr_pct")
     return figures
+
+
+def _overall_percent(frame: pd.DataFrame, column: str) -> str:
+    """The `column` of the report's last row, "all" (every ticket), as "12.5 %"; "n/a" when nothing was counted."""
+    value = frame[column].iloc[-1] if len(frame) else None
+    return "n/a" if value is None or pd.isna(value) else f"{value:.1f} %"
 
 
 @flow(name="report")

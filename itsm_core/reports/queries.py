@@ -7,18 +7,23 @@ period's local days are precomputed boundaries, so both dialects bucket them ali
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
 import pandas as pd
 from sqlalchemy import Connection, String, and_, case, cast, exists, func, literal, select
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.functions import FunctionElement
 
-from itsm_core.models import TicketStatus
+from itsm_core.models import OPEN_STATUSES, TicketStatus
 from itsm_core.reports.period import Period
 from itsm_core.reports.spec import ReportFilters
 from itsm_core.store.tables import (
+    AuditEventRow,
     DeadLetterRow,
     ExternalRefRow,
     InboundRecordRow,
@@ -33,6 +38,7 @@ refs = ExternalRefRow.__table__
 inbound = InboundRecordRow.__table__
 letters = DeadLetterRow.__table__
 sync_state = SyncStateRow.__table__
+audit = AuditEventRow.__table__
 
 #: Statuses of a ticket nobody works on any more.
 DONE = (TicketStatus.RESOLVED.value, TicketStatus.CLOSED.value, TicketStatus.CANCELLED.value)
@@ -40,6 +46,10 @@ DONE = (TicketStatus.RESOLVED.value, TicketStatus.CLOSED.value, TicketStatus.CAN
 AGE_BUCKETS = (("0-1d", timedelta(0)), ("1-3d", timedelta(days=1)), ("3-7d", timedelta(days=3)),
                ("7-30d", timedelta(days=7)), ("30d+", timedelta(days=30)))  # fmt: skip
 NONE = "(none)"
+#: A ticket reopened this long after its first resolution still counts as reopened (later: a new problem).
+REOPEN_WINDOW_DAYS = 14
+#: Statuses that end the work on a ticket as solved (the first move into one is its first resolution).
+SOLVED = (TicketStatus.RESOLVED.value, TicketStatus.CLOSED.value)
 
 
 def _kept(filters: ReportFilters) -> list[ColumnElement[bool]]:
@@ -206,6 +216,132 @@ def workload(conn: Connection, period: Period, filters: ReportFilters, now: date
     return _frame(conn, query, ["group", "agent", "open_now", "created_in_period", "resolved_in_period"])
 
 
+class _PlusDays(FunctionElement[datetime]):
+    """`instant` + `days` days, in SQL: PostgreSQL adds an interval; SQLite, which keeps instants as text
+    ("YYYY-MM-DD HH:MM:SS.ffffff", UTC), shifts the text and writes it back in that form (to the millisecond)."""
+
+    inherit_cache = True
+
+    def __init__(self, instant: ColumnElement[datetime], days: int) -> None:
+        self.days = days
+        super().__init__(instant)
+        self.type = instant.type
+
+
+@compiles(_PlusDays)
+def _plus_days_postgresql(element: _PlusDays, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"({compiler.process(element.clauses, **kw)} + make_interval(days => {int(element.days)}))"
+
+
+@compiles(_PlusDays, "sqlite")
+def _plus_days_sqlite(element: _PlusDays, compiler: SQLCompiler, **kw: Any) -> str:
+    instant = compiler.process(element.clauses, **kw)
+    return f"(strftime('%Y-%m-%d %H:%M:%f', {instant}, '+{int(element.days)} days') || '000')"
+
+
+def _json_texts(values: Any) -> list[str]:
+    """Status values as the audit trail keeps them (JSON) and both databases print them: `"resolved"`."""
+    return [json.dumps(str(value)) for value in values]
+
+
+def _status_event(events: Any) -> list[ColumnElement[bool]]:
+    return [events.c.entity == "ticket", events.c.field == "status"]
+
+
+def _old(events: Any) -> ColumnElement[str]:
+    """The status before the change as JSON text; `null` for the ticket's first status."""
+    return func.coalesce(cast(events.c.old_value, String), literal("null"))
+
+
+def _new(events: Any) -> ColumnElement[str]:
+    return func.coalesce(cast(events.c.new_value, String), literal("null"))
+
+
+def _first_resolutions(period: Period) -> Any:
+    """Subquery (ticket_id, resolved_at): the tickets whose first resolution — the first status change into resolved
+    or closed from any other status (or none: a ticket that arrived resolved) — is in the period."""
+    first = func.min(audit.c.at)
+    return (
+        select(audit.c.entity_id.label("ticket_id"), first.label("resolved_at"))
+        .where(*_status_event(audit), _new(audit).in_(_json_texts(SOLVED)), _old(audit).not_in(_json_texts(SOLVED)))
+        .group_by(audit.c.entity_id)
+        .having(first >= period.start, first < period.end)
+        .subquery("first_resolution")
+    )
+
+
+def _reopened(first: Any) -> ColumnElement[bool]:
+    """The ticket went back from resolved or closed to an open status after its first resolution, less than
+    `REOPEN_WINDOW_DAYS` days after it."""
+    later = audit.alias("reopen")
+    return exists().where(
+        *_status_event(later), later.c.entity_id == first.c.ticket_id,
+        _old(later).in_(_json_texts(SOLVED)), _new(later).in_(_json_texts(OPEN_STATUSES)),
+        later.c.at > first.c.resolved_at, later.c.at < _PlusDays(first.c.resolved_at, REOPEN_WINDOW_DAYS),
+    )  # fmt: skip
+
+
+def _changed_before(first: Any, field: str, condition: Callable[[Any], ColumnElement[bool]]) -> ColumnElement[bool]:
+    """An audit event of `field` met `condition` before the ticket's first resolution."""
+    earlier = audit.alias(f"before_{field}")
+    return exists().where(
+        earlier.c.entity == "ticket", earlier.c.field == field, earlier.c.entity_id == first.c.ticket_id,
+        earlier.c.at < first.c.resolved_at, condition(earlier),
+    )  # fmt: skip
+
+
+def _with_all_row(frame: pd.DataFrame, keys: list[str], counts: list[str]) -> pd.DataFrame:
+    """`frame` sorted by `keys`, then one row "all" summing `counts` over every row."""
+    total = {key: "all" for key in keys} | {count: int(frame[count].sum()) for count in counts}
+    frame = frame.sort_values(keys).reset_index(drop=True)
+    return pd.concat([frame, pd.DataFrame([total])], ignore_index=True).astype(dict.fromkeys(counts, "int64"))
+
+
+def _percent(part: pd.Series, whole: pd.Series) -> pd.Series:
+    return (100 * part / whole.where(whole > 0)).round(1)
+
+
+def reopen_rate(conn: Connection, period: Period, filters: ReportFilters, now: datetime) -> pd.DataFrame:
+    """Per priority and group (the ticket's present ones), and "all": the tickets whose first resolution is in the
+    period, those of them reopened — back from resolved or closed to an open status less than
+    `REOPEN_WINDOW_DAYS` days after that first resolution (and before the report runs) — and the rate in percent.
+    Read from the audit trail's status changes."""
+    first = _first_resolutions(period)
+    keys = [_priority(), _label(tickets.c.assignment_group)]
+    query = (
+        select(*keys, func.count(), func.sum(case((_reopened(first), 1), else_=0)))
+        .select_from(first.join(tickets, tickets.c.id == first.c.ticket_id))
+        .where(*_kept(filters))
+        .group_by(*keys)
+    )
+    frame = _with_all_row(_frame(conn, query, ["priority", "group", "resolved", "reopened"]), ["priority", "group"],
+                          ["resolved", "reopened"])  # fmt: skip
+    frame["reopen_rate_pct"] = _percent(frame["reopened"], frame["resolved"])
+    return frame
+
+
+def first_contact_resolution(conn: Connection, period: Period, filters: ReportFilters, now: datetime) -> pd.DataFrame:
+    """Per group (present) and source type, and "all": the tickets whose first resolution is in the period, those
+    resolved at first contact — before that resolution never handed from one group to another and never pending
+    (waiting on the requester or a third party), and not reopened (as in `reopen_rate`) — and the rate in percent."""
+    first = _first_resolutions(period)
+    transferred = _changed_before(first, "assignment_group",
+                                  lambda e: (_old(e) != literal("null")) & (_new(e) != literal("null")))  # fmt: skip
+    waited = _changed_before(first, "status", lambda e: _new(e) == literal(json.dumps(TicketStatus.PENDING.value)))
+    at_first_contact = ~transferred & ~waited & ~_reopened(first)
+    keys = [_label(tickets.c.assignment_group), tickets.c.source_type]
+    query = (
+        select(*keys, func.count(), func.sum(case((at_first_contact, 1), else_=0)))
+        .select_from(first.join(tickets, tickets.c.id == first.c.ticket_id))
+        .where(*_kept(filters))
+        .group_by(*keys)
+    )
+    frame = _with_all_row(_frame(conn, query, ["group", "source_type", "resolved", "first_contact"]),
+                          ["group", "source_type"], ["resolved", "first_contact"])  # fmt: skip
+    frame["fcr_pct"] = _percent(frame["first_contact"], frame["resolved"])
+    return frame
+
+
 REPORTS: dict[str, Callable[[Connection, Period, ReportFilters, datetime], pd.DataFrame]] = {
     "sla_compliance": sla_compliance,
     "backlog": backlog,
@@ -213,4 +349,6 @@ REPORTS: dict[str, Callable[[Connection, Period, ReportFilters, datetime], pd.Da
     "sync_health": sync_health,
     "response_times": response_times,
     "workload": workload,
+    "reopen_rate": reopen_rate,
+    "first_contact_resolution": first_contact_resolution,
 }
