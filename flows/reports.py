@@ -4,6 +4,7 @@ written to its destination in its formats, and a Prefect artifact with the headl
 from __future__ import annotations
 
 from datetime import date
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -12,12 +13,14 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 
 from flows.runtime import load_hub_config
-from itsm_core.errors import ConfigError
+from itsm_core.errors import ConfigError, ModelError
 from itsm_core.models import utcnow
 from itsm_core.reports.files import write_tables
 from itsm_core.reports.period import Period, between, named
-from itsm_core.reports.queries import REPORTS
+from itsm_core.reports.queries import REPORTS, kb_trends
 from itsm_core.reports.spec import ReportDefinition
+from itsm_core.rules.model import TextModel
+from itsm_core.rules.spec import ModelSpec
 from itsm_core.store import Store
 
 
@@ -63,6 +66,19 @@ def _overall_percent(frame: pd.DataFrame, column: str) -> str:
     return "n/a" if value is None or pd.isna(value) else f"{value:.1f} %"
 
 
+def trained_vectorizer(models: list[ModelSpec]) -> Any:
+    """The word TF-IDF of the first configured classifier that loads, for `kb_trends`; None (it fits its own) when
+    none does."""
+    for spec in models:
+        try:
+            return TextModel.load(spec.path).word_vectorizer()
+        except ModelError as exc:
+            get_run_logger().warning(
+                "kb_trends: the %s model is not used (%s); words weighed on the period", spec.target, exc
+            )
+    return None
+
+
 @flow(name="report")
 def report_run(
     name: str, first: str | None = None, last: str | None = None, out: str | None = None, config_path: str | None = None
@@ -80,8 +96,11 @@ def report_run(
     store = Store(config.database_url.get_secret_value())
     try:
         store.ensure_current()
+        reports = dict(REPORTS)
+        if "kb_trends" in definition.reports:
+            reports["kb_trends"] = partial(kb_trends, vectorizer=trained_vectorizer(config.rules.models))
         with store.connect() as conn:
-            tables = {report: REPORTS[report](conn, period, definition.filters, now) for report in definition.reports}
+            tables = {report: reports[report](conn, period, definition.filters, now) for report in definition.reports}
     finally:
         store.dispose()
     folder = Path(out) if out else definition.destination

@@ -7,11 +7,14 @@ period's local days are precomputed boundaries, so both dialects bucket them ali
 
 from __future__ import annotations
 
+import heapq
 import json
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, String, and_, case, cast, exists, func, literal, select
 from sqlalchemy.ext.compiler import compiles
@@ -20,10 +23,13 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.functions import FunctionElement
 
 from itsm_core.models import OPEN_STATUSES, TicketStatus
+from itsm_core.reports.clusters import Clusters, fit_clusters, shared_solution
 from itsm_core.reports.period import Period
 from itsm_core.reports.spec import ReportFilters
+from itsm_core.rules.model import MAX_CHARS, word_tfidf
 from itsm_core.store.tables import (
     AuditEventRow,
+    CommentRow,
     DeadLetterRow,
     ExternalRefRow,
     InboundRecordRow,
@@ -31,6 +37,7 @@ from itsm_core.store.tables import (
     SyncStateRow,
     TicketRow,
 )
+from itsm_core.store.tickets import format_ticket_id
 
 tickets = TicketRow.__table__
 clocks = SlaClockRow.__table__
@@ -39,6 +46,7 @@ inbound = InboundRecordRow.__table__
 letters = DeadLetterRow.__table__
 sync_state = SyncStateRow.__table__
 audit = AuditEventRow.__table__
+comments = CommentRow.__table__
 
 #: Statuses of a ticket nobody works on any more.
 DONE = (TicketStatus.RESOLVED.value, TicketStatus.CLOSED.value, TicketStatus.CANCELLED.value)
@@ -342,6 +350,127 @@ def first_contact_resolution(conn: Connection, period: Period, filters: ReportFi
     return frame
 
 
+#: The most tickets of a period `kb_trends` clusters: beyond, an evenly spread sample of them (every n-th by id).
+KB_CLUSTER_CAP = 3_000
+#: Rows read at a time when tickets are read one by one (their text, or the row-level export).
+CHUNK_ROWS = 5_000
+#: Example tickets listed per cluster, and solutions compared per cluster (the ones nearest its centre).
+KB_EXAMPLES, KB_SOLUTIONS = 3, 200
+#: A cluster with fewer tickets in the period is not listed, nor any beyond the first `KB_CLUSTERS_LISTED`.
+MIN_CLUSTER_TICKETS, KB_CLUSTERS_LISTED = 3, 25
+KB_COLUMNS = ["rank", "cluster", "tickets", "previous_tickets", "growth_pct", "top_terms", "example_tickets",
+              "shared_solution"]  # fmt: skip
+
+
+def stream(conn: Connection, query: Any, chunk: int = CHUNK_ROWS) -> Iterator[list[Any]]:
+    """The rows of `query` in lists of up to `chunk`, read through a server-side cursor on PostgreSQL (memory stays
+    bounded by the chunk, whatever the number of rows)."""
+    result = conn.execute(query, execution_options={"stream_results": True, "yield_per": chunk})
+    for rows in result.partitions(chunk):
+        yield list(rows)
+
+
+def _resolved_texts(start: datetime, end: datetime, filters: ReportFilters, with_solution: bool) -> Any:
+    """(id, title + the start of the description[, solution]) of the tickets resolved in [start, end), by id. The
+    solution is the ticket's last public comment made at or before its resolution."""
+    text = tickets.c.title + literal(" ") + func.coalesce(func.substr(tickets.c.description, 1, MAX_CHARS), "")
+    solution = (
+        select(comments.c.body)
+        .where(comments.c.ticket_id == tickets.c.id, comments.c.public.is_(True),
+               comments.c.created_at <= tickets.c.resolved_at)
+        .order_by(comments.c.created_at.desc(), comments.c.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )  # fmt: skip
+    return (
+        select(tickets.c.id, text, *([solution] if with_solution else []))
+        .where(tickets.c.resolved_at >= start, tickets.c.resolved_at < end, *_kept(filters))
+        .order_by(tickets.c.id)
+    )
+
+
+def kb_trends(
+    conn: Connection, period: Period, filters: ReportFilters, now: datetime, vectorizer: Any = None
+) -> pd.DataFrame:
+    """Clusters of similar tickets resolved in the period (`resolved_at` in it), by their title and the start of
+    their description (`clusters.py`). The words are weighed by `vectorizer`, the trained classifier's fitted word
+    TF-IDF when given, else by one with its settings fitted on every text of the period (read `CHUNK_ROWS` at a
+    time). At most `KB_CLUSTER_CAP` tickets are clustered (beyond, every n-th by id); then every ticket resolved in
+    the period, and in the period of the same length just before it, is placed in its nearest cluster if any. Per
+    cluster of `MIN_CLUSTER_TICKETS` or more: `tickets` and `previous_tickets`, `growth_pct` (empty when it had none
+    before), its top terms and its `KB_EXAMPLES` most typical tickets (comma-joined), and `shared_solution`. Ranked
+    by tickets, then growth (a new cluster first), at most `KB_CLUSTERS_LISTED`."""
+    period_texts = _resolved_texts(period.start, period.end, filters, False)
+    count = conn.execute(select(func.count()).select_from(period_texts.subquery())).scalar_one()
+    step = max(1, math.ceil(count / KB_CLUSTER_CAP))
+    sample: list[str] = []
+
+    def texts() -> Iterator[str]:
+        for index, (_, text) in enumerate(row for chunk in stream(conn, period_texts) for row in chunk):
+            if index % step == 0:
+                sample.append(text)
+            yield text
+
+    if count == 0:
+        return pd.DataFrame(columns=KB_COLUMNS)
+    if vectorizer is None:
+        try:
+            vectorizer = word_tfidf().fit(texts())  # one pass: fits the weights and collects the sample
+        except ValueError:  # not one word in any text
+            return pd.DataFrame(columns=KB_COLUMNS)
+    else:
+        for _ in texts():  # one pass: collects the sample
+            pass
+    clusters = fit_clusters(sample, vectorizer)
+    if clusters is None:
+        return pd.DataFrame(columns=KB_COLUMNS)
+    k = clusters.centres.shape[0]
+    current, typical = _place(conn, clusters, _resolved_texts(period.start, period.end, filters, True), k)
+    before, _ = _place(conn, clusters, _resolved_texts(period.start - (period.end - period.start), period.start,
+                                                       filters, False), k)  # fmt: skip
+    rows = []
+    for cluster in range(k):
+        if current[cluster] < MIN_CLUSTER_TICKETS:
+            continue
+        nearest = sorted(typical[cluster], key=lambda entry: (-entry[0], entry[1]))  # most typical, then lowest id
+        growth = round(100 * (current[cluster] - before[cluster]) / before[cluster], 1) if before[cluster] else None
+        rows.append({
+            "cluster": " / ".join(clusters.terms[cluster][:3]), "tickets": int(current[cluster]),
+            "previous_tickets": int(before[cluster]), "growth_pct": growth,
+            "top_terms": ", ".join(clusters.terms[cluster]),
+            "example_tickets": ", ".join(format_ticket_id(ticket_id) for _, ticket_id, _ in nearest[:KB_EXAMPLES]),
+            "shared_solution": shared_solution([solution for _, _, solution in nearest]),
+        })  # fmt: skip
+    frame = pd.DataFrame(rows, columns=KB_COLUMNS[1:])
+    growth = frame["growth_pct"].fillna(math.inf)  # a new cluster grows the most
+    order = frame.assign(growth=growth).sort_values(["tickets", "growth", "cluster"], ascending=[False, False, True])
+    frame = frame.loc[order.index].head(KB_CLUSTERS_LISTED)
+    frame.insert(0, "rank", range(1, len(frame) + 1))
+    return frame.reset_index(drop=True).astype({"growth_pct": "float64"})
+
+
+def _place(
+    conn: Connection, clusters: Clusters, query: Any, k: int
+) -> tuple[np.ndarray, list[list[tuple[float, int, str | None]]]]:
+    """Place every ticket `query` reads in its cluster: the count per cluster, and per cluster the (similarity,
+    id, solution) of up to `KB_SOLUTIONS` tickets nearest its centre (when the query reads solutions)."""
+    counts = np.zeros(k, dtype=int)
+    nearest: list[list[tuple[float, int, str | None]]] = [[] for _ in range(k)]
+    for chunk in stream(conn, query):
+        labels, similarity = clusters.assign([row[1] for row in chunk])
+        counts += np.bincount(labels[labels >= 0], minlength=k)
+        if len(chunk[0]) < 3:
+            continue
+        for row, label, score in zip(chunk, labels, similarity, strict=True):
+            if label >= 0:
+                entry = (float(score), -row[0], row[2])  # the heap drops the least similar, then the highest id
+                if len(nearest[label]) < KB_SOLUTIONS:
+                    heapq.heappush(nearest[label], entry)
+                else:
+                    heapq.heappushpop(nearest[label], entry)
+    return counts, [[(score, -negated, solution) for score, negated, solution in heap] for heap in nearest]
+
+
 REPORTS: dict[str, Callable[[Connection, Period, ReportFilters, datetime], pd.DataFrame]] = {
     "sla_compliance": sla_compliance,
     "backlog": backlog,
@@ -351,4 +480,5 @@ REPORTS: dict[str, Callable[[Connection, Period, ReportFilters, datetime], pd.Da
     "workload": workload,
     "reopen_rate": reopen_rate,
     "first_contact_resolution": first_contact_resolution,
+    "kb_trends": kb_trends,
 }

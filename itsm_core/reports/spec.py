@@ -24,9 +24,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 #: The standard reports, in the order files and sheets list them (docs: docs/REPORTS.md).
 STANDARD_REPORTS = ("sla_compliance", "response_times", "backlog", "workload", "volumes", "sync_health",
-                    "reopen_rate", "first_contact_resolution")  # fmt: skip
+                    "reopen_rate", "first_contact_resolution", "kb_trends")  # fmt: skip
 ReportType = Literal["sla_compliance", "response_times", "backlog", "workload", "volumes", "sync_health",
-                     "reopen_rate", "first_contact_resolution"]  # fmt: skip
+                     "reopen_rate", "first_contact_resolution", "kb_trends"]  # fmt: skip
 Format = Literal["csv", "xlsx", "parquet"]
 PeriodName = Literal["previous_month", "previous_week", "previous_day", "month_to_date"]
 

@@ -52,7 +52,7 @@ def test_report_list_shows_each_definition_and_its_schedule(hub: Path):
     shown = json.loads(cli(hub, "report", "list", "--json").stdout)
     assert [(d["name"], d["schedule"]) for d in shown] == [("monthly", "0 6 1 * * (Europe/Paris)"), ("glpi-only", None)]
     assert shown[0]["reports"] == ["sla_compliance", "response_times", "backlog", "workload", "volumes", "sync_health",
-                                   "reopen_rate", "first_contact_resolution"]  # fmt: skip
+                                   "reopen_rate", "first_contact_resolution", "kb_trends"]  # fmt: skip
 
 
 def test_report_run_writes_every_format_and_they_read_back(hub: Path):
@@ -75,6 +75,7 @@ def test_report_run_writes_every_format_and_they_read_back(hub: Path):
                 "sync_health",
                 "reopen_rate",
                 "first_contact_resolution",
+                "kb_trends",
             )
             for ext in ("csv", "parquet")
         ]
@@ -86,7 +87,7 @@ def test_report_run_writes_every_format_and_they_read_back(hub: Path):
     assert backlog["open"].sum() == result["headline"]["open backlog"] > 0
     workbook = openpyxl.load_workbook(folder / f"monthly_{label}.xlsx", read_only=True)
     assert workbook.sheetnames == ["sla_compliance", "response_times", "backlog", "workload", "volumes", "sync_health",
-                                   "reopen_rate", "first_contact_resolution"]  # fmt: skip
+                                   "reopen_rate", "first_contact_resolution", "kb_trends"]  # fmt: skip
     reopens = pd.read_csv(folder / f"monthly_reopen_rate_{label}.csv")
     assert list(reopens.columns) == ["priority", "group", "resolved", "reopened", "reopen_rate_pct"]
     assert reopens.iloc[-1]["priority"] == "all" and reopens.iloc[-1]["resolved"] == reopens["resolved"][:-1].sum()
