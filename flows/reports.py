@@ -15,10 +15,11 @@ from prefect.artifacts import create_markdown_artifact
 from flows.runtime import load_hub_config
 from itsm_core.errors import ConfigError, ModelError
 from itsm_core.models import utcnow
+from itsm_core.reports.export import export_tickets
 from itsm_core.reports.files import write_tables
 from itsm_core.reports.period import Period, between, named
 from itsm_core.reports.queries import REPORTS, kb_trends
-from itsm_core.reports.spec import ReportDefinition
+from itsm_core.reports.spec import TICKET_EXPORT, ReportDefinition
 from itsm_core.rules.model import TextModel
 from itsm_core.rules.spec import ModelSpec
 from itsm_core.store import Store
@@ -99,12 +100,17 @@ def report_run(
         reports = dict(REPORTS)
         if "kb_trends" in definition.reports:
             reports["kb_trends"] = partial(kb_trends, vectorizer=trained_vectorizer(config.rules.models))
+        folder = Path(out) if out else definition.destination
         with store.connect() as conn:
-            tables = {report: reports[report](conn, period, definition.filters, now) for report in definition.reports}
+            tables = {report: reports[report](conn, period, definition.filters, now) for report in definition.reports
+                      if report != TICKET_EXPORT}  # fmt: skip
+            exported = export_tickets(conn, period, definition.filters, folder, f"{name}_tickets_{period.label}",
+                                      definition.formats) if TICKET_EXPORT in definition.reports else []  # fmt: skip
     finally:
         store.dispose()
-    folder = Path(out) if out else definition.destination
-    written = write_tables(tables, folder, f"{name}_@_{period.label}", definition.formats)
+    written = (
+        write_tables(tables, folder, f"{name}_@_{period.label}", definition.formats) if tables else []
+    ) + exported
     figures = headline(tables)
     logger.info("%s %s: %d file(s) in %s; %s", name, period.label, len(written), folder, figures)
     rows = "\n".join(f"| {key} | {value} |" for key, value in figures.items())
