@@ -4,9 +4,10 @@
 
 A store of `--tickets` tickets spread over twelve months (two SLA clocks each, one landed record each) is made with
 COPY in a fresh schema (not timed); then each report of the last month is timed (its query, in the database), and
-each format of the whole run. The reference, in the same run: `SELECT count(*)` of the month's tickets — one pass
-over what every report must at least touch; `ratio_reports_to_count` = all reports ÷ that count. Peak RSS is the
-process's. Figures go to stdout as one JSON line.
+each format of the whole run; last, the row-level export (`ticket_export`) of the month and of the whole store, per
+format, with the peak RSS after each. The reference, in the same run: `SELECT count(*)` of the month's tickets —
+one pass over what every report must at least touch; `ratio_reports_to_count` = all reports ÷ that count. Peak RSS
+is the process's. Figures go to stdout as one JSON line.
 """
 
 from __future__ import annotations
@@ -25,8 +26,9 @@ from sqlalchemy import func, select
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._support import Schema, log, peak_rss_mb
+from itsm_core.reports.export import export_tickets
 from itsm_core.reports.files import write_tables
-from itsm_core.reports.period import between
+from itsm_core.reports.period import Period, between
 from itsm_core.reports.queries import REPORTS, tickets
 from itsm_core.reports.spec import ReportFilters
 from itsm_core.store import Store
@@ -35,6 +37,10 @@ STATUSES = ["new", "assigned", "in_progress", "pending", "resolved", "closed", "
 GROUPS = ["service-desk", "network-team", "workplace", "apps", "security", "facilities"]
 CATEGORIES = ["network", "printing", "access", "hardware", "software", "email", None]
 SOURCES = ["email", "glpi", "webhook", "csv"]
+#: Titles, so that kb_trends has themes to find (and reads real text).
+THEMES = ["VPN connection drops from home", "Printer jammed with paper", "Password expired, cannot log in",
+          "Outlook does not sync mail", "Laptop battery does not charge", "Request access to the shared drive",
+          "Teams calls drop audio", "New employee needs an account"]  # fmt: skip
 START = datetime(2026, 1, 1, tzinfo=UTC)
 YEAR = timedelta(days=365)
 
@@ -56,7 +62,8 @@ def generate(store: Store, count: int, seed: int) -> None:
                 resolved = (
                     created + timedelta(hours=rng.expovariate(1 / 20)) if status in ("resolved", "closed") else None
                 )
-                ticket_copy.write_row((n, "incident", f"ticket {n}", "", status, rng.randint(1, 5),
+                title = f"{THEMES[n % len(THEMES)]} (ticket {n})"
+                ticket_copy.write_row((n, "incident", title, "", status, rng.randint(1, 5),
                                        rng.choice(CATEGORIES), rng.choice(GROUPS), rng.choice(SOURCES), None,
                                        created, resolved or created, resolved, "{}"))  # fmt: skip
         rng = random.Random(seed)  # the same created/resolved times again, for the clocks
@@ -72,6 +79,20 @@ def generate(store: Store, count: int, seed: int) -> None:
                     state = ("met" if used <= target else "breached") if stopped else "running"
                     clock_copy.write_row((n, metric, "standard", "office", target, used, state, created, stopped,
                                           created))  # fmt: skip
+        with cursor.copy("COPY audit_events (at, entity, entity_id, field, old_value, new_value, actor) FROM STDIN"
+                         ) as history:  # fmt: skip
+            rng = random.Random(seed)  # the same tickets again: their first status, resolution, 1 in 10 reopened
+            for n in range(1, count + 1):
+                created = START + YEAR * rng.random()
+                status = rng.choices(STATUSES, weights=[5, 5, 5, 3, 20, 60, 2])[0]
+                hours = rng.expovariate(1 / 20) if status in ("resolved", "closed") else None
+                history.write_row((created, "ticket", n, "status", "null", '"new"', "bench"))
+                if hours is not None:
+                    resolved = created + timedelta(hours=hours)
+                    history.write_row((resolved, "ticket", n, "status", '"new"', '"resolved"', "bench"))
+                    if n % 10 == 0:
+                        history.write_row((resolved + timedelta(days=2), "ticket", n, "status", '"resolved"',
+                                           '"assigned"', "bench"))  # fmt: skip
         with cursor.copy("COPY inbound_records (source, external_id, payload, payload_format, payload_hash, "
                          "received_at, outcome) FROM STDIN") as landed:  # fmt: skip
             rng = random.Random(seed + 1)
@@ -87,6 +108,22 @@ def generate(store: Store, count: int, seed: int) -> None:
         raw.commit()
     finally:
         raw.close()
+
+
+def time_exports(store: Store, periods: dict[str, Period]) -> dict[str, dict[str, dict[str, float]]]:
+    """The row-level export of each period in each format, written to a temporary folder: seconds, the file's MB
+    and the process's peak RSS after it (a high-water mark: it only grows)."""
+    figures: dict[str, dict[str, dict[str, float]]] = {}
+    with tempfile.TemporaryDirectory() as folder, store.connect() as conn:
+        for name, period in periods.items():
+            for fmt in ("csv", "parquet", "xlsx"):
+                began = time.perf_counter()
+                (path,) = export_tickets(conn, period, ReportFilters(), Path(folder), f"bench_{name}", [fmt])
+                seconds = round(time.perf_counter() - began, 2)
+                figures.setdefault(name, {})[fmt] = {"seconds": seconds, "mb": round(path.stat().st_size / 2**20, 1),
+                                                     "peak_rss_mb": peak_rss_mb()}  # fmt: skip
+                log(f"  export {name} {fmt}: {figures[name][fmt]}")
+    return figures
 
 
 def main() -> None:
@@ -123,9 +160,12 @@ def main() -> None:
                 write_tables(tables, Path(folder), f"bench_@_{period.label}", [fmt])
                 formats[fmt] = round(time.perf_counter() - began, 3)
         total = sum(timings.values()) + sum(formats.values())
+        rss_before_export = peak_rss_mb()
+        exports = time_exports(store, {"month": period, "store": between(date(2025, 12, 31), date(2027, 1, 1), "UTC")})
         print(json.dumps({
             "tickets": args.tickets, "tickets_in_month": month, "report_seconds": timings,
             "format_seconds": formats, "total_seconds": round(total, 2),
+            "peak_rss_mb_before_export": rss_before_export, "export": exports,
             "count_reference_s": round(count_s, 3),
             "ratio_reports_to_count": round(sum(timings.values()) / count_s, 1) if count_s else None,
             "peak_rss_mb": peak_rss_mb(),

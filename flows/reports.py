@@ -4,6 +4,7 @@ written to its destination in its formats, and a Prefect artifact with the headl
 from __future__ import annotations
 
 from datetime import date
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -12,12 +13,15 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 
 from flows.runtime import load_hub_config
-from itsm_core.errors import ConfigError
+from itsm_core.errors import ConfigError, ModelError
 from itsm_core.models import utcnow
+from itsm_core.reports.export import export_tickets
 from itsm_core.reports.files import write_tables
 from itsm_core.reports.period import Period, between, named
-from itsm_core.reports.queries import REPORTS
-from itsm_core.reports.spec import ReportDefinition
+from itsm_core.reports.queries import REPORTS, kb_trends
+from itsm_core.reports.spec import TICKET_EXPORT, ReportDefinition
+from itsm_core.rules.model import TextModel
+from itsm_core.rules.spec import ModelSpec
 from itsm_core.store import Store
 
 
@@ -50,7 +54,30 @@ def headline(tables: dict[str, pd.DataFrame]) -> dict[str, Any]:
     if "sync_health" in tables:
         health = tables["sync_health"]
         figures["dead letters waiting"] = int(health["dead_letters_waiting"].fillna(0).sum())
+    if "reopen_rate" in tables:
+        figures["reopen rate"] = _overall_percent(tables["reopen_rate"], "reopen_rate_pct")
+    if "first_contact_resolution" in tables:
+        figures["first-contact resolution"] = _overall_percent(tables["first_contact_resolution"], "fcr_pct")
     return figures
+
+
+def _overall_percent(frame: pd.DataFrame, column: str) -> str:
+    """The `column` of the report's last row, "all" (every ticket), as "12.5 %"; "n/a" when nothing was counted."""
+    value = frame[column].iloc[-1] if len(frame) else None
+    return "n/a" if value is None or pd.isna(value) else f"{value:.1f} %"
+
+
+def trained_vectorizer(models: list[ModelSpec]) -> Any:
+    """The word TF-IDF of the first configured classifier that loads, for `kb_trends`; None (it fits its own) when
+    none does."""
+    for spec in models:
+        try:
+            return TextModel.load(spec.path).word_vectorizer()
+        except ModelError as exc:
+            get_run_logger().warning(
+                "kb_trends: the %s model is not used (%s); words weighed on the period", spec.target, exc
+            )
+    return None
 
 
 @flow(name="report")
@@ -70,12 +97,20 @@ def report_run(
     store = Store(config.database_url.get_secret_value())
     try:
         store.ensure_current()
+        reports = dict(REPORTS)
+        if "kb_trends" in definition.reports:
+            reports["kb_trends"] = partial(kb_trends, vectorizer=trained_vectorizer(config.rules.models))
+        folder = Path(out) if out else definition.destination
         with store.connect() as conn:
-            tables = {report: REPORTS[report](conn, period, definition.filters, now) for report in definition.reports}
+            tables = {report: reports[report](conn, period, definition.filters, now) for report in definition.reports
+                      if report != TICKET_EXPORT}  # fmt: skip
+            exported = export_tickets(conn, period, definition.filters, folder, f"{name}_tickets_{period.label}",
+                                      definition.formats) if TICKET_EXPORT in definition.reports else []  # fmt: skip
     finally:
         store.dispose()
-    folder = Path(out) if out else definition.destination
-    written = write_tables(tables, folder, f"{name}_@_{period.label}", definition.formats)
+    written = (
+        write_tables(tables, folder, f"{name}_@_{period.label}", definition.formats) if tables else []
+    ) + exported
     figures = headline(tables)
     logger.info("%s %s: %d file(s) in %s; %s", name, period.label, len(written), folder, figures)
     rows = "\n".join(f"| {key} | {value} |" for key, value in figures.items())

@@ -23,8 +23,12 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 #: The standard reports, in the order files and sheets list them (docs: docs/REPORTS.md).
-STANDARD_REPORTS = ("sla_compliance", "response_times", "backlog", "workload", "volumes", "sync_health")
-ReportType = Literal["sla_compliance", "response_times", "backlog", "workload", "volumes", "sync_health"]
+STANDARD_REPORTS = ("sla_compliance", "response_times", "backlog", "workload", "volumes", "sync_health",
+                    "reopen_rate", "first_contact_resolution", "kb_trends")  # fmt: skip
+ReportType = Literal["sla_compliance", "response_times", "backlog", "workload", "volumes", "sync_health",
+                     "reopen_rate", "first_contact_resolution", "kb_trends", "ticket_export"]  # fmt: skip
+#: Asked for by name only (not in the default list): the row-level export of the period's tickets (export.py).
+TICKET_EXPORT = "ticket_export"
 Format = Literal["csv", "xlsx", "parquet"]
 PeriodName = Literal["previous_month", "previous_week", "previous_day", "month_to_date"]
 

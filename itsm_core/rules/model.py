@@ -69,6 +69,14 @@ def _clip(texts: Sequence[str]) -> list[str]:
     return [text[:MAX_CHARS] for text in texts]
 
 
+def word_tfidf() -> TfidfVectorizer:
+    """The classifier's word features, unfitted: TF-IDF of word unigrams and bigrams (also what the reports' ticket
+    clustering uses when no model is trained)."""
+    return TfidfVectorizer(
+        ngram_range=(1, 2), sublinear_tf=True, lowercase=True, strip_accents="unicode", min_df=1, dtype=np.float32
+    )
+
+
 def build_pipeline(seed: int = 0) -> Pipeline:
     """The untrained classifier: clip → word and character TF-IDF → linear SVM with calibrated probabilities.
 
@@ -77,9 +85,7 @@ def build_pipeline(seed: int = 0) -> Pipeline:
     TF-IDF transform dominates). Character 3–5-grams scored as well as 2–5-grams and are 13–30 % cheaper to compute.
     Calibration uses `CALIBRATION_FOLDS` folds; `TextModel.train` lowers that when the smallest label is smaller.
     """
-    words = TfidfVectorizer(
-        ngram_range=(1, 2), sublinear_tf=True, lowercase=True, strip_accents="unicode", min_df=1, dtype=np.float32
-    )
+    words = word_tfidf()
     chars = TfidfVectorizer(
         analyzer="char_wb", ngram_range=(3, 5), sublinear_tf=True, lowercase=True, strip_accents="unicode",
         min_df=1, dtype=np.float32,
@@ -164,6 +170,10 @@ class TextModel:
             labels=sorted(counts),
             metrics=metrics,
         )
+
+    def word_vectorizer(self) -> TfidfVectorizer:
+        """The fitted word TF-IDF of the pipeline (`word_tfidf`, its vocabulary and weights learnt in training)."""
+        return dict(self.pipeline.named_steps["features"].transformer_list)["words"]
 
     def predict(self, texts: Sequence[str]) -> list[Prediction]:
         """The best label and its probability for each text, computed for the whole batch at once."""

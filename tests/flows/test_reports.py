@@ -51,7 +51,8 @@ def cli(hub: Path, *args: str):
 def test_report_list_shows_each_definition_and_its_schedule(hub: Path):
     shown = json.loads(cli(hub, "report", "list", "--json").stdout)
     assert [(d["name"], d["schedule"]) for d in shown] == [("monthly", "0 6 1 * * (Europe/Paris)"), ("glpi-only", None)]
-    assert shown[0]["reports"] == ["sla_compliance", "response_times", "backlog", "workload", "volumes", "sync_health"]
+    assert shown[0]["reports"] == ["sla_compliance", "response_times", "backlog", "workload", "volumes", "sync_health",
+                                   "reopen_rate", "first_contact_resolution", "kb_trends"]  # fmt: skip
 
 
 def test_report_run_writes_every_format_and_they_read_back(hub: Path):
@@ -65,7 +66,17 @@ def test_report_run_writes_every_format_and_they_read_back(hub: Path):
     assert names == sorted(
         [
             f"monthly_{r}_{label}.{ext}"
-            for r in ("sla_compliance", "response_times", "backlog", "workload", "volumes", "sync_health")
+            for r in (
+                "sla_compliance",
+                "response_times",
+                "backlog",
+                "workload",
+                "volumes",
+                "sync_health",
+                "reopen_rate",
+                "first_contact_resolution",
+                "kb_trends",
+            )
             for ext in ("csv", "parquet")
         ]
         + [f"monthly_{label}.xlsx"]
@@ -75,7 +86,11 @@ def test_report_run_writes_every_format_and_they_read_back(hub: Path):
     backlog = pq.read_table(folder / f"monthly_backlog_{label}.parquet").to_pandas()
     assert backlog["open"].sum() == result["headline"]["open backlog"] > 0
     workbook = openpyxl.load_workbook(folder / f"monthly_{label}.xlsx", read_only=True)
-    assert workbook.sheetnames == ["sla_compliance", "response_times", "backlog", "workload", "volumes", "sync_health"]
+    assert workbook.sheetnames == ["sla_compliance", "response_times", "backlog", "workload", "volumes", "sync_health",
+                                   "reopen_rate", "first_contact_resolution", "kb_trends"]  # fmt: skip
+    reopens = pd.read_csv(folder / f"monthly_reopen_rate_{label}.csv")
+    assert list(reopens.columns) == ["priority", "group", "resolved", "reopened", "reopen_rate_pct"]
+    assert reopens.iloc[-1]["priority"] == "all" and reopens.iloc[-1]["resolved"] == reopens["resolved"][:-1].sum()
     header = next(workbook["sync_health"].iter_rows(max_row=1, values_only=True))
     assert header[:3] == ("source", "entity", "fetched")
 
