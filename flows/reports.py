@@ -1,5 +1,6 @@
 """`report`: one report definition of the config for one period: its standard reports computed in the database,
-written to its destination in its formats, and a Prefect artifact with the headline figures and the files."""
+written to its destination in its formats (the HTML page with charts among them), and a Prefect artifact with the
+headline figures and the files."""
 
 from __future__ import annotations
 
@@ -7,16 +8,17 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 
 from flows.runtime import load_hub_config
 from itsm_core.errors import ConfigError
 from itsm_core.models import utcnow
-from itsm_core.reports.files import write_tables
+from itsm_core.reports.files import write_page, write_tables
+from itsm_core.reports.headline import headline
+from itsm_core.reports.html import render_page
 from itsm_core.reports.period import Period, between, named
-from itsm_core.reports.queries import REPORTS
+from itsm_core.reports.queries import REPORTS, sla_trend
 from itsm_core.reports.spec import ReportDefinition
 from itsm_core.store import Store
 
@@ -28,29 +30,6 @@ def period_of(definition: ReportDefinition, first: str | None, last: str | None)
     if first is None or last is None:
         raise ConfigError("give both --from and --to (local days, both included), or neither", key="period")
     return between(date.fromisoformat(first), date.fromisoformat(last), definition.timezone)
-
-
-def headline(tables: dict[str, pd.DataFrame]) -> dict[str, Any]:
-    """The figures a manager reads first."""
-    figures: dict[str, Any] = {}
-    if "volumes" in tables:
-        figures["tickets created"] = int(tables["volumes"]["created"].sum())
-    if "response_times" in tables:
-        times = tables["response_times"]
-        every = times[(times["measure"] == "MTTR") & (times["priority"] == "all")]
-        figures["MTTR median (business hours)"] = float(every["median_business_h"].iloc[0]) if len(every) else "n/a"
-    if "backlog" in tables:
-        figures["open backlog"] = int(tables["backlog"]["open"].sum())
-        figures["open for 30 days or more"] = int(tables["backlog"]["30d+"].sum())
-    if "sla_compliance" in tables:
-        sla = tables["sla_compliance"]
-        resolution = sla[sla["metric"] == "resolution"]
-        ended = int(resolution["met"].sum() + resolution["breached"].sum())
-        figures["resolution SLA met"] = f"{100 * resolution['met'].sum() / ended:.1f} %" if ended else "n/a"
-    if "sync_health" in tables:
-        health = tables["sync_health"]
-        figures["dead letters waiting"] = int(health["dead_letters_waiting"].fillna(0).sum())
-    return figures
 
 
 @flow(name="report")
@@ -72,18 +51,25 @@ def report_run(
         store.ensure_current()
         with store.connect() as conn:
             tables = {report: REPORTS[report](conn, period, definition.filters, now) for report in definition.reports}
+            charted = "html" in definition.formats and "sla_compliance" in definition.reports
+            trend = sla_trend(conn, period, definition.filters, now) if charted else None
     finally:
         store.dispose()
     folder = Path(out) if out else definition.destination
     written = write_tables(tables, folder, f"{name}_@_{period.label}", definition.formats)
     figures = headline(tables)
+    if "html" in definition.formats:
+        page = render_page(name, period, now, tables, figures, trend)
+        written.append(write_page(page, folder / f"{name}_{period.label}.html"))
     logger.info("%s %s: %d file(s) in %s; %s", name, period.label, len(written), folder, figures)
     rows = "\n".join(f"| {key} | {value} |" for key, value in figures.items())
     files = "\n".join(f"- `{path}`" for path in written)
+    pages = [path for path in written if path.suffix == ".html"]
+    opening = "".join(f"Open the page: [{path.name}]({path.resolve().as_uri()})\n\n" for path in pages)
     create_markdown_artifact(
         key=f"report-{name}",
         markdown=f"# {name}: {period.label}\n\n{period.start:%Y-%m-%d %H:%M} to {period.end:%Y-%m-%d %H:%M} UTC "
-        f"({period.zone} days)\n\n| figure | value |\n|---|---|\n{rows}\n\n## Files\n\n{files}\n",
+        f"({period.zone} days)\n\n{opening}| figure | value |\n|---|---|\n{rows}\n\n## Files\n\n{files}\n",
         description=f"Report {name} for {period.label}: headline figures and the files written",
     )
     return {"name": name, "period": period.label, "files": [str(p) for p in written], "headline": figures,

@@ -1,4 +1,5 @@
-"""Writing a report run's tables: a CSV and a Parquet file per report, one XLSX workbook with a sheet per report.
+"""Writing a report run's files: a CSV and a Parquet file per report, one XLSX workbook with a sheet per report, and
+the HTML page (`write_page`).
 
 Each file is written under a temporary name in its folder and renamed into place (atomic on one file system): a
 reader never sees half a file, and a failed run leaves the previous file as it was. Names carry the definition,
@@ -56,3 +57,8 @@ def write_tables(tables: dict[str, pd.DataFrame], folder: Path, stem: str, forma
 
         written.append(_atomic(folder / f"{stem.replace('_@', '')}.xlsx", workbook))
     return written
+
+
+def write_page(page: str, path: Path) -> Path:
+    """The HTML page of a run (`html.render_page`), written like the tables: atomically."""
+    return _atomic(path, lambda p: p.write_text(page, encoding="utf-8"))

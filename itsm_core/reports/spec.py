@@ -7,7 +7,8 @@ reports:
       reports: [sla_compliance, response_times, backlog]   # default: every standard report
       period: previous_month        # previous_month | previous_week | previous_day | month_to_date
       timezone: Europe/Paris        # where the period's days begin (default UTC)
-      formats: [xlsx, csv, parquet] # xlsx: one workbook, a sheet per report; csv and parquet: a file per report
+      formats: [html, xlsx, csv]    # html: one page, headline figures and charts first; xlsx: one workbook, a
+                                    # sheet per report; csv and parquet: a file per report
       destination: /srv/reports     # relative paths: to the config file
       filters: {sources: [glpi-prod], groups: [network-team]}
       schedule: {cron: "0 6 1 * *", timezone: Europe/Paris}    # `itsm report deploy` makes it a Prefect schedule
@@ -25,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 #: The standard reports, in the order files and sheets list them (docs: docs/REPORTS.md).
 STANDARD_REPORTS = ("sla_compliance", "response_times", "backlog", "workload", "volumes", "sync_health")
 ReportType = Literal["sla_compliance", "response_times", "backlog", "workload", "volumes", "sync_health"]
-Format = Literal["csv", "xlsx", "parquet"]
+Format = Literal["csv", "xlsx", "parquet", "html"]
 PeriodName = Literal["previous_month", "previous_week", "previous_day", "month_to_date"]
 
 

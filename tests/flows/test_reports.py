@@ -1,11 +1,15 @@
 """`itsm report list / run` as analysts' admins run them: definitions from the config, files in every format read
-back (CSV, XLSX with openpyxl, Parquet with pyarrow), written atomically, and the run's artifact."""
+back (CSV, XLSX with openpyxl, Parquet with pyarrow), written atomically, the run's artifact, and the HTML page
+opened in a real headless Chromium."""
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
+import matplotlib.image
+import numpy
 import openpyxl
 import pandas as pd
 import pyarrow.parquet as pq
@@ -13,15 +17,20 @@ import pytest
 from test_cli import itsm
 
 from tests.flows.test_cycle import make_hub, read_artifact
+from tests.support.chromium import HEIGHT, WIDTH, open_page
 
 pytestmark = [pytest.mark.prefect, pytest.mark.usefixtures("prefect_api")]
 
-REPORTS = """reports:
+REPORTS = """rules:
+  sla:
+    policies:
+      - {name: standard, targets: {first_response: 4h, resolution: 40h}}
+reports:
   definitions:
     - name: monthly
       period: previous_month
       timezone: Europe/Paris
-      formats: [csv, xlsx, parquet]
+      formats: [csv, xlsx, parquet, html]
       destination: out
       schedule: {cron: "0 6 1 * *", timezone: Europe/Paris}
     - name: glpi-only
@@ -29,15 +38,22 @@ REPORTS = """reports:
       formats: [csv]
       filters: {sources: [nowhere]}
 """
+RESOLVED = ("T-000001", "T-000002", "T-000003")
 
 
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory: pytest.TempPathFactory, prefect_api: None) -> Path:
+    from flows.cli import tickets_set_status
     from flows.cycle import hub_cycle
+    from flows.sla import sla_check
+    from itsm_core.models import TicketStatus
 
     config = make_hub(tmp_path_factory.mktemp("reports"))
     config.write_text(config.read_text() + REPORTS)
     hub_cycle(config_path=str(config))  # the demo mails become tickets
+    for ticket in RESOLVED:  # times to resolve, for response_times and its chart
+        tickets_set_status(ticket, TicketStatus.RESOLVED, config=str(config))
+    sla_check(config_path=str(config))
     return config
 
 
@@ -68,7 +84,7 @@ def test_report_run_writes_every_format_and_they_read_back(hub: Path):
             for r in ("sla_compliance", "response_times", "backlog", "workload", "volumes", "sync_health")
             for ext in ("csv", "parquet")
         ]
-        + [f"monthly_{label}.xlsx"]
+        + [f"monthly_{label}.xlsx", f"monthly_{label}.html"]
     )  # no temporary file left behind
     volumes = pd.read_csv(folder / f"monthly_volumes_{label}.csv")
     assert volumes["created"].sum() == result["headline"]["tickets created"] > 0
@@ -87,6 +103,24 @@ def test_each_run_leaves_an_artifact_with_the_headline_and_the_files(hub: Path):
     artifact = read_artifact("report-monthly").data
     assert f"| tickets created | {result['headline']['tickets created']} |" in artifact
     assert all(f"`{path}`" in artifact for path in result["files"])
+    page = Path(result["files"][-1])
+    assert f"Open the page: [{page.name}]({page.as_uri()})" in artifact
+
+
+def test_the_html_page_opens_in_headless_chromium_drawn_and_offline(hub: Path, tmp_path: Path):
+    from flows.reports import report_run
+
+    result = report_run("monthly", "2026-01-01", "2026-12-31", str(tmp_path / "out"), config_path=str(hub))
+    (page,) = (Path(path) for path in result["files"] if path.endswith(".html"))
+    seen = open_page(page, tmp_path / "chromium")
+    assert seen.requested[0] == page.as_uri()  # the recording sees the page itself ...
+    assert [url for url in seen.requested if not url.startswith(("file:", "data:", "about:"))] == []  # ... and no more
+    assert seen.svg_count >= 4  # SLA trend, backlog ageing, MTTR by priority, volumes by source
+    pixels = matplotlib.image.imread(io.BytesIO(seen.screenshot), format="png")
+    assert pixels.shape[:2] == (HEIGHT, WIDTH)
+    colours = numpy.unique(pixels.reshape(-1, pixels.shape[2]), axis=0)
+    inked = (pixels[..., :3] < 0.9).any(axis=2).mean()
+    assert len(colours) > 50 and inked > 0.03, (len(colours), inked)  # text, bars and lines, not a blank page
 
 
 def test_filters_and_errors(hub: Path):
