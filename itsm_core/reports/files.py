@@ -15,6 +15,14 @@ from pathlib import Path
 
 import pandas as pd
 
+#: The media type of each kind of file a run writes, for the mail that sends them.
+MEDIA_TYPES = {
+    ".html": "text/html",
+    ".csv": "text/csv",
+    ".xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    ".parquet": "application/vnd.apache.parquet",
+}
+
 
 def _atomic(path: Path, write: Callable[[Path], None]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
