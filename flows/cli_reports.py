@@ -15,12 +15,12 @@ report_app = typer.Typer(help="Reports for analysts: SLA compliance, backlog, vo
 
 @report_app.command("list")
 def report_list(config: ConfigOption = None, as_json: JsonOption = False) -> None:
-    """Every report definition: its reports, period, formats, destination and schedule."""
+    """Every report definition: its reports, period, formats, destination, schedule and who gets the files by mail."""
     hub = _config(config)
     rows = [
         {"name": d.name, "reports": d.reports, "period": d.period, "timezone": d.timezone, "formats": d.formats,
          "destination": str(d.destination),
-         "schedule": f"{d.schedule.cron} ({d.schedule.timezone})" if d.schedule else None}
+         "schedule": f"{d.schedule.cron} ({d.schedule.timezone})" if d.schedule else None, "mail_to": d.mail_to}
         for d in hub.reports.definitions
     ]  # fmt: skip
     if as_json:

@@ -238,6 +238,16 @@ class HubConfig(_Strict):
                 raise ValueError(f"rules.sla.escalations.{escalation.name}: notify an address needs email.smtp")
         return self
 
+    @model_validator(mode="after")
+    def _reports_can_be_mailed(self) -> HubConfig:
+        for index, definition in enumerate(self.reports.definitions):
+            if definition.mail_to and self.email.smtp is None:
+                raise ValueError(
+                    f"reports.definitions[{index}].mail_to: report {definition.name!r} mails its files through "
+                    "email.smtp; configure it"
+                )
+        return self
+
     @field_validator("sources")
     @classmethod
     def _unique_names(cls, sources: list[SourceBase]) -> list[SourceBase]:

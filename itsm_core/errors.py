@@ -92,6 +92,11 @@ class SmtpUnavailable(HubError):
     """The outgoing mail server cannot be reached or refuses the login; the mail stays queued."""
 
 
+class ReportNotMailed(HubError):
+    """A report run wrote its files but could not mail them to the definition's `mail_to`: the files stay where
+    they were written; the message says why and what to check."""
+
+
 # --- linked systems (GLPI now; SAP Solman and webhook targets next) ------------------------------------------------
 
 

@@ -1,9 +1,10 @@
-"""The hub's own mail: acknowledgements rendered from jinja2 templates and sent with smtplib.
+"""The hub's own mail: acknowledgements rendered from jinja2 templates (and reports, with their files attached),
+sent with smtplib.
 
-Every message carries `Auto-Submitted: auto-replied` (RFC 3834) and `X-Auto-Response-Suppress: All`, so
-well-behaved auto-responders do not answer it, and In-Reply-To / References, so the requester's client
-threads it under the original mail and replies come back to the right ticket. `Precedence: bulk` is
-deliberately absent: it is not a standard, and some filters treat it as a mark of spam.
+Every message carries `Auto-Submitted: auto-replied` (RFC 3834; `auto-generated` for reports) and
+`X-Auto-Response-Suppress: All`, so well-behaved auto-responders do not answer it, and In-Reply-To / References,
+so the requester's client threads it under the original mail and replies come back to the right ticket.
+`Precedence: bulk` is deliberately absent: it is not a standard, and some filters treat it as a mark of spam.
 
 Header values are checked for CR/LF (header injection): a model or header that contains one is refused with
 `ValueError`. Neither errors nor logs ever contain the SMTP password.
@@ -46,10 +47,25 @@ _MAX_REFERENCES = 20
 _LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 
+class Attachment(BaseModel):
+    """A file sent with a mail: its name, its bytes and its media type (``text/csv``)."""
+
+    filename: str
+    content: bytes
+    media_type: str = Field(pattern=r"^[\w.+-]+/[\w.+-]+$")
+
+    @field_validator("filename")
+    @classmethod
+    def _filename_one_line(cls, value: str) -> str:
+        return _require_one_line(value, "filename")
+
+
 class OutgoingMail(BaseModel):
     """One message the hub sends. Message IDs are stored without angle brackets (given ones are stripped).
 
     Construction refuses CR/LF in any header value with a `ValueError` (pydantic's `ValidationError`).
+    `auto_submitted` (RFC 3834): ``auto-replied`` for answers to a requester's mail, ``auto-generated`` for mail the
+    hub sends of itself (reports).
     """
 
     to: list[str] = Field(min_length=1)
@@ -59,6 +75,8 @@ class OutgoingMail(BaseModel):
     message_id: str
     in_reply_to: str | None = None
     references: list[str] = Field(default_factory=list)
+    attachments: list[Attachment] = Field(default_factory=list)
+    auto_submitted: Literal["auto-replied", "auto-generated"] = "auto-replied"
 
     @field_validator("to")
     @classmethod
@@ -185,12 +203,15 @@ def to_email_message(mail: OutgoingMail, settings: SmtpConfig) -> EmailMessage:
         message["In-Reply-To"] = f"<{_bare_message_id(mail.in_reply_to)}>"
     if mail.references:
         message["References"] = " ".join(f"<{_bare_message_id(r)}>" for r in mail.references)
-    message["Auto-Submitted"] = "auto-replied"
+    message["Auto-Submitted"] = mail.auto_submitted
     message["X-Auto-Response-Suppress"] = "All"
     message["X-Loop"] = settings.from_address  # a mail that comes back carrying it is the hub's own, looping
     message.set_content(mail.text)
     if mail.html is not None:
         message.add_alternative(mail.html, subtype="html")
+    for attachment in mail.attachments:
+        main, sub = attachment.media_type.split("/")
+        message.add_attachment(attachment.content, maintype=main, subtype=sub, filename=attachment.filename)
     return message
 
 

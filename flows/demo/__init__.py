@@ -76,7 +76,7 @@ reports:                             # `itsm report run demo-month`; the demo wr
     - name: demo-month
       period: month_to_date
       timezone: Europe/Paris
-      formats: [xlsx, csv, parquet]
+      formats: [html, xlsx, csv, parquet]   # html: one page, headline figures and charts first
       destination: reports           # relative to this file
       schedule: {{cron: "0 6 1 * *", timezone: Europe/Paris}}   # `itsm report deploy` on a Prefect server
 """
@@ -153,7 +153,7 @@ def _run_cycle(directory: Path, config_file: Path, glpi: GlpiSimulator, console:
         f"  itsm sla explain T-000001 {c}    how its SLA clock was counted; `itsm sla due` what breaches next\n"
         f"  itsm deadletters list {c}        {waiting} record(s) quarantined, with the reason\n"
         f"  itsm sync status {c}             per source: watermark, lag, outbox, dead letters\n"
-        f"  itsm report run --all {c}        the standard reports again (XLSX, CSV, Parquet in reports/)\n"
+        f"  itsm report run --all {c}        the standard reports again (HTML, XLSX, CSV, Parquet in reports/)\n"
         "  itsm demo                        the cycle again: nothing is imported twice\n"
         "  make serve                       the same data under a Prefect server and worker: the UI on :4200\n"
         "  README.md, 'Operating it with Prefect': a server, a worker, runs and artifacts in the Prefect UI",

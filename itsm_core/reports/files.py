@@ -1,4 +1,5 @@
-"""Writing a report run's tables: a CSV and a Parquet file per report, one XLSX workbook with a sheet per report.
+"""Writing a report run's files: a CSV and a Parquet file per report, one XLSX workbook with a sheet per report, and
+the HTML page (`write_page`).
 
 Each file is written under a temporary name in its folder and renamed into place (atomic on one file system): a
 reader never sees half a file, and a failed run leaves the previous file as it was. Names carry the definition,
@@ -13,6 +14,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
+
+#: The media type of each kind of file a run writes, for the mail that sends them.
+MEDIA_TYPES = {
+    ".html": "text/html",
+    ".csv": "text/csv",
+    ".xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    ".parquet": "application/vnd.apache.parquet",
+}
 
 
 def _atomic(path: Path, write: Callable[[Path], None]) -> Path:
@@ -56,3 +65,8 @@ def write_tables(tables: dict[str, pd.DataFrame], folder: Path, stem: str, forma
 
         written.append(_atomic(folder / f"{stem.replace('_@', '')}.xlsx", workbook))
     return written
+
+
+def write_page(page: str, path: Path) -> Path:
+    """The HTML page of a run (`html.render_page`), written like the tables: atomically."""
+    return _atomic(path, lambda p: p.write_text(page, encoding="utf-8"))

@@ -127,11 +127,16 @@ def backlog(conn: Connection, period: Period, filters: ReportFilters, now: datet
     return wide.sort_values(["priority", "group"]).reset_index(drop=True)
 
 
+def _created_bucket(period: Period) -> tuple[str, ColumnElement[Any]]:
+    """("day" or "month", the label of the period's bucket a ticket was created in), for tickets of the period."""
+    unit, buckets = period.buckets()
+    return unit, case(*[(tickets.c.created_at < end, label) for label, _, end in buckets], else_=buckets[-1][0])
+
+
 def volumes(conn: Connection, period: Period, filters: ReportFilters, now: datetime) -> pd.DataFrame:
     """Per local day of the period (per month for periods over 92 days: the first column is then "month"), source
     type and category: the tickets created."""
-    unit, buckets = period.buckets()
-    bucket = case(*[(tickets.c.created_at < end, label) for label, _, end in buckets], else_=buckets[-1][0])
+    unit, bucket = _created_bucket(period)
     keys = [bucket, tickets.c.source_type, _label(tickets.c.category)]
     query = (
         select(*keys, func.count())
@@ -140,6 +145,25 @@ def volumes(conn: Connection, period: Period, filters: ReportFilters, now: datet
         .order_by(*keys)
     )
     return _frame(conn, query, [unit, "source_type", "category", "created"])
+
+
+def sla_trend(conn: Connection, period: Period, filters: ReportFilters, now: datetime) -> pd.DataFrame:
+    """The SLA compliance over the period, for its chart: per local day (per month for periods over 92 days, as in
+    `volumes`) and metric, the ended clocks of the tickets created then — met, breached — and the compliance, met ÷
+    (met + breached) in percent. Buckets where no clock has ended are left out."""
+    unit, bucket = _created_bucket(period)
+    keys = [bucket, clocks.c.metric]
+    query = (
+        select(*keys, *[func.sum(case((clocks.c.state == s, 1), else_=0)) for s in ("met", "breached")])
+        .join(tickets, tickets.c.id == clocks.c.ticket_id)
+        .where(tickets.c.created_at >= period.start, tickets.c.created_at < period.end,
+               clocks.c.state.in_(("met", "breached")), *_kept(filters))
+        .group_by(*keys)
+        .order_by(*keys)
+    )  # fmt: skip
+    frame = _frame(conn, query, [unit, "metric", "met", "breached"])
+    frame["compliance_pct"] = (100 * frame["met"] / (frame["met"] + frame["breached"])).round(1)
+    return frame
 
 
 def sync_health(conn: Connection, period: Period, filters: ReportFilters, now: datetime) -> pd.DataFrame:

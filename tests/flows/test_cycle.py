@@ -18,6 +18,7 @@ from itsm_core.store import Store
 from itsm_core.store.quarantine import list_dead_letters
 from itsm_core.store.sync_state import get_state
 from itsm_core.store.tickets import count_tickets, list_tickets
+from tests.support.chromium import open_page
 
 pytestmark = [pytest.mark.prefect, pytest.mark.usefixtures("prefect_api")]
 
@@ -193,9 +194,13 @@ def test_demo_twice(tmp_path):
     assert "no new tickets" not in first.getvalue()
     assert "demo-glpi" in first.getvalue() and "pushed: a comment on T-" in first.getvalue()
     assert "demo-glpi" in second.getvalue() and "pushed to GLPI by the first demo run" in second.getvalue()
-    assert "reports (" in first.getvalue() and "13 files in" in first.getvalue()
+    assert "reports (" in first.getvalue() and f"14 files in {tmp_path / 'demo' / 'reports'}" in first.getvalue()
     written = sorted(p.suffix for p in (tmp_path / "demo" / "reports").iterdir())
-    assert written == [".csv"] * 6 + [".parquet"] * 6 + [".xlsx"]  # every standard report in every format
+    assert written == [".csv"] * 6 + [".html"] + [".parquet"] * 6 + [".xlsx"]  # every report in every format
+    (page,) = (tmp_path / "demo" / "reports").glob("*.html")
+    seen = open_page(page, tmp_path / "chromium")
+    assert seen.requested == [page.as_uri()]  # the demo's page opens offline: nothing else is asked for
+    assert seen.svg_count >= 2  # at least the backlog (GLPI's open tickets) and the volumes (the mail of today)
     from flows.demo import DEMO_COMMENT
     from itsm_core.store.tables import CommentRow
 

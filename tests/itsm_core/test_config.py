@@ -67,6 +67,21 @@ def test_config_path_falls_back_to_env_then_cwd(monkeypatch, tmp_path):
         ("reports: {daily: yes}", "reports.daily", "unknown key"),
         ("sources: [{name: a, kind: maildir, path: x}, {name: a, kind: maildir, path: y}]", "sources", "unique"),
         ("sources: [{name: a, kind: maildir, path: x, after_import: move}]", "sources[0]", "move_to"),
+        (
+            "reports: {definitions: [{name: r, mail_to: [boss@example.org]}]}",
+            "reports.definitions[0].mail_to",
+            "report 'r' mails its files through email.smtp; configure it",
+        ),
+        (
+            "reports: {definitions: [{name: r, mail_to: [boss]}]}",
+            "reports.definitions[0].mail_to",
+            "'boss' is not an e-mail address",
+        ),
+        (
+            "reports: {definitions: [{name: r, mail_subject: 'Report {{ nme }}'}]}",
+            "reports.definitions[0].mail_subject",
+            "not a usable jinja2 template: 'nme' is undefined",
+        ),
     ],
 )
 def test_invalid_configs_name_the_key(text, key, fragment):

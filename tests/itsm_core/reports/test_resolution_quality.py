@@ -12,8 +12,8 @@ from datetime import UTC, date, datetime
 import pytest
 from sqlalchemy import insert
 
-from flows.reports import headline
 from itsm_core.reports import queries
+from itsm_core.reports.headline import headline
 from itsm_core.reports.period import between
 from itsm_core.reports.queries import first_contact_resolution, reopen_rate
 from itsm_core.reports.spec import ReportFilters
