@@ -194,9 +194,13 @@ def test_demo_twice(tmp_path):
     assert "no new tickets" not in first.getvalue()
     assert "demo-glpi" in first.getvalue() and "pushed: a comment on T-" in first.getvalue()
     assert "demo-glpi" in second.getvalue() and "pushed to GLPI by the first demo run" in second.getvalue()
-    assert "reports (" in first.getvalue() and f"14 files in {tmp_path / 'demo' / 'reports'}" in first.getvalue()
+    from itsm_core.reports.spec import STANDARD_REPORTS
+
+    reports = len(STANDARD_REPORTS)
+    files = 2 * reports + 2  # a CSV and a Parquet file per report, one workbook, one page
+    assert "reports (" in first.getvalue() and f"{files} files in {tmp_path / 'demo' / 'reports'}" in first.getvalue()
     written = sorted(p.suffix for p in (tmp_path / "demo" / "reports").iterdir())
-    assert written == [".csv"] * 6 + [".html"] + [".parquet"] * 6 + [".xlsx"]  # every report in every format
+    assert written == [".csv"] * reports + [".html"] + [".parquet"] * reports + [".xlsx"]  # every one, every format
     (page,) = (tmp_path / "demo" / "reports").glob("*.html")
     seen = open_page(page, tmp_path / "chromium")
     assert seen.requested == [page.as_uri()]  # the demo's page opens offline: nothing else is asked for
