@@ -205,6 +205,17 @@ def test_demo_twice(tmp_path):
     seen = open_page(page, tmp_path / "chromium")
     assert seen.requested == [page.as_uri()]  # the demo's page opens offline: nothing else is asked for
     assert seen.svg_count >= 2  # at least the backlog (GLPI's open tickets) and the volumes (the mail of today)
+    # An analyst after `make demo`: `itsm report list` shows the schedule, `itsm report run --all` writes it all.
+    from prefect.settings import PREFECT_API_URL
+    from test_cli import itsm
+
+    api = {"PREFECT_API_URL": str(PREFECT_API_URL.value())}
+    demo_config = str(tmp_path / "demo" / "itsm.yaml")
+    listed = itsm("report", "list", "-c", demo_config, cwd=tmp_path, env=api)
+    assert listed.returncode == 0 and "demo-month" in listed.stdout and "0 6 1 * * (Europe/Paris)" in listed.stdout
+    again = itsm("report", "run", "--all", "--out", str(tmp_path / "all"), "-c", demo_config, cwd=tmp_path, env=api)
+    assert again.returncode == 0, again.stderr[-800:]
+    assert sorted(p.suffix for p in (tmp_path / "all").iterdir()) == written
     from flows.demo import DEMO_COMMENT
     from itsm_core.store.tables import CommentRow
 
