@@ -586,13 +586,17 @@ def deadletters_replay(
 
 @email_app.command("import-dir")
 def email_import_dir(
-    directory: Annotated[Path, typer.Argument(help="Folder of .eml files.", exists=True, file_okay=False)],
+    directory: Annotated[
+        Path,
+        typer.Argument(help="Folder of mail files (.eml, .box, none: read by content).", exists=True, file_okay=False),
+    ],
     config: ConfigOption = None,
     source: Annotated[str, typer.Option(help="Source name the messages are recorded under.")] = "email-import",
     as_json: Annotated[bool, typer.Option("--json", help="Print the counts as one JSON line.")] = False,
 ) -> None:
-    """Import every .eml file of DIRECTORY once, with the same rules as a mailbox: replies thread, auto-replies
-    and bounces are ignored, duplicates are recognised, unreadable files are quarantined.
+    """Import every mail file of DIRECTORY once (any name; hidden files skipped), with the same rules as a mailbox:
+    replies thread, auto-replies and bounces are ignored, duplicates are recognised, and a file that is not a
+    message is quarantined with the reason.
 
     Counts: files = tickets_created + comments_added + ignored_autoreply + ignored_bounce + duplicates + quarantined.
     """

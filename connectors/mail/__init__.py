@@ -28,7 +28,7 @@ MAILDIR = ConnectorKind(
     connector=MaildirConnector.configured,
     mappings={"tickets": "email"},
     intake=_mail_intake,
-    description="a drop folder of RFC 5322 messages (Maildir or *.eml)",
+    description="a drop folder of RFC 5322 messages (Maildir, or files of any name)",
 )
 IMAP = ConnectorKind(
     name="imap",

@@ -28,7 +28,8 @@ class MailSourceBase(SourceBase):
 
 
 class MaildirSource(MailSourceBase):
-    """A drop folder of RFC 5322 messages: a Maildir (new/ and cur/) or a plain folder of `.eml` files.
+    """A drop folder of RFC 5322 messages: a Maildir (new/ and cur/) or a plain folder of message files (any name:
+    `.eml`, `.box`, none; `pattern` narrows it, hidden files are skipped).
 
     Each message is landed once per content hash; a message seen before creates nothing. With
     ``after_import: move`` a file is moved to `move_to` only after its ticket is committed.
@@ -36,7 +37,7 @@ class MaildirSource(MailSourceBase):
 
     kind: Literal["maildir"]
     path: Path
-    pattern: str = "*.eml"
+    pattern: str = Field(default="*", description="which files of a plain folder are read (glob); default: all")
     after_import: Literal["keep", "move"] = "keep"
     move_to: Path | None = Field(default=None, description="folder for imported files (after_import: move)")
 

@@ -1,4 +1,9 @@
-"""A drop folder of messages: a Maildir (`new/` and `cur/`) or a plain folder of `.eml` files.
+"""A drop folder of messages: a Maildir (`new/` and `cur/`) or a plain folder of message files.
+
+Files are mail by their content, not their name: `.eml`, `.box`, `.msg.txt` or no extension at all, as mail
+archives and other helpdesks export them (`pattern`, default every file, narrows it). Hidden files (a leading dot:
+`.DS_Store`, a copy still being written as `.name.tmp`) are skipped. A file that is not an RFC 5322 message is
+quarantined with the reason, like any unreadable record.
 
 Incremental contract: every file present is offered on every run, in name order; the store's landing key
 (source, Message-ID, sha256 of the bytes) makes a message seen before a no-op. With `after_import: move` a
@@ -38,7 +43,7 @@ class MaildirConnector(SourceConnector):
         self,
         path: Path,
         *,
-        pattern: str = "*.eml",
+        pattern: str = "*",
         page_size: int = 200,
         move_to: Path | None = None,
         max_message_bytes: int = 25 * 1024 * 1024,
@@ -80,7 +85,7 @@ class MaildirConnector(SourceConnector):
         if self.is_maildir:  # Maildir files have no extension; tmp/ holds deliveries still being written
             found = [p for sub in ("new", "cur") for p in (self.path / sub).iterdir() if p.is_file()]
         else:
-            found = [p for p in self.path.glob(self.pattern) if p.is_file()]
+            found = [p for p in self.path.glob(self.pattern) if p.is_file() and not p.name.startswith(".")]
         return sorted(str(p.relative_to(self.path)) for p in found)
 
     def plan_pages(self, watermark: str | None = None, entity: str = TICKETS) -> Iterator[list[str]]:

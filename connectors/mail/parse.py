@@ -99,7 +99,10 @@ class ParsedMail(BaseModel):
 
 
 def parse_message(raw: bytes) -> ParsedMail:
-    """Parse one message; raises `MailParseError` when the bytes are not an RFC 5322 message."""
+    """Parse one message; raises `MailParseError` when the bytes are not an RFC 5322 message. A leading mbox
+    postmark line ("From sender date", no colon), as one-message `.box`/`.mbox` exports start, is not a header and
+    is left out."""
+    raw = _MBOX_POSTMARK.sub(b"", raw, count=1)
     _check_header_block(raw)
     msg = email.message_from_bytes(raw, policy=_POLICY)
     if not msg.keys():
@@ -130,6 +133,9 @@ def parse_message(raw: bytes) -> ParsedMail:
 
 
 # --- corruption checks -------------------------------------------------------------------------------------
+
+
+_MBOX_POSTMARK = re.compile(rb"\AFrom (?![ \t]*:)[^\r\n]*\r?\n")  # "From " then no colon: not a From: header
 
 
 def _check_header_block(raw: bytes) -> None:

@@ -315,3 +315,26 @@ def test_deadletters_replay_all_of_a_source_replays_each_on_its_own(workdir):
     assert f"dead letter {letters[1]}: still fails" in replay.stderr
     listed = json.loads(itsm("deadletters", "list", "--json", cwd=workdir).stdout)
     assert [d["id"] for d in listed] == [letters[1]]
+
+
+def test_email_import_dir_reads_mail_by_content_whatever_the_file_name(workdir):
+    demo_mail = Path(__file__).resolve().parents[2] / "flows" / "demo" / "mail"
+    folder = workdir / "export"
+    folder.mkdir()
+    (folder / "vpn.eml").write_bytes((demo_mail / "01-vpn-not-connecting.eml").read_bytes())
+    postmark = b"From alice@example.org Thu Dec  3 09:15:02 2026\n"  # a one-message mbox export
+    (folder / "printer.box").write_bytes(postmark + (demo_mail / "02-drucker-2og.eml").read_bytes())
+    (folder / "0000000017").write_bytes((demo_mail / "03-acces-dossier-partage.eml").read_bytes())
+    (folder / "logo.png").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(64))
+    (folder / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1")  # hidden: not offered at all
+    assert itsm("db", "upgrade", cwd=workdir).returncode == 0
+    done = itsm("email", "import-dir", str(folder), "--json", cwd=workdir)
+    assert done.returncode == 0, done.stderr
+    counts = json.loads(done.stdout)
+    assert (counts["files"], counts["tickets_created"], counts["quarantined"]) == (4, 3, 1)
+    letters = json.loads(itsm("deadletters", "list", "--json", cwd=workdir).stdout)
+    assert [letter["reason"] for letter in letters] == [
+        "NUL bytes in the header block: this is binary data, not an RFC 5322 message"
+    ]
+    tickets = json.loads(itsm("tickets", "list", "--json", cwd=workdir).stdout)
+    assert any("Drucker" in ticket["title"] for ticket in tickets)  # the .box message, postmark left out

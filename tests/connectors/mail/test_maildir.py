@@ -31,7 +31,10 @@ def test_plain_folder_pages_in_name_order(tmp_path: Path):
     for i in range(7):
         (tmp_path / f"{i:02d}.eml").write_bytes(mail(f"s{i}", f"<m{i}@x>"))
     (tmp_path / "notes.txt").write_text("not a mail")
-    connector = MaildirConnector(tmp_path, page_size=3)
+    (tmp_path / ".partial.tmp").write_text("a copy still being written")
+    every = list(MaildirConnector(tmp_path, page_size=10).plan_pages())  # by content: notes.txt is offered too
+    assert every == [[*(f"{i:02d}.eml" for i in range(7)), "notes.txt"]]  # hidden files are not
+    connector = MaildirConnector(tmp_path, page_size=3, pattern="*.eml")
     pages = list(connector.plan_pages())
     assert pages == [["00.eml", "01.eml", "02.eml"], ["03.eml", "04.eml", "05.eml"], ["06.eml"]]
     records = connector.fetch_page(pages[0])
