@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,13 @@ from itsm_core.store import Store
 
 PG_URL = os.environ.get("ITSM_TEST_DATABASE_URL")
 REPO = Path(__file__).resolve().parent.parent
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    faults = parser.getgroup("itsm faults", "tests/faults: crash and convergence tests")
+    faults.addoption("--kills", type=int, default=20, help="SIGKILLs per crash-test run (default 20)")
+    faults.addoption("--runs", type=int, default=1, help="crash-test runs, each with its own seed (soaks)")
+    faults.addoption("--fault-seed", type=int, default=20261205, help="the first run's seed (printed on failure)")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -31,6 +39,13 @@ def pytest_configure(config: pytest.Config) -> None:
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
     """A URL to a fresh, empty schema in the test database (dropped afterwards)."""
+    with fresh_postgres_schema() as url:
+        yield url
+
+
+@contextmanager
+def fresh_postgres_schema() -> Iterator[str]:
+    """`postgres_url`, for a test that needs more than one store."""
     if not PG_URL:
         pytest.skip("PostgreSQL tests need ITSM_TEST_DATABASE_URL (a database they may write to)")
     schema = f"t_{uuid.uuid4().hex[:12]}"

@@ -42,6 +42,23 @@ def glpi_config(sim: GlpiSimulator, database_url: str, base_dir: Path, **options
     return parse_config(text, base_dir=base_dir)
 
 
+def pull(config: HubConfig, store: Store, entities: tuple[str, ...] | None = None) -> BatchReport:
+    """One pull of the GLPI source's `entities` (default: all it reads, CIs first), page by page from each entity's
+    committed watermark, with the flow's own page task (`ingest_page.fn`, no Prefect): what `sync-source` does."""
+    runtime = build_runtime(config, config.source(SOURCE), store=store)
+    report = BatchReport()
+    try:
+        for entity in entities or runtime.connector.entities:
+            with store.connect() as conn:
+                watermark = (get_state(conn, SOURCE, entity) or {}).get("watermark")
+            for page in runtime.connector.plan_pages(watermark, entity):
+                page_report, watermark = ingest_page.fn(runtime, entity, page, watermark)
+                report += page_report
+    finally:
+        runtime.connector.close()
+    return report
+
+
 @dataclass
 class GlpiHub:
     sim: GlpiSimulator
@@ -64,14 +81,7 @@ class GlpiHub:
 
     def sync(self) -> BatchReport:
         """One pull of every page, from the committed watermark, as `sync-source` runs it."""
-        runtime = self.runtime()
-        report, watermark = BatchReport(), self.watermark()
-        try:
-            for page in runtime.connector.plan_pages(watermark):
-                page_report, watermark = ingest_page.fn(runtime, ENTITY, page, watermark)
-                report += page_report
-        finally:
-            runtime.connector.close()
+        report = pull(self.config, self.store, entities=(ENTITY,))
         self.reports.append(report)
         return report
 
