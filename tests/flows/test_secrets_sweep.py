@@ -10,11 +10,11 @@ import asyncio
 import json
 import os
 import subprocess
-from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
 from test_cli import ITSM
+from test_imap_cycle import message
 
 from simulators.glpi.simulator import GlpiSimulator
 from tests.support.dovecot import deliver, running_dovecot
@@ -32,16 +32,6 @@ SECRETS = {
 }
 
 
-def request_mail() -> bytes:
-    mail = EmailMessage()
-    mail["From"] = "Ana <ana@northwind.example>"
-    mail["To"] = "helpdesk@northwind.example"
-    mail["Subject"] = "VPN drops every hour"
-    mail["Message-ID"] = "<vpn-1@northwind.example>"
-    mail.set_content("Since Monday the VPN drops every hour.")
-    return bytes(mail)
-
-
 def test_no_secret_reaches_output_store_mail_logs_or_artifacts(tmp_path: Path):
     from prefect.settings import PREFECT_API_URL
 
@@ -51,7 +41,7 @@ def test_no_secret_reaches_output_store_mail_logs_or_artifacts(tmp_path: Path):
                       user_tokens={SECRETS["GLPI_TOKEN"]: "itsm-hub"}) as glpi,
         SmtpSink(credentials=("hub", SECRETS["SMTP_PASSWORD"])) as smtp,
     ):  # fmt: skip
-        deliver(imap, request_mail())
+        deliver(imap, message(1, "VPN drops every hour"))
         (tmp_path / "itsm.yaml").write_text(
             "database_url: sqlite:///store.db\n"
             "sources:\n"
