@@ -80,12 +80,14 @@ class TicketStatus(StrEnum):
 S = TicketStatus
 #: Which status may follow which. Resolved can be reopened (to any open status: GLPI sends it back to new or
 #: assigned when the requester answers) until it is closed; closed and cancelled are final — a new request after
-#: closure is a new ticket, as in ITIL.
+#: closure is a new ticket, as in ITIL. Any open status may go back to new: GLPI does so when the requester
+#: answers a pending ticket nobody is assigned to, or the last assignee is removed (found by
+#: tests/faults/test_convergence.py: refusing it left the two sides apart for good).
 STATUS_TRANSITIONS: dict[TicketStatus, frozenset[TicketStatus]] = {
     S.NEW: frozenset({S.ASSIGNED, S.IN_PROGRESS, S.PENDING, S.RESOLVED, S.CANCELLED}),
     S.ASSIGNED: frozenset({S.NEW, S.IN_PROGRESS, S.PENDING, S.RESOLVED, S.CANCELLED}),
-    S.IN_PROGRESS: frozenset({S.ASSIGNED, S.PENDING, S.RESOLVED, S.CANCELLED}),
-    S.PENDING: frozenset({S.ASSIGNED, S.IN_PROGRESS, S.RESOLVED, S.CANCELLED}),
+    S.IN_PROGRESS: frozenset({S.NEW, S.ASSIGNED, S.PENDING, S.RESOLVED, S.CANCELLED}),
+    S.PENDING: frozenset({S.NEW, S.ASSIGNED, S.IN_PROGRESS, S.RESOLVED, S.CANCELLED}),
     S.RESOLVED: frozenset({S.NEW, S.ASSIGNED, S.IN_PROGRESS, S.PENDING, S.CLOSED}),
     S.CLOSED: frozenset(),
     S.CANCELLED: frozenset(),

@@ -22,6 +22,8 @@ def test_every_status_has_a_transition_entry():
         ("resolved", "in_progress"),
         ("resolved", "assigned"),  # reopened in GLPI by the requester's answer
         ("resolved", "new"),
+        ("pending", "new"),  # GLPI: the requester answers a pending ticket nobody is assigned to
+        ("in_progress", "new"),  # GLPI: its last assignee removed
         ("resolved", "closed"),
         ("new", "cancelled"),
         ("closed", "closed"),
@@ -38,7 +40,7 @@ def test_allowed_transitions_pass(current, requested):
         ("cancelled", "new"),
         ("new", "closed"),
         ("resolved", "cancelled"),
-        ("in_progress", "new"),
+        ("closed", "new"),
     ],
 )
 def test_refused_transitions_name_what_is_allowed(current, requested):
