@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from imapclient import IMAPClient
+from imapclient.exceptions import LoginError
 
 from tests.support.net import free_port, wait_for_port
 
@@ -202,10 +203,25 @@ def auth_unavailable_left(server: ImapServer) -> int:
     return int(counter.read_text()) if counter.exists() else 0
 
 
+def logged_in(host: str, port: int, user: str, password: str) -> IMAPClient:
+    """A plain IMAP client logged in as `user`. The password check runs a small script per login: on a loaded
+    machine Dovecot may answer [UNAVAILABLE] (temporary) — the hub's connector retries that, and so does this."""
+    client = IMAPClient(host, port=port, ssl=False)
+    for attempt in range(5):
+        try:
+            client.login(user, password)
+            return client
+        except LoginError as exc:
+            if "UNAVAILABLE" not in str(exc) or attempt == 4:
+                client.shutdown()
+                raise
+            time.sleep(0.5 * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
 def deliver(server: ImapServer, *messages: bytes, user: str = "helpdesk", folder: str = "INBOX") -> None:
     """APPEND `messages` (raw RFC 5322 bytes) to `user`'s `folder`, logging in with the user's password."""
-    with IMAPClient(server.host, port=server.port, ssl=False) as client:
-        client.login(user, server.users[user])
+    with logged_in(server.host, server.port, user, server.users[user]) as client:
         for raw in messages:
             client.append(folder, raw)
 

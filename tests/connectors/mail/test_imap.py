@@ -18,6 +18,7 @@ from tests.support.dovecot import (
     ImapServer,
     auth_unavailable,
     auth_unavailable_left,
+    logged_in,
     running_dovecot,
     source_settings,
 )
@@ -41,9 +42,7 @@ def dovecot(tmp_path_factory):
 
 
 def imap(dovecot: ImapServer, user: str = "helpdesk") -> IMAPClient:
-    client = IMAPClient(dovecot.host, port=dovecot.port, ssl=False)
-    client.login(user, PASSWORD)
-    return client
+    return logged_in(dovecot.host, dovecot.port, user, PASSWORD)
 
 
 @pytest.fixture
