@@ -124,6 +124,7 @@ def _run_cycle(directory: Path, config_file: Path, glpi: GlpiSimulator, console:
     console.print(f"cycle finished in {elapsed:.1f} s", highlight=False)
     _show_push(store, config_file, glpi, console)
     _show_sla(config_file, console)
+    _show_solution(store, config_file, console)
     _show_reports(config_file, console)
 
     with store.connect() as conn:
@@ -174,6 +175,49 @@ def _show_sla(config_file: Path, console: Console) -> None:
         "escalation(s) fired this run (each fires once per ticket; GLPI's generated tickets are weeks old)",
         highlight=False,
     )
+
+
+DEMO_SOLUTION = "Replaced the faulty network cable (the demo's solution, pushed to GLPI)."
+
+
+def _show_solution(store: Store, config_file: Path, console: Console) -> None:
+    """A person resolves a GLPI ticket in the hub with a solution: GLPI gets it with the push, its SLA clock stops
+    (and the reports have a time to resolve to show). Once: a second demo run finds it done."""
+    from sqlalchemy import Connection, select
+
+    from flows.push import push_outbox
+    from flows.runtime import change_ticket, load_hub_config
+    from flows.sla import sla_check
+    from itsm_core.models import Comment, TicketStatus
+    from itsm_core.store.comments import add_comments
+    from itsm_core.store.tables import CommentRow, ExternalRefRow, SlaClockRow
+    from itsm_core.store.tickets import change_status, format_ticket_id
+
+    body = f"Solution:\n{DEMO_SOLUTION}"
+    with store.connect() as conn:
+        if conn.execute(select(CommentRow.id).where(CommentRow.body == body)).first() is not None:
+            return  # resolved by the first demo run
+        running = (
+            select(SlaClockRow.ticket_id)
+            .join(ExternalRefRow, ExternalRefRow.ticket_id == SlaClockRow.ticket_id)
+            .where(ExternalRefRow.system == "demo-glpi", SlaClockRow.metric == "resolution",
+                   SlaClockRow.state == "running")
+            .order_by(SlaClockRow.ticket_id)
+        )  # fmt: skip
+        ticket_id = conn.execute(running.limit(1)).scalar()
+    if ticket_id is None:
+        return
+
+    def resolve(conn: Connection, ticket: int) -> tuple[frozenset[str], tuple[int, ...]]:
+        added = tuple(add_comments(conn, [(ticket, Comment(body=body, author="demo@itsm-hub", public=True))]))
+        changed = change_status(conn, ticket, TicketStatus.RESOLVED, "user:demo")
+        return (frozenset({"status"}) if changed else frozenset()), added
+
+    change_ticket(load_hub_config(str(config_file)), store, ticket_id, resolve)
+    push_outbox(config_path=str(config_file))
+    sla_check(config_path=str(config_file))
+    console.print(f"resolved {format_ticket_id(ticket_id)} with a solution, pushed to GLPI; its SLA clock stopped",
+                  highlight=False)  # fmt: skip
 
 
 def _show_reports(config_file: Path, console: Console) -> None:

@@ -18,7 +18,7 @@ from itsm_core.store import Store
 from itsm_core.store.quarantine import list_dead_letters
 from itsm_core.store.sync_state import get_state
 from itsm_core.store.tickets import count_tickets, list_tickets
-from tests.support.chromium import open_page
+from tests.support.chromium import drawn, open_page
 
 pytestmark = [pytest.mark.prefect, pytest.mark.usefixtures("prefect_api")]
 
@@ -204,7 +204,9 @@ def test_demo_twice(tmp_path):
     (page,) = (tmp_path / "demo" / "reports").glob("*.html")
     seen = open_page(page, tmp_path / "chromium")
     assert seen.requested == [page.as_uri()]  # the demo's page opens offline: nothing else is asked for
-    assert seen.svg_count >= 2  # at least the backlog (GLPI's open tickets) and the volumes (the mail of today)
+    assert seen.svg_count >= 4  # SLA compliance, backlog, time to resolve (the demo's solution), volumes
+    colours, inked = drawn(seen.screenshot)
+    assert colours > 50 and inked > 0.03, (colours, inked)  # not a blank page
     # An analyst after `make demo`: `itsm report list` shows the schedule, `itsm report run --all` writes it all.
     from prefect.settings import PREFECT_API_URL
     from test_cli import itsm

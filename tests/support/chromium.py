@@ -10,6 +10,7 @@ Chromium must be installed (`.ci/run` installs it): without it the caller fails,
 from __future__ import annotations
 
 import base64
+import io
 import json
 import shutil
 import subprocess
@@ -106,3 +107,15 @@ def _visit(devtools: _DevTools, page: Path) -> PageSeen:
     sent = [e for e in devtools.events if e.get("method") == "Network.requestWillBeSent"]
     requested = [e["params"]["request"]["url"] for e in sent]
     return PageSeen(requested, int(count["result"]["value"]), base64.b64decode(shot["data"]))
+
+
+def drawn(screenshot: bytes) -> tuple[int, float]:
+    """How much a screenshot shows: its distinct colours and the share of pixels not (near) white. A blank page
+    has one colour and no ink; a report page with text, bars and lines has hundreds and a few percent."""
+    import matplotlib.image
+    import numpy
+
+    pixels = matplotlib.image.imread(io.BytesIO(screenshot), format="png")
+    assert pixels.shape[:2] == (HEIGHT, WIDTH)
+    colours = numpy.unique(pixels.reshape(-1, pixels.shape[2]), axis=0)
+    return len(colours), float((pixels[..., :3] < 0.9).any(axis=2).mean())
