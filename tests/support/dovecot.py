@@ -18,6 +18,7 @@ import os
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -130,14 +131,16 @@ def start_dovecot(
         import pytest
 
         pytest.skip(message)
-    for folder in (base, base / "run", base / "state", base / "mail", base / "home"):
-        folder.mkdir(parents=True, exist_ok=True)
-    # every parent must be traversable by the dovecot user; mail folders must be its own
-    node = base
-    while node != node.parent:
-        if node.exists():
-            os.chmod(node, os.stat(node).st_mode | 0o755)
-        node = node.parent
+    # Dovecot's own users must traverse to its folders. pytest's temp root is private (0700) and another pytest
+    # session starting meanwhile makes it private again, so the server lives in a /tmp folder of its own, and
+    # `base` (what the test sees) links to it.
+    base.parent.mkdir(parents=True, exist_ok=True)
+    home = Path(tempfile.mkdtemp(prefix="itsm-dovecot-"))
+    home.chmod(0o755)
+    base.symlink_to(home, target_is_directory=True)
+    base = home
+    for folder in (base / "run", base / "state", base / "mail", base / "home"):
+        folder.mkdir()
     port, ssl_port = free_port(), free_port() if certificate else None
     gate = base / "auth-gate"  # checkpassword: exit 111 is "temporary failure", 1 is "not me, ask the next passdb"
     gate.write_text(AUTH_GATE.format(counter=base / "auth-unavailable"))
@@ -167,12 +170,14 @@ def start_dovecot(
 
 
 def stop_dovecot(server: ImapServer) -> None:
+    """Stop the server and remove its folder (the test's `base` link is left dangling)."""
     pid_file = server.base / "run" / "master.pid"
     if pid_file.exists():
         os.kill(int(pid_file.read_text().strip()), signal.SIGTERM)
         deadline = time.monotonic() + 10
         while pid_file.exists() and time.monotonic() < deadline:
             time.sleep(0.05)
+    shutil.rmtree(server.base, ignore_errors=True)
 
 
 @contextmanager
