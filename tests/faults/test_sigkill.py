@@ -1,6 +1,7 @@
-"""Kill -9 at random points: a GLPI pull of a few thousand tickets (and their CIs) in a process of its own,
-SIGKILLed at `--kills` random instants (seeded; the seed is in the failure message) and started again each time
-until a run completes, ends with the same store as an uninterrupted pull of the same GLPI into a second database.
+"""Kill -9 at random points: a pull in a process of its own — a GLPI of a few thousand tickets (and their CIs), and
+a Dovecot mailbox of a few hundred mails — SIGKILLed at `--kills` random instants (seeded; the seed is in the
+failure message) and started again each time until a run completes, ends with the same store as an uninterrupted
+pull of the same upstream into a second database.
 
 Compared by content, not counts: tickets, comments, external references, CI and CI links, attachments, audit rows,
 watermarks and the outbox, each row keyed by the upstream's ids (the hub's own ids and clock differ from run to
@@ -19,16 +20,19 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import Connection, func, select
 
+from itsm_core.config import HubConfig, parse_config
 from itsm_core.store import Store
 from itsm_core.store.tables import Base
 from simulators.glpi.simulator import GlpiSimulator
 from tests.conftest import fresh_postgres_schema
+from tests.support.dovecot import ImapServer, deliver, running_dovecot, source_settings
 from tests.support.glpi import glpi_config, pull
 
 pytestmark = pytest.mark.postgres
@@ -42,9 +46,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("seed", [first + n for n in range(runs)])
 
 
-def test_a_pull_killed_at_random_points_ends_equal_to_an_uninterrupted_one(tmp_path, seed, request):
+def test_a_glpi_pull_killed_at_random_points_ends_equal_to_an_uninterrupted_one(tmp_path, seed, request):
     kills_wanted = request.config.getoption("--kills")
-    chance = random.Random(seed)
     with (
         GlpiSimulator(tickets=TICKETS, seed=seed % 1000) as sim,
         fresh_postgres_schema() as killed_url,
@@ -63,53 +66,140 @@ def test_a_pull_killed_at_random_points_ends_equal_to_an_uninterrupted_one(tmp_p
         glpi_config(sim, killed_url, killed_dir, **options)
         killed = Store(killed_url)
         killed.upgrade()
-        landed_at_kill: list[int] = []
-        runs = 0
-        while True:
-            runs += 1
-            assert runs < kills_wanted + 20, f"seed {seed}: the pull never completed"
-            child = _start(killed_dir / "itsm.yaml")
-            # Up to the uninterrupted pull's time, plus the interpreter's start: the first kills land mid-pull,
-            # later ones (less and less is left) in the restarts' no-op tails, from the start of a run to its end.
-            deadline = time.monotonic() + chance.uniform(0.2, 2.0 + pull_seconds)
-            while child.poll() is None and time.monotonic() < deadline:
-                time.sleep(0.01)
-            if child.poll() is None and len(landed_at_kill) < kills_wanted:
-                os.kill(child.pid, signal.SIGKILL)
-                child.wait(30)
-                landed_at_kill.append(_count(killed, "inbound_records"))
-                continue
-            code = child.wait(600)
-            assert code == 0, f"seed {seed}: a run exited {code}: {child.stderr.read() if child.stderr else ''}"
-            if len(landed_at_kill) >= kills_wanted:
-                break
-        mid_pull = sum(1 for landed in landed_at_kill if landed < _count(reference, "inbound_records"))
-        print(f"seed {seed}: {len(landed_at_kill)} kills ({mid_pull} mid-pull), {runs} runs, records landed at "
-              f"each kill: {landed_at_kill}")  # fmt: skip
-        assert mid_pull >= kills_wanted // 4, f"seed {seed}: only {mid_pull} kills landed before the pull was done"
+        _kill_until_done(killed_dir / "itsm.yaml", "glpi", killed, reference, pull_seconds, seed, kills_wanted)
 
-        expected, found = _snapshot(reference), _snapshot(killed)
-        print(f"seed {seed}: rows compared: " + ", ".join(f"{t} {sum(rows.values())}" for t, rows in expected.items()))
-        for table in expected:
-            missing, extra = expected[table] - found[table], found[table] - expected[table]
-            assert not missing and not extra, (
-                f"seed {seed}: {table} differs after {len(landed_at_kill)} kills: lost {_first(missing)}, "
-                f"extra (duplicated or wrong) {_first(extra)}"
-            )
-        assert sum(expected["tickets"].values()) == TICKETS  # the trashed ones included: every one of them, once
+        _assert_same(_snapshot(reference), _snapshot(killed), seed)
+        # the trashed ones included: every one of them, once
+        assert sum(_snapshot(reference)["tickets"].values()) == TICKETS
         reference.dispose()
         killed.dispose()
 
 
-def _start(config: Path) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "tests.faults.pull_child", str(config)],
-        cwd=REPO,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+def test_a_mail_import_killed_at_random_points_ends_equal_to_an_uninterrupted_one(tmp_path, seed, request):
+    """The same, for an IMAP source: two Dovecot users hold the same mails in the same order (so the same UIDs);
+    one is pulled without a break, the other killed and restarted. Pages of 2 mails, so kills land mid-page,
+    between a page's commit and its \\Seen flags, and between pages."""
+    kills_wanted = request.config.getoption("--kills")
+    mails = _mail_corpus(random.Random(seed))
+    with (
+        running_dovecot(tmp_path / "dovecot", {"reference": "pw-r", "killed": "pw-k"}) as server,
+        fresh_postgres_schema() as killed_url,
+        fresh_postgres_schema() as reference_url,
+    ):
+        for user in ("reference", "killed"):
+            deliver(server, *mails, user=user)
+        reference, killed = Store(reference_url), Store(killed_url)
+        for store in (reference, killed):
+            store.upgrade()
+        started = time.monotonic()
+        pull(_mail_config(server, "reference", reference_url, tmp_path / "reference"), reference, source="helpdesk")
+        pull_seconds = time.monotonic() - started
+        _mail_config(server, "killed", killed_url, tmp_path / "killed")
+        _kill_until_done(
+            tmp_path / "killed" / "itsm.yaml", "helpdesk", killed, reference, pull_seconds, seed, kills_wanted
+        )
+
+        expected = _snapshot(reference)
+        _assert_same(expected, _snapshot(killed), seed)
+        assert sum(expected["inbound_records"].values()) == len(mails)  # every mail landed, once
+        assert sum(expected["comments"].values()) >= 40  # the replies threaded onto their tickets
+        reference.dispose()
+        killed.dispose()
+
+
+def _mail_corpus(chance: random.Random) -> list[bytes]:
+    """160 requests (one in five with a PDF) and 10 auto-replies in a random order, and 40 replies by In-Reply-To,
+    each somewhere after the request it answers."""
+
+    def mail(i: int, subject: str, attach: bool = False, **headers: str) -> bytes:
+        m = EmailMessage()
+        m["From"] = f"Person {i % 23} <person{i % 23}@northwind.example>"
+        m["To"] = "helpdesk@northwind.example"
+        m["Subject"] = subject
+        m["Message-ID"] = f"<crash{i}@northwind.example>"
+        m["Date"] = f"Mon, 02 Nov 2026 {8 + i // 60 % 10:02d}:{i % 60:02d}:00 +0100"
+        for name, value in headers.items():
+            m[name.replace("_", "-")] = value
+        m.set_content(f"Mail {i}: the printer on floor {i % 7} jams.\n")
+        if attach:
+            m.add_attachment(b"%PDF-1.4 " + bytes([i % 256]) * 2000, "application", "pdf", filename=f"scan-{i}.pdf")
+        return bytes(m)
+
+    requests = [mail(i, f"Printer {i} jams", attach=i % 5 == 0) for i in range(160)]
+    mails = requests + [mail(300 + i, "Out of office", Auto_Submitted="auto-replied") for i in range(10)]
+    chance.shuffle(mails)
+    for i in range(40):
+        after = mails.index(requests[i])
+        reply = mail(200 + i, f"Re: Printer {i} jams", In_Reply_To=f"<crash{i}@northwind.example>")
+        mails.insert(chance.randint(after + 1, len(mails)), reply)
+    return mails
+
+
+def _mail_config(server: ImapServer, user: str, database_url: str, base_dir: Path) -> HubConfig:
+    """A hub with one IMAP source named ``helpdesk`` reading `user`'s INBOX, 2 mails a page."""
+    base_dir.mkdir()
+    source = json.dumps(source_settings(server, user=user, page_size=2))
+    text = f"database_url: '{database_url}'\nsources: [{source}]\n"
+    (base_dir / "itsm.yaml").write_text(text, encoding="utf-8")
+    return parse_config(text, base_dir=base_dir)
+
+
+def _kill_until_done(
+    config: Path,
+    source: str,
+    killed: Store,
+    reference: Store,
+    pull_seconds: float,
+    seed: int,
+    kills_wanted: int,
+) -> None:
+    """Start the pull of `source` in a child; SIGKILL it at a random instant after it says ``pulling``, within half
+    the time the work left should take (the uninterrupted pull's time × the share of records not landed yet; at
+    least half a second: once all is landed, kills fall in the restarts' no-op tails); again until `kills_wanted`
+    kills are done and a run then completes."""
+    chance = random.Random(seed)
+    total = _count(reference, "inbound_records")
+    landed_at_kill: list[int] = []
+    runs = 0
+    while True:
+        runs += 1
+        assert runs < 3 * kills_wanted + 20, f"seed {seed}: the pull never completed"
+        child = subprocess.Popen(
+            [sys.executable, "-m", "tests.faults.pull_child", str(config), source],
+            cwd=REPO,
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert child.stdout is not None
+        child.stdout.readline()  # "pulling", or "" if it died first (its exit code tells)
+        left = 1 - _count(killed, "inbound_records") / total
+        deadline = time.monotonic() + chance.uniform(0, max(0.5, pull_seconds * left / 2))
+        while child.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.005)
+        if child.poll() is None and len(landed_at_kill) < kills_wanted:
+            os.kill(child.pid, signal.SIGKILL)
+            child.wait(30)
+            landed_at_kill.append(_count(killed, "inbound_records"))
+            continue
+        code = child.wait(600)
+        assert code == 0, f"seed {seed}: a run exited {code}: {child.stderr.read() if child.stderr else ''}"
+        if len(landed_at_kill) >= kills_wanted:
+            break
+    mid_pull = sum(1 for landed in landed_at_kill if landed < total)
+    print(f"seed {seed}: {len(landed_at_kill)} kills ({mid_pull} mid-pull), {runs} runs, records landed at "
+          f"each kill: {landed_at_kill}")  # fmt: skip
+    assert mid_pull >= kills_wanted // 4, f"seed {seed}: only {mid_pull} kills landed before the pull was done"
+
+
+def _assert_same(expected: dict[str, Counter[tuple[Any, ...]]], found: dict[str, Counter[tuple[Any, ...]]], seed: int):
+    print(f"seed {seed}: rows compared: " + ", ".join(f"{t} {sum(rows.values())}" for t, rows in expected.items()))
+    for table in expected:
+        missing, extra = expected[table] - found[table], found[table] - expected[table]
+        assert not missing and not extra, (
+            f"seed {seed}: {table} differs: lost {_first(missing)}, extra (duplicated or wrong) {_first(extra)}"
+        )
 
 
 def _count(store: Store, table: str) -> int:
@@ -147,8 +237,17 @@ def _snapshot(store: Store) -> dict[str, Counter[tuple[Any, ...]]]:
         return {
             "tickets": whole("tickets", ticket),
             "configuration_items": whole("configuration_items", ci),
-            "comments": table(
-                "comments", lambda r: ticket.get(r["ticket_id"]), "public", "author", "body", "origin", "created_at"
+            # a comment's time is the upstream's where it has an upstream id (a followup), else the hub's clock
+            "comments": Counter(
+                (
+                    ticket.get(r["ticket_id"]),
+                    r["public"],
+                    r["author"],
+                    r["body"],
+                    r["origin"],
+                    r["created_at"] if r["id"] in comment else None,
+                )
+                for r in _rows(conn, "comments")
             ),
             "comment_refs": table("comment_refs", lambda r: r["system"], "external_id"),
             "external_refs": table(
@@ -173,7 +272,9 @@ def _snapshot(store: Store) -> dict[str, Counter[tuple[Any, ...]]]:
             "audit_events": table(
                 "audit_events", audited, "entity", "field", "old_value", "new_value", "actor", "source", "detail"
             ),
-            "sync_state": table("sync_state", lambda r: (r["source"], r["entity"]), "watermark"),
+            "sync_state": Counter(
+                (r["source"], r["entity"], _position(r["watermark"])) for r in _rows(conn, "sync_state")
+            ),
             "outbox": table("outbox", lambda r: ticket.get(r["ticket_id"]), "target_system", "fields", "state"),
             "dead_letters": table("dead_letters", lambda r: (r["source"], r["external_id"]), "reason"),
             "inbound_records": table(
@@ -191,3 +292,15 @@ def _plain(value: Any) -> Any:
     if isinstance(value, dict | list):
         return json.dumps(value, sort_keys=True, default=str)
     return value
+
+
+def _position(watermark: str | None) -> Any:
+    """A mailbox watermark without what differs between two mailboxes of equal content (their UIDVALIDITY, and
+    the HIGHESTMODSEQ their \\Seen flags moved); any other watermark as it is."""
+    try:
+        folders = json.loads(watermark or "")
+    except ValueError:
+        return watermark
+    if isinstance(folders, dict) and all(isinstance(f, dict) and "last_uid" in f for f in folders.values()):
+        return tuple(sorted((name, f["last_uid"]) for name, f in folders.items()))
+    return watermark

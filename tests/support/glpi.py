@@ -42,15 +42,15 @@ def glpi_config(sim: GlpiSimulator, database_url: str, base_dir: Path, **options
     return parse_config(text, base_dir=base_dir)
 
 
-def pull(config: HubConfig, store: Store, entities: tuple[str, ...] | None = None) -> BatchReport:
-    """One pull of the GLPI source's `entities` (default: all it reads, CIs first), page by page from each entity's
+def pull(config: HubConfig, store: Store, entities: tuple[str, ...] | None = None, source: str = SOURCE) -> BatchReport:
+    """One pull of `source`'s `entities` (default: all it reads, CIs first), page by page from each entity's
     committed watermark, with the flow's own page task (`ingest_page.fn`, no Prefect): what `sync-source` does."""
-    runtime = build_runtime(config, config.source(SOURCE), store=store)
+    runtime = build_runtime(config, config.source(source), store=store)
     report = BatchReport()
     try:
         for entity in entities or runtime.connector.entities:
             with store.connect() as conn:
-                watermark = (get_state(conn, SOURCE, entity) or {}).get("watermark")
+                watermark = (get_state(conn, source, entity) or {}).get("watermark")
             for page in runtime.connector.plan_pages(watermark, entity):
                 page_report, watermark = ingest_page.fn(runtime, entity, page, watermark)
                 report += page_report
