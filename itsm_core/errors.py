@@ -199,3 +199,11 @@ class UpstreamRejected(UpstreamError):
 def failure_text(exc: BaseException) -> str:
     """One line for a run that failed: the hub's own errors already read as sentences; anything else is named."""
     return str(exc) if isinstance(exc, HubError) else f"{type(exc).__name__}: {exc}"
+
+
+def over_cap(what: str, size: int | None, key: str, limit: int) -> str:
+    """How the hub says it left something out for its size, the same for every cap: ``attachment big.log (5000
+    bytes) left out: over max_attachment_bytes (1024)``. An unknown `size` (reading stopped at the cap) reads
+    "more than `limit` bytes". Callers add what to do next."""
+    said = f"{size} bytes" if size is not None else f"more than {limit} bytes"
+    return f"{what} ({said}) left out: over {key} ({limit})"
