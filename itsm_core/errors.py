@@ -92,6 +92,20 @@ class SmtpUnavailable(HubError):
     """The outgoing mail server cannot be reached or refuses the login; the mail stays queued."""
 
 
+class FileTooLarge(HubError):
+    """A file from a linked system (a GLPI document) is larger than the source's cap, so it was not downloaded:
+    the hub did not start reading when the declared size (Content-Length) was already over the cap, and otherwise
+    stopped as soon as the body passed it. The caller leaves the file out and says so (`over_cap`).
+
+    `size` is the file's size in bytes when it is known, None when reading stopped at the cap; `limit` is the cap.
+    """
+
+    def __init__(self, message: str, *, size: int | None, limit: int) -> None:
+        super().__init__(message)
+        self.size = size
+        self.limit = limit
+
+
 class ReportNotMailed(HubError):
     """A report run wrote its files but could not mail them to the definition's `mail_to`: the files stay where
     they were written; the message says why and what to check."""
