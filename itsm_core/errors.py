@@ -92,6 +92,20 @@ class SmtpUnavailable(HubError):
     """The outgoing mail server cannot be reached or refuses the login; the mail stays queued."""
 
 
+class FileTooLarge(HubError):
+    """A file from a linked system (a GLPI document) is larger than the source's cap, so it was not downloaded:
+    the hub did not start reading when the declared size (Content-Length) was already over the cap, and otherwise
+    stopped as soon as the body passed it. The caller leaves the file out and says so (`over_cap`).
+
+    `size` is the file's size in bytes when it is known, None when reading stopped at the cap; `limit` is the cap.
+    """
+
+    def __init__(self, message: str, *, size: int | None, limit: int) -> None:
+        super().__init__(message)
+        self.size = size
+        self.limit = limit
+
+
 class ReportNotMailed(HubError):
     """A report run wrote its files but could not mail them to the definition's `mail_to`: the files stay where
     they were written; the message says why and what to check."""
@@ -199,3 +213,11 @@ class UpstreamRejected(UpstreamError):
 def failure_text(exc: BaseException) -> str:
     """One line for a run that failed: the hub's own errors already read as sentences; anything else is named."""
     return str(exc) if isinstance(exc, HubError) else f"{type(exc).__name__}: {exc}"
+
+
+def over_cap(what: str, size: int | None, key: str, limit: int) -> str:
+    """How the hub says it left something out for its size, the same for every cap: ``attachment big.log (5000
+    bytes) left out: over max_attachment_bytes (1024)``. An unknown `size` (reading stopped at the cap) reads
+    "more than `limit` bytes". Callers add what to do next."""
+    said = f"{size} bytes" if size is not None else f"more than {limit} bytes"
+    return f"{what} ({said}) left out: over {key} ({limit})"

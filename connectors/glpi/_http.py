@@ -1,7 +1,8 @@
 """Wire-level helpers of the GLPI client: query encoding, answers, error mapping, retry signals. Private.
 
-Nothing here does I/O; `client.py` composes these into requests. Everything is a pure function of what GLPI
-sent (or of what the caller asked), so each trap of the legacy API is handled, and tested, in one place.
+Nothing here does I/O of its own (`cap_body` only wraps a response's stream); `client.py` composes these into
+requests. Everything else is a pure function of what GLPI sent (or of what the caller asked), so each trap of the
+legacy API is handled, and tested, in one place.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import json
 import math
 import re
 import ssl
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -171,6 +172,58 @@ def content_range_total(headers: httpx.Headers) -> int | None:
     """
     match = _CONTENT_RANGE.match(headers.get("content-range", ""))
     return int(match.group(1)) if match else None
+
+
+def content_length(headers: httpx.Headers) -> int | None:
+    """``Content-Length`` as a number of bytes; None when absent or unreadable (then only reading tells)."""
+    value = headers.get("content-length", "").strip()
+    return int(value) if value.isdigit() else None
+
+
+def cap_body(response: httpx.Response, limit: int) -> None:
+    """Make a streamed `response` give up its body past `limit` bytes, so it is never held whole.
+
+    Raises `BodyTooLarge` at once when ``Content-Length`` already says more (nothing is read); otherwise reading
+    the body (`response.read()`) raises it as soon as more than `limit` bytes have come, holding at most `limit`
+    plus one chunk. Bytes are counted as sent: the client asks for files uncompressed (``Accept-Encoding:
+    identity``), so they are the file's.
+    """
+    declared = content_length(response.headers)
+    if declared is not None and declared > limit:
+        raise BodyTooLarge(declared)
+    response.stream = _CappedStream(response.stream, limit)
+
+
+class BodyTooLarge(Exception):
+    """A response body passed the caller's cap (raised inside the exchange; never retried: it would not shrink).
+
+    `size` is the body's declared size when the server sent ``Content-Length``, else None.
+    """
+
+    def __init__(self, size: int | None) -> None:
+        super().__init__(f"body of {size if size is not None else 'unknown size'} bytes over the cap")
+        self.size = size
+
+
+class _CappedStream(httpx.SyncByteStream):
+    """A body stream that raises `BodyTooLarge` once more than `limit` bytes have come through it."""
+
+    def __init__(self, stream: httpx.SyncByteStream | httpx.AsyncByteStream, limit: int) -> None:
+        if not isinstance(stream, httpx.SyncByteStream):
+            raise TypeError("cap_body needs a response of a sync client")
+        self._stream = stream
+        self._limit = limit
+
+    def __iter__(self) -> Iterator[bytes]:
+        received = 0
+        for chunk in self._stream:
+            received += len(chunk)
+            if received > self._limit:
+                raise BodyTooLarge(None)
+            yield chunk
+
+    def close(self) -> None:
+        self._stream.close()
 
 
 def retry_after_seconds(headers: httpx.Headers) -> float | None:

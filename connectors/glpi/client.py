@@ -39,9 +39,11 @@ import tenacity
 
 from connectors.glpi._http import (
     NOT_AN_API,
+    BodyTooLarge,
     QueryPairs,
     Reply,
     Retryable,
+    cap_body,
     content_range_total,
     error_class,
     php_params,
@@ -51,12 +53,14 @@ from connectors.glpi._http import (
     tls_untrusted,
 )
 from itsm_core.errors import (
+    FileTooLarge,
     UpstreamAuthError,
     UpstreamError,
     UpstreamForbidden,
     UpstreamNotFound,
     UpstreamRejected,
     UpstreamUnavailable,
+    over_cap,
 )
 
 log = logging.getLogger("itsm.connectors.glpi")
@@ -627,12 +631,26 @@ class GlpiClient:
             items.extend(reply.body)
         return FetchedItems(items=items, missing=missing, forbidden=forbidden)
 
-    def download(self, document_id: int) -> Download:
+    def download(self, document_id: int, max_bytes: int | None = None) -> Download:
         """A document's file: `GET /Document/:id` with ``Accept: application/octet-stream``.
 
-        Raises `UpstreamNotFound` (purged) or `UpstreamForbidden` (the account may not read documents) like `get_item`.
+        With `max_bytes` (the source's `max_document_bytes`) the body is streamed, and a larger file raises
+        `FileTooLarge` without being held: before reading anything when GLPI's ``Content-Length`` already says
+        so, else as soon as the body passes the cap (at most `max_bytes` plus one chunk is read). Raises
+        `UpstreamNotFound` (purged) or `UpstreamForbidden` (the account may not read documents) like `get_item`.
         """
-        reply = self._call("GET", f"/Document/{document_id}", itemtype="Document", binary=True)
+        try:
+            reply = self._call("GET", f"/Document/{document_id}", itemtype="Document", binary=True, max_bytes=max_bytes)
+            if max_bytes is not None and len(reply.content) > max_bytes:  # sent compressed after all, larger unpacked
+                raise BodyTooLarge(len(reply.content))
+        except BodyTooLarge as over:
+            assert max_bytes is not None  # only a cap raises it
+            reason = over_cap(f"document {document_id}", over.size, "max_document_bytes", max_bytes)
+            raise FileTooLarge(
+                f"{self.system}: {reason}; raise max_document_bytes in the source config to import it",
+                size=over.size,
+                limit=max_bytes,
+            ) from None
         disposition = reply.headers.get("content-disposition", "")
         marker = "filename*=UTF-8''"
         filename = unquote(disposition.split(marker, 1)[1]) if marker in disposition else None
@@ -747,11 +765,13 @@ class GlpiClient:
         itemtype: str | None = None,
         passthrough: frozenset[str] = frozenset(),
         binary: bool = False,
+        max_bytes: int | None = None,
     ) -> Reply:
         """One logical request: retried, replayed once on an expired session, its errors raised as typed ones.
 
         Error answers whose GLPI code is in `passthrough` are returned instead of raised (the caller handles
-        them). `session=False` sends `headers` as given (login, and calls on a session being opened).
+        them). `session=False` sends `headers` as given (login, and calls on a session being opened). With
+        `max_bytes`, a successful answer's body is streamed and `BodyTooLarge` raised once it passes the cap.
         """
         what = f"{method} {path}"
         itemtype = itemtype or path.strip("/").split("/")[0]
@@ -759,9 +779,9 @@ class GlpiClient:
         while True:
             token = self._session_token() if session else None
             send_headers = headers if headers is not None else self._headers(token)
-            if binary:  # a document's file instead of its JSON row
-                send_headers = {**send_headers, "Accept": "application/octet-stream"}
-            response = self._send(method, path, self._query(query or []), body, send_headers, idempotent)
+            if binary:  # a document's file instead of its JSON row, uncompressed: Content-Length is its size
+                send_headers = {**send_headers, "Accept": "application/octet-stream", "Accept-Encoding": "identity"}
+            response = self._send(method, path, self._query(query or []), body, send_headers, idempotent, max_bytes)
             reply = Reply.of(response)
             if token is not None and reply.code == "ERROR_SESSION_TOKEN_INVALID" and not replayed:
                 # Expired or killed (PHP's session lifetime): log in again and replay; safe even for writes, GLPI
@@ -793,6 +813,7 @@ class GlpiClient:
         body: Any,
         headers: dict[str, str],
         idempotent: bool,
+        max_bytes: int | None = None,
     ) -> httpx.Response:
         """The exchange with retries (see the module docstring for which failures are retried)."""
         retrying = tenacity.Retrying(
@@ -804,7 +825,7 @@ class GlpiClient:
             reraise=True,
         )
         try:
-            return retrying(self._attempt, method, path, query, body, headers, idempotent)
+            return retrying(self._attempt, method, path, query, body, headers, idempotent, max_bytes)
         except Retryable as last:
             raise UpstreamUnavailable(
                 f"{self.system}: GLPI gave no usable answer to {method} {path} after {self._attempts} attempts "
@@ -824,11 +845,27 @@ class GlpiClient:
         body: Any,
         headers: dict[str, str],
         idempotent: bool,
+        max_bytes: int | None = None,
     ) -> httpx.Response:
-        """One HTTP exchange inside a concurrency slot; raises `Retryable` for what a retry may fix."""
+        """One HTTP exchange inside a concurrency slot; raises `Retryable` for what a retry may fix.
+
+        With `max_bytes`, a successful answer's body is streamed through `cap_body` (`BodyTooLarge` past the cap),
+        read inside the slot and this error handling like any other: a download counts against the concurrency
+        bound until it is done, and a connection lost mid-file is retried.
+        """
         try:
             with self._slots:
-                response = self._http.request(method, path, params=query, json=body, headers=headers)
+                if max_bytes is None:
+                    response = self._http.request(method, path, params=query, json=body, headers=headers)
+                else:
+                    request = self._http.build_request(method, path, params=query, json=body, headers=headers)
+                    response = self._http.send(request, stream=True)
+                    try:
+                        if response.is_success:
+                            cap_body(response, max_bytes)
+                        response.read()
+                    finally:
+                        response.close()  # over the cap: the connection is dropped rather than drained
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             if tls_untrusted(exc):
                 raise UpstreamError(

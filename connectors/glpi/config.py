@@ -46,6 +46,11 @@ class GlpiSource(TwoWaySource):
     max_concurrent_requests: int = Field(default=4, ge=1, le=64, description="in flight at once, per instance")
     retry_attempts: int = Field(default=5, ge=1, le=20, description="tries per request on 429, 5xx and timeouts")
     overlap_seconds: int = Field(default=120, ge=0, description="re-read window before the watermark")
+    max_document_bytes: int = Field(
+        default=25 * 1024 * 1024,
+        ge=1,
+        description="a larger GLPI document is not downloaded; its ticket lands without it, with a line naming it",
+    )
     assets: list[str] = Field(
         default_factory=lambda: list(DEFAULT_GLPI_ASSETS),
         description="itemtypes pulled as configuration items (CIs); [] for tickets only",

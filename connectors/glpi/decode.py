@@ -11,6 +11,10 @@ without asking GLPI again:
            "groups": {"3": "Network"}, "categories": {"5": "Network > VPN"}, "entities": {"0": "Root entity"}}}
 ```
 
+A file over the source's `max_document_bytes` comes as its Document row with ``"skipped": reason`` and no content:
+it is no attachment, and the reason becomes a line of the description, as mail does for an attachment over
+`max_attachment_bytes`.
+
 GLPI's traps handled here: text is HTML-entity-encoded in GLPI ≤ 10 (decoded exactly once, then sanitised);
 dates carry no zone (read in the configured zone, stored UTC); "0000-00-00 00:00:00" and other impossible dates
 are refused (the record is quarantined, the rest of the page lands).
@@ -58,13 +62,16 @@ def decode_ticket(payload: bytes, zone: ZoneInfo) -> dict[str, Any]:
     names = document.get("names") or {}
     users = _Names(names.get("users") or {})
     content = html.unescape(row.get("content") or "")
+    files = document.get("files") or []
+    left_out = [f"[{file['skipped']}]" for file in files if file.get("skipped")]
+    text = html_to_text(content) if content else ""
     requester = _actor(document.get("users") or [], REQUESTER, users)
     assignee = _actor(document.get("users") or [], ASSIGNED, users)
     return {
         "id": glpi_id,
         "external_id": ticket_external_id(glpi_id),
         "name": html.unescape(row.get("name") or "").strip(),
-        "content_text": html_to_text(content) if content else "",
+        "content_text": "\n\n".join([text, *left_out]).strip() if left_out else text,
         "content_html": sanitise_html(content) if content else None,
         "status": row.get("status"),
         "type": row.get("type"),
@@ -88,7 +95,7 @@ def decode_ticket(payload: bytes, zone: ZoneInfo) -> dict[str, Any]:
         "linked_items": sorted(
             f"{item['itemtype']}/{item['items_id']}" for item in document.get("items") or [] if item.get("itemtype")
         ),
-        "attachments": [_attachment(glpi_id, file) for file in document.get("files") or []],
+        "attachments": [_attachment(glpi_id, file) for file in files if not file.get("skipped")],
     }
 
 

@@ -16,7 +16,10 @@ Incremental contract (per walk: live tickets, then the trash, each with its own 
 A document is the ticket row, its followups, solutions, tasks, actors (users and groups), linked items, its GLPI
 documents with their files (base64; a file the account may not read is left out, with a warning), and the names
 it refers to (users with their default e-mail, groups, category, entity), in a stable order: the same GLPI state
-lands the same bytes, so the landing recognises it. `decode.py` reads it; nothing here interprets it.
+lands the same bytes, so the landing recognises it. `decode.py` reads it; nothing here interprets it. A file over
+`max_document_bytes` is not downloaded (nor held whole: see `GlpiClient.download`): its document row is kept with
+``skipped``, the reason, instead of the file, so the ticket still lands and says what it lacks; the run's notices
+count such files.
 
 Configuration items (entity "cis", synced before tickets so a ticket's links to its assets resolve in the same run)
 follow the same contract, one pair of walks (live, trash) per itemtype of the source's `assets`, each with its own
@@ -32,6 +35,7 @@ computer's `date_mod` moving are seen the next time it moves (or on a full re-re
 from __future__ import annotations
 
 import base64
+import html
 import json
 import logging
 import threading
@@ -48,8 +52,9 @@ from connectors.glpi.config import GlpiSource
 from connectors.glpi.decode import DATE_FORMAT, decode_ticket, ticket_external_id, ticket_glpi_id
 from connectors.glpi.decode_assets import asset_external_id, decode_asset
 from connectors.glpi.staging import SubItemStage
-from itsm_core.errors import UpstreamForbidden, UpstreamNotFound
+from itsm_core.errors import FileTooLarge, UpstreamForbidden, UpstreamNotFound, over_cap
 from itsm_core.models import RawRecord, utcnow
+from itsm_core.text import single_line
 
 log = logging.getLogger("itsm.connectors.glpi")
 
@@ -144,6 +149,8 @@ class GlpiConnector(SourceConnector):
         #: Sub-itemtypes GLPI would not list globally in this run (403): read ticket by ticket instead.
         self._per_ticket: set[str] = set()
         self._notices: list[str] = []
+        #: Ids of the documents left out of their tickets in this run for their size (each logged once).
+        self._too_large: set[int] = set()
 
     def entity_of(self, external_id: str) -> str:
         return TICKETS if external_id.startswith("Ticket/") else CIS
@@ -279,27 +286,51 @@ class GlpiConnector(SourceConnector):
         return [row for row in fetched.items if not row.get("is_template")]
 
     def _attach_files(self, documents: list[dict[str, Any]]) -> None:
-        """Put each ticket's GLPI documents (their row and file, base64) under ``files``, so the record is whole."""
+        """Put each ticket's GLPI documents (their row and file, base64) under ``files``, so the record is whole.
+
+        A file over `max_document_bytes` is listed by its row with ``skipped`` (the reason) instead of its content:
+        the ticket lands without it and says so (`decode.py` puts the reason in its description)."""
         wanted = sorted({int(link["documents_id"]) for d in documents for link in d["document_links"]})
         rows = {int(row["id"]): row for row in self.client.get_many("Document", wanted).items}
         downloads = dict(zip(rows, self._pool.map(self._download, list(rows)), strict=True))
-        contents = {i: download for i, download in downloads.items() if download is not None}
         for document in documents:
-            ids = sorted({int(link["documents_id"]) for link in document["document_links"]} & contents.keys())
-            document["files"] = [
-                {**rows[i], "content_type": contents[i].content_type, "content_b64": _b64(contents[i].content)}
-                for i in ids
-            ]
+            linked = {int(link["documents_id"]) for link in document["document_links"]}
+            files = []
+            for i in sorted(linked & downloads.keys()):
+                download = downloads[i]
+                if isinstance(download, Download):
+                    content = {"content_type": download.content_type, "content_b64": _b64(download.content)}
+                    files.append({**rows[i], **content})
+                elif isinstance(download, FileTooLarge):
+                    files.append({**rows[i], "skipped": self._left_out(i, rows[i], download)})
+            document["files"] = files
 
-    def _download(self, document_id: int) -> Download | None:
+    def _download(self, document_id: int) -> Download | FileTooLarge | None:
+        """The file, or why it is left out: over the cap (`FileTooLarge`), or None when GLPI would not give it."""
         try:
-            return self.client.download(document_id)
+            return self.client.download(document_id, max_bytes=self.source.max_document_bytes)
+        except FileTooLarge as exc:
+            return exc
         except (UpstreamNotFound, UpstreamForbidden) as exc:
             # Purged since, or the account may not read documents: the ticket lands without that file.
             log.warning(
                 "%s: document %d not downloaded (%s); the ticket lands without it", self.source.name, document_id, exc
             )
             return None
+
+    def _left_out(self, document_id: int, row: dict[str, Any], exc: FileTooLarge) -> str:
+        """The reason a document is not in its ticket, as the ticket shows it; logged once per document and run.
+
+        Stable for the same file and cap (the landing's content hash depends on it): the size is GLPI's
+        Content-Length, or "more than" the cap when GLPI did not send one."""
+        name = single_line(html.unescape(row.get("filename") or row.get("name") or ""))
+        what = f"document {document_id} {name}".rstrip()
+        reason = over_cap(what, exc.size, "max_document_bytes", exc.limit)
+        reason += "; raise max_document_bytes to import it with the ticket's next change in GLPI"
+        if document_id not in self._too_large:
+            self._too_large.add(document_id)
+            log.warning("%s: %s", self.source.name, reason)
+        return reason
 
     def _fetch_assets(self, page: GlpiPage) -> list[RawRecord]:
         itemtype = page.itemtype
@@ -398,7 +429,16 @@ class GlpiConnector(SourceConnector):
         ]
 
     def notices(self) -> list[str]:
-        return list(self._notices)
+        notices = list(self._notices)
+        if self._too_large:
+            ids = sorted(self._too_large)
+            shown = ", ".join(map(str, ids[:20])) + (f" and {len(ids) - 20} more" if len(ids) > 20 else "")
+            notices.append(
+                f"{len(ids)} GLPI document(s) over max_document_bytes ({self.source.max_document_bytes}) were left "
+                f"out of their tickets, each ticket's description says which: {shown}; raise max_document_bytes "
+                "to import them with their tickets' next change in GLPI"
+            )
+        return notices
 
     def decode(self, payload: bytes, entity: str = TICKETS) -> dict[str, Any]:
         return decode_asset(payload, self.zone) if entity == CIS else decode_ticket(payload, self.zone)

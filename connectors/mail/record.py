@@ -13,7 +13,7 @@ from typing import Any
 from connectors.mail.noise import classify_noise
 from connectors.mail.parse import bounded_message_id, parse_message
 from connectors.mail.reply import reply_text
-from itsm_core.errors import MailParseError
+from itsm_core.errors import MailParseError, over_cap
 from itsm_core.models import RawRecord, utcnow
 
 PAYLOAD_FORMAT = "eml"
@@ -74,10 +74,13 @@ def decode_mail(
             if len(attachment["content"]) <= max_attachment_bytes:
                 kept.append(attachment)
             else:
-                notes.append(
-                    f"[attachment {attachment['name']} ({len(attachment['content'])} bytes) left out: over "
-                    f"max_attachment_bytes ({max_attachment_bytes}); the whole message is kept with the raw record]"
+                left_out = over_cap(
+                    f"attachment {attachment['name']}",
+                    len(attachment["content"]),
+                    "max_attachment_bytes",
+                    max_attachment_bytes,
                 )
+                notes.append(f"[{left_out}; the whole message is kept with the raw record]")
         mail["attachments"] = kept
     for key in ("text", "reply_text"):
         text = mail.get(key) or ""

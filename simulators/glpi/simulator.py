@@ -46,6 +46,7 @@ import asyncio
 import base64
 import binascii
 import contextlib
+import hashlib
 import html
 import json
 import random
@@ -1434,7 +1435,7 @@ class _Api:
             fields = self._get_item(itemtype, item_id, params, session)
             wants_file = "application/octet-stream" in request.headers.get("accept", "") or params.get("alt") == "media"
             if itemtype == "Document" and parent is None and wants_file:
-                return self._download(fields)
+                return self._download(fields, self.sim._files.get(item_id))
             headers = {}
             stamp = self.model.time.parse(fields.get("date_mod")) if isinstance(fields, dict) else None
             if stamp is not None:
@@ -1443,10 +1444,13 @@ class _Api:
         return self._get_items(itemtype, params, session, parent)
 
     @staticmethod
-    def _download(document: dict[str, Any]) -> ApiResponse:
-        """`Document::send`: the file's bytes with its mime type (here generated from the sha1 and the file name)."""
-        content = f"Simulated content of {decode_html(document['filename'])} ({document['sha1sum']})\n".encode()
+    def _download(document: dict[str, Any], content: bytes | None) -> ApiResponse:
+        """`Document::send`: the file's bytes with its mime type and, as GLPI's `Toolbox::sendFile`, its
+        Content-Length (set by the HTTP layer). The bytes are those `add_document` stored, else generated from the
+        sha1 and the file name."""
         filename = decode_html(document["filename"])
+        if content is None:
+            content = f"Simulated content of {filename} ({document['sha1sum']})\n".encode()
         headers = {
             "Content-Type": document.get("mime") or "application/octet-stream",
             "Content-Disposition": f"attachment; filename*=UTF-8''{quote(filename)}",
@@ -2375,6 +2379,8 @@ class GlpiSimulator:
         self._lock = threading.RLock()
         self._sessions: dict[str, Session] = {}
         self._faults = _Faults()
+        #: Files of the documents `add_document` created, by document id (the others' are generated).
+        self._files: dict[int, bytes] = {}
         self._api = _Api(self)
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
@@ -2575,6 +2581,39 @@ class GlpiSimulator:
         actor = self._as(user)
         values = {"itemtype": "Ticket", "items_id": ticket_id, "content": content}
         return self._write(lambda: self._model.add("ITILSolution", values, actor))
+
+    def add_document(
+        self,
+        ticket_id: int,
+        filename: str,
+        content: bytes,
+        *,
+        mime: str = "application/octet-stream",
+        user: str | None = None,
+    ) -> int:
+        """A file uploaded to a ticket in GLPI by `user`: a Document whose file is `content` (served as is by
+        `GET /Document/:id`), linked to the ticket (its date_mod moves). Returns the document's id."""
+        actor = self._as(user)
+        ticket = self.ticket(ticket_id)
+        if ticket is None:
+            raise SimulatorError(f"no Ticket {ticket_id}")
+        sha1 = hashlib.sha1(content).hexdigest()
+        extension = filename.rsplit(".", 1)[-1].upper() if "." in filename else "BIN"
+        document = {
+            "entities_id": ticket["entities_id"],
+            "name": f"Document Ticket {ticket_id}",
+            "filename": filename,
+            "filepath": f"{extension}/{sha1[:2]}/{sha1[2:]}.{extension.lower()}",
+            "mime": mime,
+            "tickets_id": ticket_id,
+            "sha1sum": sha1,
+        }
+        with self._lock:
+            document_id = self._write(lambda: self._model.add("Document", document, actor))
+            link = {"documents_id": document_id, "items_id": ticket_id, "itemtype": "Ticket"}
+            self._write(lambda: self._model.add("Document_Item", link, actor))
+            self._files[document_id] = content
+        return document_id
 
     def set_status(self, ticket_id: int, status: int, *, user: str | None = None) -> None:
         """Change a ticket's status in GLPI (dates stamped or cleared as GLPI does)."""

@@ -55,6 +55,11 @@ GLPI = "sources:\n  - {{name: g, kind: glpi, url: '{url}', user_token: t}}\n"
         ("email:\n  external_number_patterns: {glpi: 'GLPI-\\d+'}\n", "needs one group"),
         (GLPI.format(url="http://glpi.example/apirest.php"), "allow_insecure"),
         (GLPI.format(url="ftp://glpi.example/apirest.php"), "https://"),
+        (
+            "sources:\n  - {name: g, kind: glpi, url: 'https://glpi.example/apirest.php', user_token: t, "
+            "max_document_bytes: 0}\n",
+            "sources[0].max_document_bytes",
+        ),
     ],
 )
 def test_bad_config_exits_2_naming_the_key(tmp_path, config, key):

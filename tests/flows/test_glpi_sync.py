@@ -13,7 +13,7 @@ import itsm_core.sync.batch as batch
 from flows.sync import ENTITY, ingest_page
 from itsm_core.store.tables import CommentRow, DeadLetterRow, ExternalRefRow, InboundRecordRow, TicketRow
 from simulators.glpi.simulator import GlpiSimulator
-from tests.support.glpi import GlpiHub
+from tests.support.glpi import GlpiHub, glpi_config
 
 TICKETS = 30
 
@@ -207,3 +207,53 @@ def test_glpi_documents_become_attachments_with_their_file(database_url, tmp_pat
         assert {(by_ticket[ticket_id], name) for ticket_id, name, _ in rows} == files
         assert all(content.startswith(b"Simulated content of " + name.encode()) for _, name, content in rows)
         assert hub.sync().updated == 0  # files are part of the landed record: re-reading it changes nothing
+
+
+def test_a_document_over_max_document_bytes_is_left_out_and_said_while_its_ticket_lands(database_url, tmp_path, caplog):
+    from itsm_core.store.tables import AttachmentBlobRow, AttachmentRow
+
+    def files(hub: GlpiHub, glpi_id: int) -> dict[str, bytes]:
+        attachments, blobs = AttachmentRow.__table__, AttachmentBlobRow.__table__
+        query = (
+            select(attachments.c.name, blobs.c.content)
+            .join(blobs, blobs.c.sha256 == attachments.c.sha256)
+            .where(attachments.c.ticket_id == hub.ticket_id(glpi_id))
+        )
+        with hub.store.connect() as conn:
+            return dict(conn.execute(query).tuples().all())
+
+    with GlpiSimulator(tickets=10, seed=7) as sim:
+        glpi_id = sim.add_ticket("The app crashed", "<p>It crashed at 9:00</p>")
+        screenshot = b"\x89PNG" + bytes(500)
+        sim.add_document(glpi_id, "screenshot.png", screenshot, mime="image/png")
+        dump = sim.add_document(glpi_id, "core dump.zip", bytes(5000), mime="application/zip")
+        hub = GlpiHub.start(sim, database_url, tmp_path, max_document_bytes=1024, assets=[])
+        runtime = hub.runtime()
+        report, watermark = batch.BatchReport(), None
+        for page in runtime.connector.plan_pages(None):
+            page_report, watermark = ingest_page.fn(runtime, ENTITY, page, watermark)
+            report += page_report
+        notices = runtime.connector.notices()
+        runtime.connector.close()
+
+        reason = (
+            f"document {dump} core dump.zip (5000 bytes) left out: over max_document_bytes (1024); raise "
+            "max_document_bytes to import it with the ticket's next change in GLPI"
+        )
+        assert report.quarantined == 0  # the ticket landed, with everything but the dump
+        assert hub.ticket(glpi_id)["description"] == f"It crashed at 9:00\n\n[{reason}]"
+        assert files(hub, glpi_id) == {"screenshot.png": screenshot}
+        assert [r.getMessage() for r in caplog.records if f"document {dump} " in r.getMessage()] == [f"glpi: {reason}"]
+        assert [n for n in notices if "max_document_bytes" in n] == [
+            f"1 GLPI document(s) over max_document_bytes (1024) were left out of their tickets, each ticket's "
+            f"description says which: {dump}; raise max_document_bytes to import them with their tickets' next "
+            "change in GLPI"
+        ]
+        assert hub.sync().updated == 0  # the same file and cap land the same bytes: re-reading changes nothing
+
+        # What the line says works: with a higher cap, the ticket's next change brings the file.
+        raised = GlpiHub(sim, glpi_config(sim, database_url, tmp_path, max_document_bytes=10_000, assets=[]), hub.store)
+        sim.add_followup(glpi_id, "<p>Dump attached above</p>")
+        assert raised.sync().updated == 1
+        assert files(raised, glpi_id) == {"screenshot.png": screenshot, "core dump.zip": bytes(5000)}
+        assert raised.ticket(glpi_id)["description"] == "It crashed at 9:00"

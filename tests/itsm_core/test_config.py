@@ -63,6 +63,12 @@ def test_config_path_falls_back_to_env_then_cwd(monkeypatch, tmp_path):
         ("sources: [{name: a, path: x}]", "sources[0].kind", "missing"),
         ("sources: [{name: a, kind: maildir, path: x, page_size: 0}]", "sources[0].page_size", "greater than"),
         ("sources: [{name: Bad Name, kind: maildir, path: x}]", "sources[0].name", "pattern"),
+        (
+            "sources: [{name: g, kind: glpi, url: 'https://glpi.example/apirest.php', user_token: t, "
+            "max_document_bytes: 0}]",
+            "sources[0].max_document_bytes",
+            "greater than or equal to 1",
+        ),
         ("rules: {priority: {matrix: [[1, 2], [3]]}}", "rules.priority", "same number"),
         ("reports: {daily: yes}", "reports.daily", "unknown key"),
         ("sources: [{name: a, kind: maildir, path: x}, {name: a, kind: maildir, path: y}]", "sources", "unique"),

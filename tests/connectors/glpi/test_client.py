@@ -20,6 +20,7 @@ import respx
 from connectors.glpi._http import clean_message
 from connectors.glpi.client import GlpiClient, WriteResult, criterion, modified_since
 from itsm_core.errors import (
+    FileTooLarge,
     UpstreamAuthError,
     UpstreamError,
     UpstreamForbidden,
@@ -729,3 +730,76 @@ def test_a_purged_document_is_not_found_not_a_file(router, client):
     router.get("/Document/8").mock(return_value=glpi_error(404, "ERROR_ITEM_NOT_FOUND", "Item not found"))
     with pytest.raises(UpstreamNotFound):
         client.download(8)
+
+
+# --- documents over the size cap ------------------------------------------------------------------------------
+
+
+class Body(httpx.SyncByteStream):
+    """A file sent in `chunks` pieces of `chunk` bytes; records how much was pulled and whether it was closed."""
+
+    def __init__(self, chunks: int, chunk: int = 1024, *, fail_after: int | None = None) -> None:
+        self.chunks, self.chunk, self.fail_after = chunks, chunk, fail_after
+        self.pulled = 0
+        self.closed = False
+
+    def __iter__(self):
+        for n in range(self.chunks):
+            if self.fail_after is not None and n == self.fail_after:
+                raise httpx.ReadError("connection reset by peer")
+            self.pulled += self.chunk
+            yield b"x" * self.chunk
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def file_answer(body: Body, *, length: int | None) -> httpx.Response:
+    headers = {"Content-Type": "application/pdf", "Content-Disposition": "attachment; filename*=UTF-8''big.pdf"}
+    if length is not None:
+        headers["Content-Length"] = str(length)
+    return httpx.Response(200, headers=headers, stream=body)
+
+
+def test_a_document_under_the_cap_downloads_whole_asked_uncompressed(router, client):
+    body = Body(chunks=4)
+    route = router.get("/Document/7").mock(side_effect=lambda request: file_answer(body, length=4096))
+    download = client.download(7, max_bytes=4096)  # exactly the cap is not over it
+    assert download.content == b"x" * 4096 and download.filename == "big.pdf"
+    assert route.calls.last.request.headers["Accept-Encoding"] == "identity"  # so Content-Length is the file's size
+
+
+def test_a_document_whose_content_length_is_over_the_cap_is_refused_without_reading_it(router, client):
+    body = Body(chunks=5000)
+    router.get("/Document/7").mock(side_effect=lambda request: file_answer(body, length=5_120_000))
+    with pytest.raises(FileTooLarge) as caught:
+        client.download(7, max_bytes=4096)
+    assert (caught.value.size, caught.value.limit) == (5_120_000, 4096)
+    assert str(caught.value) == (
+        "glpi-test: document 7 (5120000 bytes) left out: over max_document_bytes (4096); raise max_document_bytes "
+        "in the source config to import it"
+    )
+    assert body.pulled == 0 and body.closed  # not one byte read; the connection dropped
+
+
+def test_a_document_without_content_length_stops_streaming_one_chunk_past_the_cap(router, client, sleeps):
+    body = Body(chunks=5000)  # 5 MB on offer
+    router.get("/Document/7").mock(side_effect=lambda request: file_answer(body, length=None))
+    with pytest.raises(FileTooLarge) as caught:
+        client.download(7, max_bytes=4096)
+    assert caught.value.size is None and "document 7 (more than 4096 bytes) left out" in str(caught.value)
+    assert body.pulled <= 4096 + body.chunk and body.closed  # memory: the cap plus one chunk, then it stopped
+    assert sleeps == []  # a file too large is not retried: it would not shrink
+
+
+def test_a_connection_lost_mid_document_is_retried_like_any_read(router, client, sleeps):
+    bodies = [Body(chunks=3, fail_after=1), Body(chunks=3)]
+    router.get("/Document/7").mock(side_effect=lambda request: file_answer(bodies.pop(0), length=3072))
+    assert client.download(7, max_bytes=4096).content == b"x" * 3072
+    assert len(sleeps) == 1
+
+
+def test_an_error_answer_to_a_capped_download_is_mapped_as_usual(router, client):
+    router.get("/Document/8").mock(return_value=glpi_error(404, "ERROR_ITEM_NOT_FOUND", "Item not found"))
+    with pytest.raises(UpstreamNotFound):
+        client.download(8, max_bytes=10)

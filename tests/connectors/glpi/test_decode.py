@@ -109,3 +109,24 @@ def test_an_unknown_status_code_is_a_mapping_error_naming_the_fix():
 
     with pytest.raises(MappingError, match=r"value_maps\.status"):
         map_ticket(decode(document(status=99)), load_mapping("glpi"), received_at=datetime.now(UTC))
+
+
+def test_a_file_left_out_for_its_size_is_no_attachment_but_a_line_of_the_description():
+    reason = (
+        "document 12 dump.zip (31457280 bytes) left out: over max_document_bytes (26214400); raise "
+        "max_document_bytes to import it with the ticket's next change in GLPI"
+    )
+    doc = document()
+    doc["files"] = [
+        {"id": 11, "filename": "Rechnung &#38; Lieferschein.pdf", "content_type": "application/pdf",
+         "content_b64": "JVBERi0xLjc="},
+        {"id": 12, "filename": "dump.zip", "mime": "application/zip", "skipped": reason},
+    ]  # fmt: skip
+    ticket = decode(doc)
+    assert [(a["name"], a["content"]) for a in ticket["attachments"]] == [("Rechnung & Lieferschein.pdf", b"%PDF-1.7")]
+    assert ticket["content_text"] == f"Since 8:00 & nothing works\n\n[{reason}]"
+    mapped = map_ticket(ticket, load_mapping("glpi"), received_at=datetime.now(UTC))
+    assert len(mapped.attachments) == 1 and mapped.description.endswith(f"[{reason}]")
+    del doc["files"][1]["skipped"]  # a row without its file and without a reason is a broken record, as before
+    with pytest.raises(ParseError, match="document 12 has no readable file content"):
+        decode(doc)

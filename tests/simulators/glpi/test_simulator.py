@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import signal
 import subprocess
@@ -575,6 +576,27 @@ def test_trash_then_purge(fresh_glpi_sim):
     assert fresh_glpi_sim.followups(ticket) == []
     again = client.delete(f"/Ticket/{ticket}")
     assert again.json() == ["ERROR_GLPI_DELETE", "Item not found"]
+
+
+def test_a_documents_file_comes_with_its_type_its_name_and_its_content_length(fresh_glpi_sim):
+    sim = fresh_glpi_sim
+    client = Api(sim)
+    ticket = sim.add_ticket("A crash with its dump")
+    content = b"PK\x03\x04" + bytes(5000)
+    document = sim.add_document(ticket, "core dump & logs.zip", content, mime="application/zip")
+    file = client.http.get(f"/Document/{document}", headers={"Accept": "application/octet-stream"})
+    assert (file.status_code, file.content) == (200, content)
+    assert file.headers["Content-Length"] == "5004"  # as GLPI's Toolbox::sendFile: a client can refuse it unread
+    assert file.headers["Content-Type"] == "application/zip"
+    assert file.headers["Content-Disposition"] == "attachment; filename*=UTF-8''core%20dump%20%26%20logs.zip"
+    row = client.get(f"/Document/{document}").json()  # without the Accept header: the row
+    assert row["filename"] == "core dump &#38; logs.zip" and row["sha1sum"] == hashlib.sha1(content).hexdigest()
+    assert [link["documents_id"] for link in client.get(f"/Ticket/{ticket}/Document_Item").json()] == [document]
+    generated = next(link["documents_id"] for link in sim.rows("Document_Item") if link["documents_id"] != document)
+    file = client.http.get(f"/Document/{generated}", headers={"Accept": "application/octet-stream"})
+    assert file.content.startswith(b"Simulated content of ") and file.headers["Content-Length"] == str(
+        len(file.content)
+    )
 
 
 # --- fault injection ------------------------------------------------------------------------------------------
