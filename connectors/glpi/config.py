@@ -47,7 +47,7 @@ class GlpiSource(TwoWaySource):
     retry_attempts: int = Field(default=5, ge=1, le=20, description="tries per request on 429, 5xx and timeouts")
     overlap_seconds: int = Field(default=120, ge=0, description="re-read window before the watermark")
     max_document_bytes: int = Field(
-        default=25 * 1024 * 1024,
+        default=20 * 1024 * 1024,  # as mail's max_attachment_bytes: a document is an attachment
         ge=1,
         description="a larger GLPI document is not downloaded; its ticket lands without it, with a line naming it",
     )
