@@ -248,6 +248,12 @@ def retry_after_seconds(headers: httpx.Headers) -> float | None:
     return max(0.0, (when - now).total_seconds())
 
 
+def server_time(headers: httpx.Headers) -> datetime | None:
+    """When GLPI answered, by its own clock: the ``Date`` header (UTC), None when absent or unreadable. PHP writes
+    ``date_mod`` from the same host's clock, so the two compare without the hub's clock skew."""
+    return _http_date(headers.get("date", ""))
+
+
 def _http_date(value: str) -> datetime | None:
     try:
         when = parsedate_to_datetime(value)

@@ -50,6 +50,7 @@ from connectors.glpi._http import (
     php_query,
     range_param,
     retry_after_seconds,
+    server_time,
     tls_untrusted,
 )
 from itsm_core.errors import (
@@ -99,6 +100,7 @@ class Page:
     start: int
     limit: int
     skipped: int = 0
+    server_time: datetime | None = None  # GLPI's clock when it answered (its Date header, UTC)
 
     @property
     def returned(self) -> int:
@@ -940,8 +942,9 @@ class GlpiClient:
 
     def _page(self, kind: type[Page], path: str, query: QueryPairs, start: int, limit: int, itemtype: str) -> Page:
         reply = self._call("GET", path, query=query, itemtype=itemtype, passthrough=_RANGE_PAST_END)
+        answered = server_time(reply.headers)
         if reply.code in _RANGE_PAST_END:
-            return kind(rows=[], total=None, start=start, limit=limit)
+            return kind(rows=[], total=None, start=start, limit=limit, server_time=answered)
         total = content_range_total(reply.headers)
         if kind is SearchPage:
             if not isinstance(reply.body, dict):
@@ -966,7 +969,9 @@ class GlpiClient:
         rows = [row for row in entries if isinstance(row, dict)]
         if total is None and not entries:
             total = 0  # GLPI sends no Content-Range for an empty collection
-        return kind(rows=rows, total=total, start=start, limit=limit, skipped=len(entries) - len(rows))
+        return kind(
+            rows=rows, total=total, start=start, limit=limit, skipped=len(entries) - len(rows), server_time=answered
+        )
 
     def _error(self, reply: Reply, what: str, *, itemtype: str, login: bool) -> UpstreamError:
         cls, hint = error_class(reply, login=login)

@@ -101,6 +101,7 @@ class GlpiPage:
     ids: tuple[int, ...]
     date_mod: str
     tie_ids: tuple[int, ...]  # every id read at `date_mod`, this page's and earlier pages'
+    settled: str | None = None  # every row modified at or before this second was visible to this walk's reads
     entity: str = TICKETS
     itemtype: str = "Ticket"
     staged: bool = False  # its tickets' sub-items are in the run's stage (a full sync), not read per ticket
@@ -177,14 +178,18 @@ class GlpiConnector(SourceConnector):
         bound: str | None = None
         seen: set[int] = set()
         if cursor is not None:
-            bound = _window_start(cursor["date_mod"], self.zone, self.source.overlap_seconds)
-            if self.source.overlap_seconds == 0:
-                seen = set(cursor["ids"])
-        stalled = 0  # rows to skip beyond `seen` when GLPI returned a page of nothing new (an unstable tie)
+            overlap_start = _window_start(cursor["date_mod"], self.zone, self.source.overlap_seconds)
+            bound = max(overlap_start, cursor.get("settled", ""))
+            if bound >= cursor["date_mod"]:  # settled, or no overlap: only what the cursor's second did not hold
+                bound, seen = cursor["date_mod"], set(cursor["ids"])
+        settled: str | None = None  # from GLPI's clock at the walk's first search, the overlap before it
+        yielded = False
+        stalled = 0  # rows to skip when GLPI returned a page of nothing new (a tie longer than a page)
         while True:
-            # ≥ bound (GLPI's `morethan` is strict, at second precision); the rows at `bound` come first, so those
-            # already read are skipped by offset, and filtered in case GLPI ordered the tie differently. Never an
-            # empty criteria list: GLPI then applies the itemtype's default search (for tickets: not closed).
+            # ≥ bound (GLPI's `morethan` is strict, at second precision), from the first row: the rows at `bound`
+            # already read come back and are filtered out. Skipping them by offset instead would skip an unread one
+            # whenever a row already read left the tie meanwhile (modified during the walk). Never an empty
+            # criteria list: GLPI then applies the itemtype's default search (for tickets: not closed).
             first = modified_since(_second_before(bound)) if bound else criterion(ID_FIELD, "contains", "")
             result = self.client.search(
                 itemtype,
@@ -192,23 +197,35 @@ class GlpiConnector(SourceConnector):
                 forcedisplay=(ID_FIELD, DATE_MOD_FIELD),
                 sort=DATE_MOD_FIELD,
                 order="ASC",
-                start=len(seen) + stalled,
+                start=stalled,
                 limit=self.source.page_size,
                 is_deleted=walk == "trash",
             )
+            if settled is None and result.server_time is not None:
+                glpi_now = result.server_time.astimezone(self.zone).strftime(DATE_FORMAT)
+                settled = _window_start(glpi_now, self.zone, self.source.overlap_seconds)
             rows = [(int(row[str(ID_FIELD)]), str(row[str(DATE_MOD_FIELD)])) for row in result.rows]
-            fresh = [(row_id, date_mod) for row_id, date_mod in rows if row_id not in seen]
+            # `seen` holds ids read at `bound`: the same id at a later second was modified since, and is new
+            fresh = [(row_id, date_mod) for row_id, date_mod in rows if date_mod != bound or row_id not in seen]
             if fresh:
                 last = fresh[-1][1]
                 at_last = {row_id for row_id, date_mod in fresh if date_mod == last}
                 seen = (seen | at_last) if last == bound else at_last
                 bound, stalled = last, 0
                 ids = tuple(row_id for row_id, _ in fresh)
-                yield GlpiPage(walk, ids, last, tuple(sorted(seen)), entity, itemtype)
+                yield GlpiPage(walk, ids, last, tuple(sorted(seen)), _settled(settled, last), entity, itemtype)
+                yielded = True
             else:
                 stalled += result.returned
             if not result.more:
-                return
+                break
+        if cursor is not None and not yielded and _settled(settled, cursor["date_mod"]) > cursor.get("settled", ""):
+            # Nothing new, but the window has settled further: an empty page commits that, so the next run
+            # re-reads less (nothing at all once settled reaches the cursor).
+            yield GlpiPage(
+                walk, (), cursor["date_mod"], tuple(cursor["ids"]), _settled(settled, cursor["date_mod"]),
+                entity, itemtype,
+            )  # fmt: skip
 
     def page_watermark(self, page: GlpiPage, watermark: str | None) -> str | None:
         """The watermark with the page's walk at the page's last second, unless it is already later: the overlap
@@ -216,7 +233,8 @@ class GlpiConnector(SourceConnector):
         cursors = json.loads(watermark) if watermark else {}
         known = cursors.get(page.cursor_key)
         if known is None or page.date_mod >= known["date_mod"]:  # GLPI's "Y-m-d H:i:s" sorts as text
-            cursors[page.cursor_key] = {"date_mod": page.date_mod, "ids": list(page.tie_ids)}
+            settled = max(page.settled or "", known.get("settled") or "" if known else "")
+            cursors[page.cursor_key] = {"date_mod": page.date_mod, "ids": list(page.tie_ids), "settled": settled}
         return json.dumps(cursors, sort_keys=True)
 
     def watermark_positions(self, watermark: str | None) -> dict[str, tuple[Any, ...]]:
@@ -461,6 +479,12 @@ def _ticket_of_polymorphic(row: dict[str, Any]) -> int | None:
 
 def _b64(content: bytes) -> str:
     return base64.b64encode(content).decode("ascii")
+
+
+def _settled(window_start: str | None, cursor: str) -> str:
+    """How far a walk's reads are known complete once it read up to `cursor`: to its first search's time less the
+    overlap (GLPI's clock; "" when GLPI sent no Date), never past the cursor itself."""
+    return min(window_start or "", cursor)
 
 
 def _second_before(value: str) -> str:

@@ -63,7 +63,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from email.utils import format_datetime
+from email.utils import format_datetime, formatdate
 from operator import itemgetter
 from typing import Any
 from urllib.parse import parse_qsl, quote
@@ -2422,6 +2422,7 @@ class GlpiSimulator:
             lifespan="off",
             http="h11",
             ws="none",
+            date_header=False,  # `_dated` sends it, by the simulator's clock
             timeout_graceful_shutdown=2,
         )
         self._server = uvicorn.Server(config)
@@ -2764,15 +2765,22 @@ def _build_app(sim: GlpiSimulator) -> Starlette:
                 await asyncio.sleep(fault.delay)
             if fault.status is not None:
                 sim.requests.append((request.method, target, fault.status))
-                return _fault_response(fault)
+                return _dated(sim, _fault_response(fault))
         body = await request.body()
         if sim.latency_s:
             await asyncio.sleep(sim.latency_s)
         api_request = ApiRequest(request.method, path, query, dict(request.headers), body)
-        return _to_response(sim._serve(api_request))
+        return _dated(sim, _to_response(sim._serve(api_request)))
 
     methods = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
     return Starlette(routes=[Route(API_PATH + "{rest:path}", endpoint, methods=methods)])
+
+
+def _dated(sim: GlpiSimulator, response: Response) -> Response:
+    """The web server's Date header, by the simulator's clock (the one `date_mod` is written with), as a real
+    GLPI's PHP and web server share their host's clock."""
+    response.headers["Date"] = formatdate(sim.time.now_ts(), usegmt=True)
+    return response
 
 
 def _to_response(response: ApiResponse) -> Response:

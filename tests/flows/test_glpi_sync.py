@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -84,6 +84,28 @@ def test_pages_walk_by_modification_date_and_the_watermark_keeps_the_boundary(si
     touched = sim.touch(0.1, seed=5)
     again = hub.sync()
     assert again.fetched == len(touched) and again.updated == len(touched)
+
+
+def test_the_overlap_is_re_read_until_a_read_starts_after_it_then_only_what_is_newer(database_url, tmp_path):
+    """The cursor settles: once a walk's first search ran `overlap_seconds` after the cursor (by GLPI's clock, its
+    Date header), every row up to the cursor was visible to it, and later runs read only what is newer."""
+    now = [datetime(2026, 12, 4, 9, 0, tzinfo=UTC)]
+    with GlpiSimulator(tickets=TICKETS, seed=11, clock=lambda: now[0]) as sim:
+        hub = GlpiHub.start(sim, database_url, tmp_path, assets=[], overlap_seconds=120)
+        hub.sync()
+        touched = sim.touch(0.2, seed=3)
+        assert hub.sync().updated == len(touched)
+        assert hub.sync().fetched == len(touched)  # within the overlap: re-read (each lands as unchanged)
+        now[0] += timedelta(seconds=121)
+        settling = hub.sync()  # the first read after the window: once more, and it settles the cursor
+        assert (settling.fetched, settling.updated) == (len(touched), 0)
+        cursor = json.loads(hub.watermark())["live"]
+        assert cursor["settled"] == cursor["date_mod"]
+        searches = len([t for _, t, _ in sim.requests if t.startswith("/search/Ticket")])
+        assert hub.sync().fetched == 0
+        assert len([t for _, t, _ in sim.requests if t.startswith("/search/Ticket")]) - searches == 2  # live, trash
+        again = sim.touch(0.1, seed=4)
+        assert hub.sync().fetched == len(again)  # only the newer ones
 
 
 def test_a_sub_item_list_longer_than_glpis_page_comes_whole(sim, database_url, tmp_path):
