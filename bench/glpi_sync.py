@@ -11,7 +11,11 @@ is the page task's own code, without Prefect: `ingest_page.fn(runtime, ENTITY, p
 1. full sync of every ticket from an empty store;
 2. incremental sync after `touch 0.01` in the simulator (1 % of the live tickets get a followup, an urgency
    change or a status step, each moving date_mod to now);
-3. a sync with nothing changed (still re-reads the `overlap_seconds` window before the watermark).
+3. a sync with nothing changed, right after: it still re-reads the `overlap_seconds` window before the cursor
+   (the touched tickets), since its read starts within the overlap of their `date_mod`;
+4. `advance 121` moves the simulator's clock past the overlap (what two minutes between scheduled runs do), then
+   a sync that re-reads the window one last time and settles the cursor (`settling_s`), and a sync with nothing
+   changed after it (`nochange_settled_s`: the steady state of a quiet schedule).
 
 Reference in the same run: PostgreSQL COPY FROM STDIN (psycopg 3 `cursor.copy`, `write_row`) of the canonical
 ticket rows the full sync wrote, read back from `tickets` (not timed) into a temporary unindexed table of the
@@ -34,8 +38,8 @@ are counted on the hub's side, and `hub_cpu_s` is the benchmark process's CPU ti
 `peak_rss_mb` is this process's peak RSS after the three syncs, before the COPY reference loads the rows
 (`peak_rss_with_copy_mb` after it); `simulator_peak_rss_mb` and `simulator_cpu_s` are the child's, once it exited.
 Progress goes to stderr; the last stdout line is one JSON object with full_tickets_per_s, incremental_1pct_s,
-nochange_s, requests_per_ticket, floor_tickets_per_s, hub_to_floor, copy_rows_per_s, ratio_hub_to_copy, peak_rss_mb
-and the details.
+nochange_s, settling_s, nochange_settled_s, requests_per_ticket, floor_tickets_per_s, hub_to_floor,
+copy_rows_per_s, ratio_hub_to_copy, peak_rss_mb and the details.
 """
 
 from __future__ import annotations
@@ -143,6 +147,8 @@ class SyncStats:
     def ingest_ms_per_ticket_by_tenth(self) -> list[float]:
         """Mean ingest time per ticket over each tenth of the pages (fewer parts when there are fewer pages)."""
         pages, parts = self.ingest_pages, min(10, len(self.ingest_pages))
+        if not pages:
+            return []
         bounds = [round(k * len(pages) / parts) for k in range(parts + 1)]
         chunks = [pages[a:b] for a, b in pairwise(bounds)]
         return [round(1000 * sum(s for _, s in c) / max(1, sum(n for n, _ in c)), 2) for c in chunks]
@@ -370,6 +376,11 @@ def main() -> None:
 
         nochange = run_sync(config, store, "nochange")
         log(f"no-change sync: {nochange.seconds:.2f} s: {json.dumps(nochange.summary())}")
+        sim.command("advance 121")
+        settling = run_sync(config, store, "settling")
+        log(f"settling sync (the overlap elapsed): {settling.seconds:.2f} s: {json.dumps(settling.summary())}")
+        settled = run_sync(config, store, "nochange_settled")
+        log(f"no-change sync, settled: {settled.seconds:.3f} s: {json.dumps(settled.summary())}")
         hub_peak = peak_rss_mb()
 
         copied, copy_s = copy_reference(store)
@@ -398,6 +409,8 @@ def main() -> None:
         "requests_per_ticket": round(sum(full.requests.values()) / max(1, full.report.fetched), 3),
         "incremental_1pct_s": round(incremental.seconds, 3),
         "nochange_s": round(nochange.seconds, 3),
+        "settling_s": round(settling.seconds, 3),
+        "nochange_settled_s": round(settled.seconds, 3),
         "floor_tickets_per_s": round(floor_rate, 1),
         "hub_to_floor": round(full_rate / floor_rate, 3),
         "copy_rows_per_s": round(copy_rate, 1),
@@ -419,6 +432,8 @@ def main() -> None:
         "full": full.summary(),
         "incremental": incremental.summary(),
         "nochange": nochange.summary(),
+        "settling": settling.summary(),
+        "nochange_settled": settled.summary(),
     }))  # fmt: skip
 
 

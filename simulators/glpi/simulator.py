@@ -62,7 +62,7 @@ from bisect import bisect_left, bisect_right
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime, formatdate
 from operator import itemgetter
 from typing import Any
@@ -2838,7 +2838,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--control",
         action="store_true",
-        help="read commands on stdin (`touch FRACTION [SEED]`, answered with a JSON line); end of input stops",
+        help="read commands on stdin (`touch FRACTION [SEED]`, `advance SECONDS`; each answered with a JSON line); "
+        "end of input stops",
     )
     args = parser.parse_args(argv)
     tokens = None
@@ -2848,6 +2849,7 @@ def main(argv: list[str] | None = None) -> int:
             token, _, login = entry.partition("=")
             tokens[token] = login or "itsm-hub"
     malformed = [int(part) for part in args.malformed.split(",") if part.strip()]
+    shift = [timedelta()]  # `advance` moves the clock forward
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
@@ -2863,6 +2865,7 @@ def main(argv: list[str] | None = None) -> int:
         malformed_ids=malformed,
         port=args.port,
         latency_ms=args.latency_ms,
+        clock=lambda: datetime.now(UTC) + shift[0],
     )
     with sim:
         print(sim.url, flush=True)
@@ -2873,23 +2876,30 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
         if args.control:
-            threading.Thread(target=_control, args=(sim, stop), daemon=True, name="glpi-control").start()
+            threading.Thread(target=_control, args=(sim, stop, shift), daemon=True, name="glpi-control").start()
         while not stop.wait(0.5):
             pass
     return 0
 
 
-def _control(sim: GlpiSimulator, stop: threading.Event) -> None:
-    """`--control`: answer stdin commands with one JSON line each on stdout; end of input stops the server."""
+def _control(sim: GlpiSimulator, stop: threading.Event, shift: list[timedelta]) -> None:
+    """`--control`: answer stdin commands with one JSON line each on stdout; end of input stops the server.
+
+    ``touch FRACTION [SEED]`` edits that share of the live tickets; ``advance SECONDS`` moves GLPI's clock forward
+    (`shift`), as if that much time had passed: dates written and the Date header follow it."""
     for line in sys.stdin:
         words = line.split()
         if not words:
             continue
         try:
-            if words[0] != "touch" or len(words) not in (2, 3):
-                raise ValueError("expected: touch FRACTION [SEED]")
-            touched = sim.touch(float(words[1]), int(words[2]) if len(words) == 3 else 0)
-            reply: dict[str, Any] = {"touched": len(touched)}
+            if words[0] == "touch" and len(words) in (2, 3):
+                touched = sim.touch(float(words[1]), int(words[2]) if len(words) == 3 else 0)
+                reply: dict[str, Any] = {"touched": len(touched)}
+            elif words[0] == "advance" and len(words) == 2:
+                shift[0] += timedelta(seconds=float(words[1]))
+                reply = {"now": sim.time.now()}
+            else:
+                raise ValueError("expected: touch FRACTION [SEED], or advance SECONDS")
         except ValueError as error:
             reply = {"error": f"{line.strip()!r}: {error}"}
         print(json.dumps(reply), flush=True)
