@@ -7,9 +7,14 @@ Incremental contract (per walk: live tickets, then the trash, each with its own 
 - pages are keyset pages: each search restarts from the last ``date_mod`` read, skipping the ids already read at
   that second, so a ticket modified during the walk is never skipped (it moves to the end and is read there);
 - the cursor committed with a page is ``{"date_mod": last second read (GLPI's zone, as GLPI shows it), "ids": the
-  ids read at that second}``; the overlap re-reads a window before it, because GLPI's order among rows sharing a
-  second is not stable and a ticket written in that second after the read would otherwise be missed. Re-read
-  tickets land as "unchanged" (the landing's content hash), so the overlap costs requests, not writes;
+  ids read at that second, "settled": see below}``; the overlap re-reads a window before it, because a write
+  GLPI committed late (its ``date_mod`` a second already read) would otherwise be missed. Re-read tickets land as
+  "unchanged" (the landing's content hash), so the overlap costs requests, not writes;
+- ``settled``: every row modified at or before it was visible to the walk that committed it — its first search's
+  time by GLPI's clock (the answer's Date header; PHP writes ``date_mod`` from the same host) less
+  `overlap_seconds`, never past the cursor. A run starts at max(cursor − overlap, settled); once settled reaches
+  the cursor it reads only what is newer (≥ the cursor's second, less the ids already read there). A walk that
+  finds nothing new but can settle further commits an empty page for it. Without a Date header nothing settles;
 - trashed tickets are read by a second walk (GLPI's search shows the trash or the rest, never both); trashing
   and restoring move ``date_mod``, so both walks see them. Purged tickets are not seen (GLPI keeps no trace).
 
