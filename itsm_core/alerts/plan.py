@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Iterable, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, func, select
@@ -74,17 +74,30 @@ class AlertPlanner:
         if not wanted or not self.config.rules:
             return {}
         rows = {row["id"]: row for row in read_for_rules(conn, {t for t, _, _ in wanted})}
-        planned = []
+        planned, historical = [], 0
+        opened_since = self._opened_since()
         for ticket_id, event, field in wanted:
             row = rows.get(ticket_id)
             if row is None:
+                continue
+            if event == "ticket_created" and opened_since and row["created_at"] and row["created_at"] < opened_since:
+                historical += 1
                 continue
             what = (
                 f"{row['assignee']}/{row['assignment_group']}" if field == "assignee" else f"{field}={row.get(field)}"
             )
             for rule in self._rules(event, row):
                 planned.append((rule, event, row, what if field else "", {}))
+        if historical:
+            log.info(
+                "%d new ticket(s) opened more than %g h ago (an upstream's history): no ticket_created alert "
+                "(alerts.max_ticket_age_hours)", historical, self.config.max_ticket_age_hours,
+            )  # fmt: skip
         return self._queue(conn, planned)
+
+    def _opened_since(self) -> datetime | None:
+        hours = self.config.max_ticket_age_hours
+        return utcnow() - timedelta(hours=hours) if hours is not None else None
 
     def announce_sla(self, conn: Connection, fired: Iterable[dict[str, Any]]) -> dict[str, int]:
         """Fired SLA levels (``{"ticket_id", "metric", "level", "actions"}``) to the rules that listen for them,

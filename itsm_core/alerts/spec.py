@@ -104,6 +104,12 @@ class AlertsConfig(_Strict):
     channels: dict[Annotated[str, Field(pattern=_NAME)], Channel] = Field(default_factory=dict)
     rules: list[AlertRule] = Field(default_factory=list)
     max_per_ticket_per_hour: int = Field(default=10, ge=1)
+    max_ticket_age_hours: float | None = Field(
+        default=24,
+        gt=0,
+        description="ticket_created alerts only for tickets opened this recently (a first load of an upstream's "
+        "history alerts nothing); null: every new ticket",
+    )
     operations: OperationsAlerts | None = None
 
     @model_validator(mode="after")

@@ -3,13 +3,13 @@ happened), and the per-ticket cap that stops a storm."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select, update
 
 from itsm_core.alerts.plan import AlertPlanner, events_of
 from itsm_core.alerts.spec import AlertsConfig
-from itsm_core.models import Ticket
+from itsm_core.models import Ticket, utcnow
 from itsm_core.store.tables import OutboxRow, TicketRow
 from itsm_core.store.tickets import TicketWrite, upsert_tickets
 from itsm_core.sync.propagate import Change
@@ -31,11 +31,13 @@ def config(**extra: object) -> AlertsConfig:
     })  # fmt: skip
 
 
-def ticket(store, priority: int) -> int:
+def ticket(store, priority: int, opened: datetime | None = None, key: str = "") -> int:
+    """A ticket opened an hour ago (or at `opened`)."""
     made = Ticket(title="Mail is down", source_type="webhook", priority=priority, requester="a@example.org",
-                  created_at=datetime(2026, 12, 1, 9, tzinfo=UTC))  # fmt: skip
+                  created_at=opened or utcnow() - timedelta(hours=1))  # fmt: skip
     with store.transaction() as conn:
-        (result,) = upsert_tickets(conn, "hooks", "source:hooks", [TicketWrite(f"t{priority}", made, "h", frozenset())])
+        writes = [TicketWrite(f"t{priority}{key}", made, "h", frozenset())]
+        (result,) = upsert_tickets(conn, "hooks", "source:hooks", writes)
     return result.ticket_id
 
 
@@ -70,3 +72,18 @@ def test_a_storm_on_one_ticket_stops_at_the_hourly_cap(store, caplog):
             planner.announce(conn, [Change(p3, frozenset({"priority"}))])
     assert queued(store) == [("alert:hook", "moves", "priority_changed")] * 2
     assert caplog.text.count("1 alert(s) not sent: over max_per_ticket_per_hour (2)") == 2  # the 3rd and the 4th
+
+
+def test_a_first_load_of_history_alerts_nothing_but_what_was_opened_within_max_ticket_age_hours(store):
+    """Connecting a GLPI with years of tickets must not page anyone for each of them."""
+    old = ticket(store, 1, opened=datetime(2025, 3, 1, 9, tzinfo=UTC), key="old")
+    recent = ticket(store, 1, opened=utcnow() - timedelta(hours=23), key="recent")
+    with store.transaction() as conn:
+        AlertPlanner(config()).announce(conn, [Change(old, created=True), Change(recent, created=True)])
+    with store.connect() as conn:
+        alerted = set(conn.execute(select(outbox.c.ticket_id)).scalars())
+    assert alerted == {recent}
+    with store.transaction() as conn:  # null: every new ticket
+        AlertPlanner(config(max_ticket_age_hours=None)).announce(conn, [Change(old, created=True)])
+    with store.connect() as conn:
+        assert set(conn.execute(select(outbox.c.ticket_id)).scalars()) == {old, recent}
