@@ -135,6 +135,8 @@ def start_dovecot(
     # session starting meanwhile makes it private again, so the server lives in a /tmp folder of its own, and
     # `base` (what the test sees) links to it.
     base.parent.mkdir(parents=True, exist_ok=True)
+    if base.is_dir() and not base.is_symlink():
+        base.rmdir()  # an empty folder made for it (tmp_path_factory.mktemp): the link takes its place
     home = Path(tempfile.mkdtemp(prefix="itsm-dovecot-"))
     home.chmod(0o755)
     base.symlink_to(home, target_is_directory=True)
