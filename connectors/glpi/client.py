@@ -595,43 +595,44 @@ class GlpiClient:
     def get_many(self, itemtype: str, ids: Sequence[int], *, chunk_size: int = MULTIPLE_ITEMS_CHUNK) -> FetchedItems:
         """Items of one type by id, through `getMultipleItems` (`chunk_size` ids per call).
 
-        GLPI aborts a whole batch when one item is missing (404) or forbidden (403): that batch is then fetched
-        one item at a time, and the ids GLPI no longer shows are reported in `missing` / `forbidden` instead of
+        GLPI aborts a whole batch when one item is missing (404) or forbidden (403): that batch is then split in
+        halves until each refused id stands alone (about two requests per refused id and halving, not one per id
+        of the batch), and the ids GLPI no longer shows are reported in `missing` / `forbidden` instead of
         raising. `items` keeps the request order.
         """
-        items: list[dict[str, Any]] = []
-        missing: list[int] = []
-        forbidden: list[int] = []
+        fetched = FetchedItems(items=[], missing=[], forbidden=[])
         for first in range(0, len(ids), chunk_size):
-            chunk = list(ids[first : first + chunk_size])
-            wanted = [{"itemtype": itemtype, "items_id": item_id} for item_id in chunk]
-            reply = self._call(
-                "GET",
-                "/getMultipleItems",
-                query=php_query("items", wanted),
-                itemtype=itemtype,
-                passthrough=_ITEM_GONE,
+            self._get_batch(itemtype, list(ids[first : first + chunk_size]), fetched)
+        return fetched
+
+    def _get_batch(self, itemtype: str, batch: list[int], fetched: FetchedItems) -> None:
+        if len(batch) == 1:
+            try:
+                fetched.items.append(self.get_item(itemtype, batch[0]))
+            except UpstreamNotFound:
+                fetched.missing.append(batch[0])
+            except UpstreamForbidden:
+                fetched.forbidden.append(batch[0])
+            return
+        wanted = [{"itemtype": itemtype, "items_id": item_id} for item_id in batch]
+        reply = self._call(
+            "GET", "/getMultipleItems", query=php_query("items", wanted), itemtype=itemtype, passthrough=_ITEM_GONE
+        )
+        if reply.code in _ITEM_GONE:
+            log.info(
+                "%s: getMultipleItems refused a batch of %d %s (%s); halving it",
+                self.system,
+                len(batch),
+                itemtype,
+                reply.code,
             )
-            if reply.code in _ITEM_GONE:
-                log.info(
-                    "%s: getMultipleItems refused a batch of %d %s (%s); fetching them one by one",
-                    self.system,
-                    len(chunk),
-                    itemtype,
-                    reply.code,
-                )
-                for item_id in chunk:
-                    try:
-                        items.append(self.get_item(itemtype, item_id))
-                    except UpstreamNotFound:
-                        missing.append(item_id)
-                    except UpstreamForbidden:
-                        forbidden.append(item_id)
-                continue
-            if not isinstance(reply.body, list) or not all(isinstance(row, dict) for row in reply.body):
-                raise self._unexpected(reply, "GET /getMultipleItems", "a JSON list of objects")
-            items.extend(reply.body)
-        return FetchedItems(items=items, missing=missing, forbidden=forbidden)
+            half = len(batch) // 2
+            self._get_batch(itemtype, batch[:half], fetched)
+            self._get_batch(itemtype, batch[half:], fetched)
+            return
+        if not isinstance(reply.body, list) or not all(isinstance(row, dict) for row in reply.body):
+            raise self._unexpected(reply, "GET /getMultipleItems", "a JSON list of objects")
+        fetched.items.extend(reply.body)
 
     def download(self, document_id: int, max_bytes: int | None = None) -> Download:
         """A document's file: `GET /Document/:id` with ``Accept: application/octet-stream``.

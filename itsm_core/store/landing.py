@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, select, tuple_
+from sqlalchemy import Connection, func, select, tuple_
 
 from itsm_core.models import RawRecord
 from itsm_core.store.bulk import insert_ignoring_conflicts, one_of, update_by_id
@@ -93,3 +93,28 @@ def _reverted(
 def set_outcomes(conn: Connection, outcomes: Sequence[dict[str, Any]]) -> None:
     """Record what became of landed records: rows of {id, outcome, ticket_id}."""
     update_by_id(conn, inbound_records, outcomes)
+
+
+def last_payloads(conn: Connection, source: str, external_ids: Iterable[str]) -> dict[str, bytes]:
+    """The payload each of `external_ids` last landed from `source` (by `received_at`, which taking an earlier
+    landing up again renews), whatever became of it; ids never landed are absent. A connector that rebuilds a
+    record from its last state plus what changed upstream reads it here."""
+    wanted = set(external_ids)
+    if not wanted:
+        return {}
+    latest = (
+        select(
+            inbound_records.c.external_id,
+            inbound_records.c.payload,
+            func.row_number()
+            .over(
+                partition_by=inbound_records.c.external_id,
+                order_by=(inbound_records.c.received_at.desc(), inbound_records.c.id.desc()),
+            )
+            .label("rank"),
+        )
+        .where(inbound_records.c.source == source, one_of(conn, inbound_records.c.external_id, wanted))
+        .subquery()
+    )
+    rows = conn.execute(select(latest.c.external_id, latest.c.payload).where(latest.c.rank == 1))
+    return {external_id: bytes(payload) for external_id, payload in rows}

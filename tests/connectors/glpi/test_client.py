@@ -646,12 +646,38 @@ def test_get_many_falls_back_to_one_by_one_and_reports_the_missing(router, clien
 
     assert [item["id"] for item in found.items] == [1, 3]
     assert found.missing == [2] and found.forbidden == []
-    assert query(multiple.calls.last.request)[:4] == [
+    assert query(multiple.calls[0].request)[:4] == [
         ("items[0][itemtype]", "Ticket"),
         ("items[0][items_id]", "1"),
         ("items[1][itemtype]", "Ticket"),
         ("items[1][items_id]", "2"),
     ]
+
+
+def test_get_many_halves_a_refused_batch_instead_of_asking_for_each_item(router, client):
+    def multiple(request: httpx.Request) -> httpx.Response:
+        ids = [int(value) for key, value in query(request) if key.endswith("[items_id]")]
+        if 37 in ids or 80 in ids:
+            return glpi_error(404 if 37 in ids else 403, "ERROR_ITEM_NOT_FOUND", "Item not found")
+        return httpx.Response(200, json=[{"id": item_id} for item_id in ids])
+
+    def single(request: httpx.Request) -> httpx.Response:
+        item_id = int(request.url.path.rsplit("/", 1)[1])
+        if item_id == 37:
+            return glpi_error(404, "ERROR_ITEM_NOT_FOUND", "Item not found")
+        if item_id == 80:
+            return glpi_error(403, "ERROR_RIGHT_MISSING", "You don't have permission")
+        return httpx.Response(200, json={"id": item_id})
+
+    route = router.get("/getMultipleItems").mock(side_effect=multiple)
+    singles = router.get(path__regex=r"/Ticket/\d+$").mock(side_effect=single)
+
+    found = client.get_many("Ticket", list(range(1, 101)))
+
+    assert [item["id"] for item in found.items] == [i for i in range(1, 101) if i not in (37, 80)]
+    assert found.missing == [37] and found.forbidden == [80]
+    # two refused ids, each found by halving (about log2(100) levels, two requests a level); not 100 requests
+    assert route.call_count + singles.call_count <= 2 * 2 * 7
 
 
 # --- concurrency and secrets ----------------------------------------------------------------------------------
