@@ -44,11 +44,11 @@ import html
 import json
 import logging
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from connectors.base import CIS, TICKETS, SourceConnector
@@ -56,31 +56,24 @@ from connectors.glpi.client import Download, GlpiClient, criterion, modified_sin
 from connectors.glpi.config import GlpiSource
 from connectors.glpi.decode import DATE_FORMAT, decode_ticket, ticket_external_id, ticket_glpi_id
 from connectors.glpi.decode_assets import asset_external_id, decode_asset
-from connectors.glpi.staging import SubItemStage
+from connectors.glpi.timelines import SUB_ITEMS_PAGE, Timeline, Timelines, is_document
 from itsm_core.errors import FileTooLarge, UpstreamForbidden, UpstreamNotFound, over_cap
 from itsm_core.models import RawRecord, utcnow
+from itsm_core.store.landing import last_payloads
 from itsm_core.text import single_line
+
+if TYPE_CHECKING:
+    from itsm_core.store import Store
 
 log = logging.getLogger("itsm.connectors.glpi")
 
 #: Search options of Ticket: id and date_mod.
 ID_FIELD, DATE_MOD_FIELD = 2, 19
-#: Timeline and actors of a ticket: document key → sub-itemtype of `GET /Ticket/:id/:sub`.
-SUB_ITEMS = {
-    "followups": "ITILFollowup",
-    "solutions": "ITILSolution",
-    "tasks": "TicketTask",
-    "users": "Ticket_User",
-    "groups": "Group_Ticket",
-    "items": "Item_Ticket",
-    "document_links": "Document_Item",
-}
-SUB_ITEMS_PAGE = 1000
-#: Sub-itemtypes that name their parent by (itemtype, items_id), not by tickets_id.
-POLYMORPHIC_SUB_ITEMS = frozenset({"ITILFollowup", "ITILSolution", "Document_Item"})
 #: Ids per request of the purge check's id walk.
 PRESENT_IDS_PAGE = 1000
 WALKS = ("live", "trash")
+#: Pages that follow the ticket walks: tickets with new sub-items GLPI did not bump, then the sub-item cursor.
+TOUCHED, SUB_CURSOR = "touched", "sub"
 #: In a source's `assets`: software versions as CIs, and the installations of each computer (`SOFTWARE_HOSTS`).
 SOFTWARE, SOFTWARE_VERSION = "Software", "SoftwareVersion"
 SOFTWARE_HOSTS = frozenset({"Computer"})
@@ -109,7 +102,8 @@ class GlpiPage:
     settled: str | None = None  # every row modified at or before this second was visible to this walk's reads
     entity: str = TICKETS
     itemtype: str = "Ticket"
-    staged: bool = False  # its tickets' sub-items are in the run's stage (a full sync), not read per ticket
+    timeline: str = "per_ticket"  # how its tickets' sub-items are read: "stage", "merge" (`timelines.py`)
+    sub: dict[str, Any] | None = None  # the sub-item cursor, on the run's last page (`SUB_CURSOR`)
 
     @property
     def cursor_key(self) -> str:
@@ -151,15 +145,17 @@ class GlpiConnector(SourceConnector):
         #: CIs first: a ticket's links to the assets it names resolve in the same run.
         self.entities: tuple[str, ...] = (CIS, TICKETS) if self.ci_itemtypes else (TICKETS,)
         self._pool = ThreadPoolExecutor(max_workers=source.max_concurrent_requests, thread_name_prefix="glpi")
-        self._stage: SubItemStage | None = None
-        #: Sub-itemtypes GLPI would not list globally in this run (403): read ticket by ticket instead.
-        self._per_ticket: set[str] = set()
-        self._notices: list[str] = []
+        self.timelines = Timelines(self.client, self._pool, source.name, self._since_from)
+        self._store: Store | None = None
         #: Ids of the documents left out of their tickets in this run for their size (each logged once).
         self._too_large: set[int] = set()
 
     def entity_of(self, external_id: str) -> str:
         return TICKETS if external_id.startswith("Ticket/") else CIS
+
+    def use_store(self, store: Store) -> None:
+        """An incremental run builds each ticket on its last landed document (`timelines.py`): read from here."""
+        self._store = store
 
     # --- planning ------------------------------------------------------------------------------------------
 
@@ -168,16 +164,40 @@ class GlpiConnector(SourceConnector):
             raise ValueError(f"{self.source.name} reads {', '.join(self.entities)}, not {entity!r}")
         cursors = json.loads(watermark) if watermark else {}
         if entity == TICKETS:
-            staged = not cursors  # a full sync: sub-items by itemtype-wide walks, not seven requests per ticket
-            if staged:
-                self._stage_sub_items()
-            for walk in WALKS:
-                for page in self._walk("Ticket", walk, cursors.get(walk), TICKETS):
-                    yield replace(page, staged=staged)
+            yield from self._plan_tickets(cursors)
             return
         for itemtype in self.ci_itemtypes:
             for walk in ("live",) if itemtype in NO_TRASH else WALKS:
                 yield from self._walk(itemtype, walk, cursors.get(f"{itemtype}:{walk}"), CIS)
+
+    def _plan_tickets(self, cursors: dict[str, Any]) -> Iterator[GlpiPage]:
+        """The ticket walks with their sub-items walked in bulk (`timelines.py`); then the tickets whose sub-items
+        changed without the ticket, and last the sub-item cursor. Without one (a first load, or a run after one
+        that did not finish), every sub-itemtype is walked whole."""
+        if SUB_CURSOR in cursors and self._store is not None:
+            timeline, sub = "merge", self.timelines.stage_changes(cursors[SUB_CURSOR])
+        else:
+            timeline, sub = "stage", self.timelines.stage_all()
+        walked: set[int] = set()
+        for walk in WALKS:
+            for page in self._walk("Ticket", walk, cursors.get(walk), TICKETS):
+                walked.update(page.ids)
+                yield replace(page, timeline=timeline)
+        touched = sorted(self.timelines.touched - walked)
+        size = self.source.page_size
+        for first in range(0, len(touched), size):
+            yield GlpiPage(TOUCHED, tuple(touched[first : first + size]), "", (), timeline=timeline)
+        if sub is not None:
+            yield GlpiPage(SUB_CURSOR, (), "", (), timeline=timeline, sub=sub)
+
+    def _since_from(self, answered: datetime | None) -> str | None:
+        """The sub-item cursor's `since` from GLPI's clock at the walks' first answer (its Date header; else its
+        session's current time), less the overlap; None when GLPI tells neither."""
+        if answered is not None:
+            now: str | None = answered.astimezone(self.zone).strftime(DATE_FORMAT)
+        else:
+            now = self.client.server_time().current_time
+        return _window_start(now, self.zone, self.source.overlap_seconds) if now else None
 
     def _walk(self, itemtype: str, walk: str, cursor: dict[str, Any] | None, entity: str) -> Iterator[GlpiPage]:
         bound: str | None = None
@@ -236,6 +256,16 @@ class GlpiConnector(SourceConnector):
         """The watermark with the page's walk at the page's last second, unless it is already later: the overlap
         re-reads a window before the cursor, and committing such a page must not move the cursor back."""
         cursors = json.loads(watermark) if watermark else {}
+        if page.walk == TOUCHED:
+            return json.dumps(cursors, sort_keys=True)
+        if page.walk == SUB_CURSOR:
+            assert page.sub is not None
+            known_sub = cursors.get(SUB_CURSOR) or {"since": "", "ids": {}}
+            marks = {**known_sub["ids"]}
+            for itemtype, mark in page.sub["ids"].items():
+                marks[itemtype] = max(mark, marks.get(itemtype, 0))
+            cursors[SUB_CURSOR] = {"since": max(page.sub["since"], known_sub["since"]), "ids": marks}
+            return json.dumps(cursors, sort_keys=True)
         known = cursors.get(page.cursor_key)
         if known is None or page.date_mod >= known["date_mod"]:  # GLPI's "Y-m-d H:i:s" sorts as text
             settled = max(page.settled or "", known.get("settled") or "" if known else "")
@@ -243,8 +273,16 @@ class GlpiConnector(SourceConnector):
         return json.dumps(cursors, sort_keys=True)
 
     def watermark_positions(self, watermark: str | None) -> dict[str, tuple[Any, ...]]:
-        """Per walk (``live``, ``trash``, ``Computer:live``, …), the last committed second."""
-        return {key: (cursor["date_mod"],) for key, cursor in (json.loads(watermark) if watermark else {}).items()}
+        """Per walk (``live``, ``trash``, ``Computer:live``, …), the last committed second; the sub-item cursor's
+        ``since`` (``sub``) and its id marks (``sub:Ticket_User``, …)."""
+        positions: dict[str, tuple[Any, ...]] = {}
+        for key, cursor in (json.loads(watermark) if watermark else {}).items():
+            if key == SUB_CURSOR:
+                positions[key] = (cursor["since"],)
+                positions.update({f"{key}:{itemtype}": (mark,) for itemtype, mark in cursor["ids"].items()})
+            else:
+                positions[key] = (cursor["date_mod"],)
+        return positions
 
     # --- purges --------------------------------------------------------------------------------------------
 
@@ -285,15 +323,37 @@ class GlpiConnector(SourceConnector):
         """The page's tickets or assets as documents. Those purged since the search are left out (GLPI: 404)."""
         if page.entity == CIS:
             return self._fetch_assets(page)
+        if not page.ids:
+            return []
         tickets = self._rows("Ticket", page.ids, "READALL on tickets")
         ticket_ids = [int(row["id"]) for row in tickets]
-        if page.staged and self._stage is not None:
-            timelines = self._staged_sub_items(ticket_ids)
-        else:  # an incremental run, or a page planned by another run (its stage is gone)
-            timelines = list(self._pool.map(self._sub_items, ticket_ids))
+        bases: dict[int, dict[str, Any]] = {}
+        timelines: list[Timeline]
+        if page.timeline == "stage" and self.timelines.stage is not None:
+            timelines = self.timelines.staged(ticket_ids)
+        elif page.timeline == "merge" and self.timelines.stage is not None:
+            bases = self._last_documents(ticket_ids)
+            timelines = self.timelines.merged(tickets, bases)
+        else:  # a page planned by another run: its stage is gone
+            timelines = list(self._pool.map(self.timelines.read_per_ticket, ticket_ids))
         documents = [{"ticket": row, **timeline} for row, timeline in zip(tickets, timelines, strict=True)]
-        self._attach_files(documents)
+        self._attach_files(documents, bases)
         return self._records(documents, _ticket_references, lambda d: ticket_external_id(d["ticket"]["id"]))
+
+    def _last_documents(self, ticket_ids: list[int]) -> dict[int, dict[str, Any]]:
+        """The tickets' documents as they last landed, by GLPI id; those never landed or unreadable are absent."""
+        assert self._store is not None
+        with self._store.connect() as conn:
+            payloads = last_payloads(conn, self.source.name, [ticket_external_id(t) for t in ticket_ids])
+        documents: dict[int, dict[str, Any]] = {}
+        for external_id, payload in payloads.items():
+            try:
+                document = json.loads(payload)
+            except ValueError:
+                continue
+            if is_document(document):
+                documents[ticket_glpi_id(external_id)] = document
+        return documents
 
     def _rows(self, itemtype: str, ids: Sequence[int], right: str) -> list[dict[str, Any]]:
         """The rows of a page, templates left out; rows the account may not read are named in a warning."""
@@ -308,20 +368,28 @@ class GlpiConnector(SourceConnector):
             )
         return [row for row in fetched.items if not row.get("is_template")]
 
-    def _attach_files(self, documents: list[dict[str, Any]]) -> None:
+    def _attach_files(self, documents: list[dict[str, Any]], bases: dict[int, dict[str, Any]]) -> None:
         """Put each ticket's GLPI documents (their row and file, base64) under ``files``, so the record is whole.
 
-        A file over `max_document_bytes` is listed by its row with ``skipped`` (the reason) instead of its content:
-        the ticket lands without it and says so (`decode.py` puts the reason in its description)."""
+        A file whose Document row is as it was in a ticket's last landed document (`bases`) is taken from there,
+        not downloaded again. A file over `max_document_bytes` is listed by its row with ``skipped`` (the reason)
+        instead of its content: the ticket lands without it and says so (`decode.py` puts the reason in its
+        description)."""
         wanted = sorted({int(link["documents_id"]) for d in documents for link in d["document_links"]})
         rows = {int(row["id"]): row for row in self.client.get_many("Document", wanted).items}
-        downloads = dict(zip(rows, self._pool.map(self._download, list(rows)), strict=True))
+        landed = {int(entry["id"]): entry for base in bases.values() for entry in base.get("files") or []
+                  if isinstance(entry, dict) and "content_b64" in entry}  # fmt: skip
+        kept = {i: landed[i] for i, row in rows.items() if i in landed and _file_row(landed[i]) == row}
+        fetch = [i for i in rows if i not in kept]
+        downloads: dict[int, Any] = dict(zip(fetch, self._pool.map(self._download, fetch), strict=True))
         for document in documents:
             linked = {int(link["documents_id"]) for link in document["document_links"]}
             files = []
-            for i in sorted(linked & downloads.keys()):
-                download = downloads[i]
-                if isinstance(download, Download):
+            for i in sorted(linked & rows.keys()):
+                download = downloads.get(i)
+                if i in kept:
+                    files.append(kept[i])
+                elif isinstance(download, Download):
                     content = {"content_type": download.content_type, "content_b64": _b64(download.content)}
                     files.append({**rows[i], **content})
                 elif isinstance(download, FileTooLarge):
@@ -397,62 +465,8 @@ class GlpiConnector(SourceConnector):
             for document, refs in zip(documents, wanted, strict=True)
         ]
 
-    def _sub_items(self, ticket_id: int, keys: Iterable[str] = SUB_ITEMS) -> dict[str, list[dict[str, Any]]]:
-        return {
-            key: self.client.all_sub_items("Ticket", ticket_id, SUB_ITEMS[key], page_size=SUB_ITEMS_PAGE)
-            for key in keys
-        }
-
-    # --- the stage of a full sync ----------------------------------------------------------------------------
-
-    def _stage_sub_items(self) -> None:
-        """Walk every sub-itemtype of tickets globally (in parallel, a thousand rows a request) into a new stage.
-
-        An itemtype GLPI refuses to list globally (403: a profile without the global read right) is read ticket
-        by ticket for this run, and the run's notices say so once."""
-        if self._stage is not None:
-            self._stage.close()
-        self._stage, self._per_ticket = SubItemStage(), set()
-        for key, refused in zip(SUB_ITEMS, self._pool.map(self._stage_walk, SUB_ITEMS), strict=True):
-            if refused:
-                self._per_ticket.add(key)
-                self._notices.append(
-                    f"GLPI refused to list {SUB_ITEMS[key]} globally ({refused}); they were read ticket by ticket "
-                    f"(one request per ticket): grant the hub's profile read rights on {SUB_ITEMS[key]}"
-                )
-                log.warning("%s: %s", self.source.name, self._notices[-1])
-
-    def _stage_walk(self, key: str) -> str | None:
-        """One sub-itemtype into the stage; the reason if GLPI refused to list it globally."""
-        itemtype = SUB_ITEMS[key]
-        polymorphic = itemtype in POLYMORPHIC_SUB_ITEMS
-        params = {"searchText": {"itemtype": "Ticket"}} if polymorphic else None  # LIKE: filtered again below
-        stage = self._stage
-        assert stage is not None
-        try:
-            for page in self.client.iter_pages(itemtype, page_size=SUB_ITEMS_PAGE, sort="id", params=params):
-                stage.add(itemtype, page.rows, _ticket_of_polymorphic if polymorphic else _ticket_of_child)
-        except UpstreamForbidden as exc:
-            return str(exc)
-        return None
-
-    def _staged_sub_items(self, ticket_ids: list[int]) -> list[dict[str, list[dict[str, Any]]]]:
-        stage = self._stage
-        assert stage is not None
-        by_key = {key: stage.rows(SUB_ITEMS[key], ticket_ids) for key in SUB_ITEMS if key not in self._per_ticket}
-        missing = [key for key in SUB_ITEMS if key in self._per_ticket]
-        per_ticket = (
-            list(self._pool.map(lambda ticket_id: self._sub_items(ticket_id, missing), ticket_ids))
-            if missing
-            else [{} for _ in ticket_ids]
-        )
-        return [
-            {key: by_key[key][ticket_id] if key in by_key else extra[key] for key in SUB_ITEMS}
-            for ticket_id, extra in zip(ticket_ids, per_ticket, strict=True)
-        ]
-
     def notices(self) -> list[str]:
-        notices = list(self._notices)
+        notices = list(self.timelines.notices)
         if self._too_large:
             ids = sorted(self._too_large)
             shown = ", ".join(map(str, ids[:20])) + (f" and {len(ids) - 20} more" if len(ids) > 20 else "")
@@ -468,18 +482,13 @@ class GlpiConnector(SourceConnector):
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
-        if self._stage is not None:
-            self._stage.close()
-            self._stage = None
+        self.timelines.close()
         self.client.close()
 
 
-def _ticket_of_child(row: dict[str, Any]) -> int | None:
-    return int(row["tickets_id"]) if row.get("tickets_id") else None
-
-
-def _ticket_of_polymorphic(row: dict[str, Any]) -> int | None:
-    return int(row["items_id"]) if row.get("itemtype") == "Ticket" and row.get("items_id") else None
+def _file_row(entry: dict[str, Any]) -> dict[str, Any]:
+    """A ``files`` entry less what `_attach_files` added to GLPI's Document row."""
+    return {key: value for key, value in entry.items() if key not in ("content_type", "content_b64")}
 
 
 def _b64(content: bytes) -> str:

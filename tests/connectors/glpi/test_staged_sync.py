@@ -1,5 +1,6 @@
-"""A full sync reads ticket sub-items by itemtype-wide walks (`connectors/glpi/staging.py`) and lands exactly what
-the per-ticket path lands; an itemtype GLPI refuses to list globally falls back to the per-ticket path alone."""
+"""Ticket sub-items are read in bulk (`connectors/glpi/timelines.py`) and land exactly what the per-ticket path
+lands: a full sync by itemtype-wide walks, an incremental one by walks of what changed laid over the last landed
+documents. An itemtype GLPI refuses to list globally falls back to the per-ticket path alone."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ import re
 import pytest
 from sqlalchemy import select
 
-import connectors.glpi.source as glpi_source
-from connectors.glpi.source import SUB_ITEMS, GlpiConnector
+import connectors.glpi.timelines as glpi_timelines
+from connectors.glpi.timelines import SUB_ITEMS, Timelines
+from itsm_core.store.landing import last_payloads
 from itsm_core.store.tables import InboundRecordRow
 from simulators.glpi.simulator import GlpiSimulator
 from tests.flows.test_glpi_sync import store_state
@@ -20,7 +22,7 @@ PER_TICKET = re.compile(r"^/Ticket/\d+/(\w+)")
 
 @pytest.fixture
 def sim(monkeypatch):
-    monkeypatch.setattr(glpi_source, "SUB_ITEMS_PAGE", 7)  # every walk and list spans pages
+    monkeypatch.setattr(glpi_timelines, "SUB_ITEMS_PAGE", 7)  # every walk and list spans pages
     with GlpiSimulator(tickets=40, seed=13) as sim:
         chatty = sim.add_ticket("Chatty ticket")
         for n in range(20):
@@ -29,10 +31,12 @@ def sim(monkeypatch):
         yield sim
 
 
-def landed(hub: GlpiHub) -> dict[str, str]:
+def landed(hub: GlpiHub) -> dict[str, bytes]:
+    """Each ticket's document as it last landed."""
     inbound = InboundRecordRow.__table__
     with hub.store.connect() as conn:
-        return dict(conn.execute(select(inbound.c.external_id, inbound.c.payload_hash)).all())
+        external_ids = set(conn.execute(select(inbound.c.external_id)).scalars())
+        return last_payloads(conn, "glpi", external_ids)
 
 
 def per_ticket_requests(sim: GlpiSimulator, since: int) -> set[str]:
@@ -40,10 +44,10 @@ def per_ticket_requests(sim: GlpiSimulator, since: int) -> set[str]:
 
 
 def per_ticket_hub(sim, tmp_path, monkeypatch) -> GlpiHub:
-    """The reference: every ticket's sub-items read ticket by ticket, as an incremental run reads them."""
-    hub = GlpiHub.start(sim, f"sqlite:///{tmp_path / 'per-ticket.db'}", tmp_path, assets=[])
+    """The reference: every ticket's sub-items read ticket by ticket (`GET /Ticket/:id/:sub`), from scratch."""
+    hub = GlpiHub.start(sim, f"sqlite:///{tmp_path / f'per-ticket-{len(sim.requests)}.db'}", tmp_path, assets=[])
     with monkeypatch.context() as patch:
-        patch.setattr(GlpiConnector, "_stage_sub_items", lambda self: None)
+        patch.setattr(Timelines, "stage_all", lambda self: None)  # no stage: each page reads per ticket
         hub.sync()
     return hub
 
@@ -79,15 +83,69 @@ def test_an_itemtype_glpi_will_not_list_globally_is_read_per_ticket_and_said_onc
     hub.sync()
     assert per_ticket_requests(sim, before) == {"ITILFollowup"}  # only the refused itemtype, per ticket
     assert landed(hub) == landed(reference)
-    assert pages and all(page.staged for page in pages)
+    assert pages and all(page.timeline == "stage" for page in pages)
 
 
-def test_an_incremental_run_reads_only_the_changed_tickets_sub_items_per_ticket(sim, tmp_path):
-    hub = GlpiHub.start(sim, f"sqlite:///{tmp_path / 'hub.db'}", tmp_path, assets=[], overlap_seconds=0)
+def change_everything_a_timeline_holds(sim: GlpiSimulator) -> dict[str, int]:
+    """One change of each kind an incremental run must see, on tickets the full sync landed."""
+    tickets = sorted(row["id"] for row in sim.rows("Ticket") if not row["is_deleted"] and row["status"] in (1, 2, 3, 4))
+    quiet, private, actors, purged, chatty = tickets[1], tickets[2], tickets[3], tickets[4], tickets[-2]
+    before = sim.ticket(quiet)
+    sim.add_followup(quiet, "<p>written by an import: GLPI did not bump the ticket</p>")
+    sim.update("Ticket", quiet, date_mod=before["date_mod"], users_id_lastupdater=before["users_id_lastupdater"])
+    sim.add_followup(private, "<p>only technicians see this</p>", is_private=True)
+    for link in sim.rows("Ticket_User", tickets_id=actors)[:1]:
+        sim.purge("Ticket_User", link["id"])
+    sim.add_actor(actors, 3, login="tech")
+    for followup in sim.followups(chatty)[:2]:
+        sim.purge("ITILFollowup", followup["id"])
+    for n in range(9):  # the chatty ticket's followups span more pages
+        sim.add_followup(chatty, f"<p>more {n}</p>")
+    sim.add_document(private, "notes.txt", b"a file added later")
+    new = sim.add_ticket("Opened after the full sync", requester="tech")
+    sim.add_followup(new, "<p>first answer</p>")
+    sim.purge("Ticket", purged)
+    return {"quiet": quiet, "new": new}
+
+
+def test_an_incremental_run_lands_what_the_per_ticket_path_lands_without_reading_per_ticket(
+    sim, database_url, tmp_path, monkeypatch
+):
+    hub = GlpiHub.start(sim, database_url, tmp_path, assets=[])
     hub.sync()
-    changed = sim.add_ticket("A new one")
+    changed = change_everything_a_timeline_holds(sim)
     before = len(sim.requests)
+    report = hub.sync()
+    assert report.quarantined == 0 and report.fetched >= 5, report.counts()
+    assert per_ticket_requests(sim, before) == set()  # sub-items walked, not read ticket by ticket
+    walks = [target for _, target, _ in list(sim.requests)[before:] if "order=DESC" in target]
+    assert {target.split("?")[0] for target in walks} == {f"/{itemtype}" for itemtype in SUB_ITEMS.values()}
+    reference = per_ticket_hub(sim, tmp_path, monkeypatch)
+    ours, theirs = landed(hub), landed(reference)
+    theirs_ids = set(theirs)
+    assert {k: v for k, v in ours.items() if k in theirs_ids} == theirs  # byte for byte, purged one aside
+    assert "written by an import" in ours[f"Ticket/{changed['quiet']}"].decode()
+    comments = {(ticket, body) for ticket, body, *_ in store_state(hub)["comments"]}
+    assert (f"Ticket/{changed['quiet']}", "written by an import: GLPI did not bump the ticket") in comments
+    again = len(sim.requests)
     hub.sync()
-    walked = {target.split("?")[0] for _, target, _ in list(sim.requests)[before:]}
-    assert not {f"/{itemtype}" for itemtype in SUB_ITEMS.values()} & walked  # no itemtype-wide walk
-    assert {f"/Ticket/{changed}/ITILFollowup"} <= walked
+    assert per_ticket_requests(sim, again) == set()
+    assert landed(hub) == ours  # a run with nothing new changes nothing
+
+
+def test_an_incremental_run_reads_an_itemtype_glpi_will_not_list_per_ticket_and_says_so(sim, tmp_path, monkeypatch):
+    hub = GlpiHub.start(sim, f"sqlite:///{tmp_path / 'hub.db'}", tmp_path, assets=[])
+    hub.sync()
+    change_everything_a_timeline_holds(sim)
+    sim.fail_next("GET", r"^/Ticket_User\?", 403, body=["ERROR_RIGHT_MISSING", "You don't have permission"], times=50)
+    before = len(sim.requests)
+    runtime = hub.runtime()
+    list(runtime.connector.plan_pages(hub.watermark()))
+    notices = runtime.connector.notices()
+    runtime.connector.close()
+    assert len(notices) == 1 and "Ticket_User" in notices[0]
+    hub.sync()
+    assert per_ticket_requests(sim, before) == {"Ticket_User"}
+    reference = per_ticket_hub(sim, tmp_path, monkeypatch)
+    ours, theirs = landed(hub), landed(reference)
+    assert {k: v for k, v in ours.items() if k in theirs} == theirs
