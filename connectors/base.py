@@ -1,7 +1,8 @@
 """The connector contract: what every source offers the flows, and what every two-way system's writer offers.
 
-A connector speaks one protocol and nothing else: it never touches the store (except the webhook kind, whose
-upstream is the table its receiver lands deliveries in, handed over by `use_store`), never imports Prefect and
+A connector speaks one protocol and nothing else: it never writes to the store, and reads from it (handed over by
+`use_store`) only its own landing (GLPI builds a ticket on the document it last landed) or, for the webhook kind,
+the table its receiver lands deliveries in as its upstream; it never imports Prefect and
 knows no business rule. The flow plans pages (small, serialisable references), runs one task per page, commits each
 page's records with the page's watermark in one transaction, and only then acknowledges the page's records.
 The conformance suite (`tests/connectors/conformance/`) checks every registered kind against this contract.
@@ -114,7 +115,8 @@ class SourceConnector(ABC):
         """Called after the records are committed (as tickets, CIs or dead letters): mark, move or forget them."""
 
     def use_store(self, store: Store) -> None:  # noqa: B027 (a hook: nothing to do by default)
-        """Given the hub's store before planning: for kinds whose upstream lands there first (webhook deliveries)."""
+        """Given the hub's store before planning: for kinds whose upstream lands there first (webhook deliveries)
+        or that build a record on the payload they last landed (GLPI's incremental timelines); read only."""
 
     def close(self) -> None:  # noqa: B027 (a hook: nothing to do by default)
         """Release connections at the end of a run."""

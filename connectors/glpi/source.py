@@ -18,6 +18,10 @@ Incremental contract (per walk: live tickets, then the trash, each with its own 
 - trashed tickets are read by a second walk (GLPI's search shows the trash or the rest, never both); trashing
   and restoring move ``date_mod``, so both walks see them. Purged tickets are not seen (GLPI keeps no trace).
 
+The ticket walks are followed by the tickets whose sub-items changed without the ticket (pages ``"touched"``), and
+the run's last page commits the sub-item cursor (``"sub"``): `timelines.py` states that contract. Sub-items are
+never read ticket by ticket but walked in bulk, whole on a first load and only what changed later.
+
 A document is the ticket row, its followups, solutions, tasks, actors (users and groups), linked items, its GLPI
 documents with their files (base64; a file the account may not read is left out, with a warning), and the names
 it refers to (users with their default e-mail, groups, category, entity), in a stable order: the same GLPI state

@@ -297,11 +297,14 @@ def _plain(value: Any) -> Any:
 
 def _position(watermark: str | None) -> Any:
     """A mailbox watermark without what differs between two mailboxes of equal content (their UIDVALIDITY, and
-    the HIGHESTMODSEQ their \\Seen flags moved); any other watermark as it is."""
+    the HIGHESTMODSEQ their \\Seen flags moved); a GLPI one without its sub-item cursor's `since` (GLPI's clock
+    when that run walked); any other watermark as it is."""
     try:
         folders = json.loads(watermark or "")
     except ValueError:
         return watermark
     if isinstance(folders, dict) and all(isinstance(f, dict) and "last_uid" in f for f in folders.values()):
         return tuple(sorted((name, f["last_uid"]) for name, f in folders.items()))
+    if isinstance(folders, dict) and isinstance(folders.get("sub"), dict):
+        return json.dumps({**folders, "sub": {**folders["sub"], "since": "(GLPI's clock)"}}, sort_keys=True)
     return watermark
