@@ -30,10 +30,11 @@ itself is never emptied; any database the role may create schemas in will do.
 
 Only the ticket walk is measured (no assets).
 
-Timings per run split the wall time: `search` (the keyset /search calls of plan_pages), `get_tickets`
-(getMultipleItems of the page's tickets), `sub_items` (the page's sub-items: from the first load's stage, or
-the changes walked at planning laid over the last landed documents, with the batched re-reads of changed tickets'
-rows, in parallel over `--concurrency` connections), `names` (users, groups, categories, entities not yet cached), `documents` (building
+Timings per run split the wall time: `search` (planning: the sub-item walks before the first page, then the
+keyset /search calls), `get_tickets` (getMultipleItems of the page's tickets), `sub_items` (the page's sub-items:
+from the first load's stage, or the walked changes laid over the last landed documents with the batched re-reads
+of changed tickets' rows, in parallel over `--concurrency` connections; and the documents' files), `names`
+(users, groups, categories, entities not yet cached), `documents` (building
 the JSON payloads) and `ingest` (land, map, write and commit: `ingest_batch` plus the watermark). HTTP requests
 are counted on the hub's side, and `hub_cpu_s` is the benchmark process's CPU time (all threads) during a run.
 `peak_rss_mb` is this process's peak RSS after the three syncs, before the COPY reference loads the rows
