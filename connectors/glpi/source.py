@@ -143,12 +143,12 @@ class GlpiConnector(SourceConnector):
         self.source = source
         self.zone = ZoneInfo(source.timezone)
         self.client = client or build_client(source)
-        self.names = _NameCache(self.client)
         self.ci_itemtypes = ci_itemtypes(source.assets)
         self.reads_software = SOFTWARE in source.assets
         #: CIs first: a ticket's links to the assets it names resolve in the same run.
         self.entities: tuple[str, ...] = (CIS, TICKETS) if self.ci_itemtypes else (TICKETS,)
         self._pool = ThreadPoolExecutor(max_workers=source.max_concurrent_requests, thread_name_prefix="glpi")
+        self.names = _NameCache(self.client, self._pool)
         self.timelines = Timelines(self.client, self._pool, source.name, self._since_from)
         self._store: Store | None = None
         #: Ids of the documents left out of their tickets in this run for their size (each logged once).
@@ -527,8 +527,8 @@ class _NameCache:
     """Names of the rows documents refer to, fetched once per run: users (login, names and default e-mail), and
     dropdowns and entities (by `completename`, else `name`). Deleted or hidden rows are None."""
 
-    def __init__(self, client: GlpiClient) -> None:
-        self.client = client
+    def __init__(self, client: GlpiClient, pool: ThreadPoolExecutor) -> None:
+        self.client, self.pool = client, pool
         self.tables: dict[str, dict[str, Any]] = {}  # itemtype → {str(id): name}
         self._lock = threading.Lock()
 
@@ -549,8 +549,9 @@ class _NameCache:
         names = self.tables[itemtype]
         fetched = self.client.get_many(itemtype, ids)
         if itemtype == "User":
+            by_user = self._emails([int(row["id"]) for row in fetched.items])
             for row in fetched.items:
-                emails = self.client.all_sub_items("User", int(row["id"]), "UserEmail", page_size=SUB_ITEMS_PAGE)
+                emails = by_user[int(row["id"])]
                 default = next((e for e in emails if e.get("is_default")), emails[0] if emails else {})
                 names[str(row["id"])] = {
                     "name": row.get("name"),
@@ -563,6 +564,33 @@ class _NameCache:
                 names[str(row["id"])] = row.get("completename") or row.get("name")
         for gone in (*fetched.missing, *fetched.forbidden):
             names[str(gone)] = None  # deleted or hidden: asked once per run, shown as unknown
+
+    def _emails(self, user_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
+        """Each user's e-mail rows, in id order. GLPI has no request for "the e-mails of these users": one walk of
+        every UserEmail when that takes no more requests than a list per user (its first page says how many
+        there are), else a list per user, in parallel."""
+        found: dict[int, list[dict[str, Any]]] = {user_id: [] for user_id in user_ids}
+        if len(user_ids) > 1:
+            try:
+                first = self.client.list_items("UserEmail", limit=SUB_ITEMS_PAGE, sort="id")
+            except UpstreamForbidden:
+                first = None
+            pages_needed = -(-first.total // SUB_ITEMS_PAGE) if first is not None and first.total is not None else None
+            if first is not None and (not first.more or (pages_needed is not None and pages_needed <= len(user_ids))):
+                rest = (
+                    self.client.iter_pages("UserEmail", page_size=SUB_ITEMS_PAGE, start=first.next_start, sort="id")
+                    if first.more
+                    else ()
+                )
+                for page in (first, *rest):
+                    for row in page.rows:
+                        if (owner := int(row.get("users_id") or 0)) in found:
+                            found[owner].append(row)
+                return found
+        listed = self.pool.map(
+            lambda user_id: self.client.all_sub_items("User", user_id, "UserEmail", page_size=SUB_ITEMS_PAGE), user_ids
+        )
+        return dict(zip(user_ids, listed, strict=True))
 
     def names(self, references: dict[str, tuple[str, set[int]]]) -> dict[str, dict[str, Any]]:
         """What one document's `references` name: key → {str(id): name}."""
