@@ -30,13 +30,16 @@ itself is never emptied; any database the role may create schemas in will do.
 
 Only the ticket walk is measured (no assets).
 
-Timings per run split the wall time: `search` (planning: the sub-item walks before the first page, then the
-keyset /search calls), `get_tickets` (getMultipleItems of the page's tickets), `sub_items` (the page's sub-items:
-from the first load's stage, or the walked changes laid over the last landed documents with the batched re-reads
-of changed tickets' rows, in parallel over `--concurrency` connections; and the documents' files), `names`
-(users, groups, categories, entities not yet cached), `documents` (building
-the JSON payloads) and `ingest` (land, map, write and commit: `ingest_batch` plus the watermark). HTTP requests
-are counted on the hub's side, and `hub_cpu_s` is the benchmark process's CPU time (all threads) during a run.
+Timings per run: pages are planned and fetched on a thread of their own, up to two pages ahead of the one being
+written (`flows.sync.fetched_pages`, as `sync-source` runs it), so the wall time is `ingest` (land, map, write
+and commit: `ingest_batch` plus the watermark) plus `waiting_for_fetch` (the writer idle, waiting for a page) plus
+`other`. On the fetching thread, overlapping them: `search` (planning: the sub-item walks before the first page,
+then the keyset /search calls), `fetch_page`, and within it `get_tickets` (getMultipleItems of the page's
+tickets), `sub_items` (the page's sub-items: from the first load's stage, or the walked changes laid over the
+last landed documents with the batched re-reads of changed tickets' rows, in parallel over `--concurrency`
+connections; and the documents' files), `names` (users, groups, categories, entities not yet cached),
+`documents` (building the JSON payloads). HTTP requests are counted on the hub's side, and `hub_cpu_s` is the
+benchmark process's CPU time (all threads) during a run.
 `peak_rss_mb` is this process's peak RSS after the three syncs, before the COPY reference loads the rows
 (`peak_rss_with_copy_mb` after it); `simulator_peak_rss_mb` and `simulator_cpu_s` are the child's, once it exited.
 Progress goes to stderr; the last stdout line is one JSON object with full_tickets_per_s, incremental_1pct_s,
@@ -68,7 +71,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._support import Schema, log, peak_rss_mb
 from flows.runtime import SourceRuntime, build_runtime
-from flows.sync import ENTITY, ingest_page
+from flows.sync import ENTITY, fetched_pages, ingest_page
 from itsm_core.config import HubConfig, parse_config
 from itsm_core.store import Store
 from itsm_core.store.sync_state import get_state
@@ -202,10 +205,21 @@ def instrument(runtime: SourceRuntime, stats: SyncStats) -> None:
     connector.client._http.event_hooks = {"request": [count], "response": []}
     split, marks = stats.split, {}
     get_many, names_load, fetch_page = connector.client.get_many, connector.names.load, connector.fetch_page
-    main = threading.main_thread()
+    plan_pages = connector.plan_pages
+
+    def timed_plan(watermark: str | None, entity: str = ENTITY) -> Any:
+        pages = plan_pages(watermark, entity)
+        while True:
+            started = time.perf_counter()
+            page = next(pages, None)
+            split["search"] += time.perf_counter() - started
+            if page is None:
+                return
+            yield page
 
     def timed_get_many(itemtype: str, ids: Any, **kwargs: Any) -> Any:
-        if itemtype != "Ticket" or threading.current_thread() is not main:
+        # the page's own tickets, on the fetching thread (`fetched_pages`); not the pool's reads
+        if itemtype != "Ticket" or not threading.current_thread().name.startswith("fetch-"):
             return get_many(itemtype, ids, **kwargs)
         result = _timed(split, "get_tickets", get_many)(itemtype, ids, **kwargs)
         marks["tickets_done"] = time.perf_counter()
@@ -231,6 +245,7 @@ def instrument(runtime: SourceRuntime, stats: SyncStats) -> None:
     connector.client.get_many = timed_get_many
     connector.names.load = timed_names
     connector.fetch_page = timed_fetch
+    connector.plan_pages = timed_plan
 
 
 def run_sync(config: HubConfig, store: Store, label: str) -> SyncStats:
@@ -243,18 +258,19 @@ def run_sync(config: HubConfig, store: Store, label: str) -> SyncStats:
     started, cpu_started = time.perf_counter(), time.process_time()
     last_log = started
     try:
-        pages = runtime.connector.plan_pages(watermark)
+        pages = fetched_pages(runtime.connector, watermark, ENTITY)
         while True:
-            searching = time.perf_counter()
-            page = next(pages, None)
-            stats.split["search"] += time.perf_counter() - searching
-            if page is None:
+            waiting = time.perf_counter()
+            item = next(pages, None)
+            stats.split["waiting_for_fetch"] += time.perf_counter() - waiting
+            if item is None:
                 break
-            task_started, fetch_before = time.perf_counter(), stats.split["fetch_page"]
-            page_report, watermark = ingest_page.fn(runtime, ENTITY, page, watermark)
+            page, records = item
+            task_started = time.perf_counter()
+            page_report, watermark = ingest_page.fn(runtime, ENTITY, page, watermark, records)
             task_s = time.perf_counter() - task_started
-            stats.split["ingest_page"] += task_s
-            stats.ingest_pages.append((page_report.fetched, task_s - (stats.split["fetch_page"] - fetch_before)))
+            stats.split["ingest"] += task_s
+            stats.ingest_pages.append((page_report.fetched, task_s))
             stats.report += page_report
             stats.pages += 1
             if time.perf_counter() - last_log > 30:
@@ -265,10 +281,7 @@ def run_sync(config: HubConfig, store: Store, label: str) -> SyncStats:
         runtime.connector.close()
     stats.seconds = time.perf_counter() - started
     stats.cpu_seconds = time.process_time() - cpu_started
-    stats.split["ingest"] = stats.split["ingest_page"] - stats.split["fetch_page"]
-    del stats.split["ingest_page"]
-    rest = stats.seconds - stats.split["search"] - stats.split["fetch_page"] - stats.split["ingest"]
-    stats.split["other"] = rest
+    stats.split["other"] = stats.seconds - stats.split["waiting_for_fetch"] - stats.split["ingest"]
     return stats
 
 
@@ -276,8 +289,9 @@ def run_sync(config: HubConfig, store: Store, label: str) -> SyncStats:
 
 
 def floor_reference(config: HubConfig, store: Store) -> tuple[int, float]:
-    """The floor of this design: every page fetched as the full sync fetched it (same connector, same requests)
-    and its payloads written raw with COPY into an unindexed temporary table — no landing, mapping or rules."""
+    """The floor of this design: every page fetched as the full sync fetched it (same connector, same requests,
+    fetched ahead of the writer the same way) and its payloads written raw with COPY into an unindexed temporary
+    table — no landing, mapping or rules."""
     runtime = build_runtime(config, config.source(SOURCE), store=store)
     connector = runtime.connector
     written = 0
@@ -287,8 +301,7 @@ def floor_reference(config: HubConfig, store: Store) -> tuple[int, float]:
             raw = conn.connection.driver_connection
             with raw.cursor() as cursor:
                 cursor.execute("CREATE TEMP TABLE floor_ref (external_id text, payload bytea) ON COMMIT DROP")
-                for page in connector.plan_pages(None, ENTITY):
-                    records = connector.fetch_page(page)
+                for _, records in fetched_pages(connector, None, ENTITY):  # fetched ahead, as the hub does
                     with cursor.copy("COPY floor_ref (external_id, payload) FROM STDIN") as copy:
                         for record in records:
                             copy.write_row((record.external_id, record.payload))

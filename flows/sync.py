@@ -8,6 +8,9 @@ fails at the end with the first failure.
 
 from __future__ import annotations
 
+import queue
+import threading
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
@@ -19,7 +22,7 @@ from prefect.states import State
 from prefect.utilities.annotations import quote
 from sqlalchemy import Connection
 
-from connectors.base import CIS, TICKETS
+from connectors.base import CIS, TICKETS, SourceConnector
 from flows.artifacts import CI_COUNTS, artifact_key, source_markdown
 from flows.runtime import SourceRuntime, build_runtime, load_hub_config
 from itsm_core.config import HubConfig
@@ -38,6 +41,8 @@ ENTITY = TICKETS
 SOURCE_DOWN = (UpstreamUnavailable, ImapUnavailable, OSError)
 #: The sync_state entity of a source's purge checks: its watermark is when the last one completed.
 PURGES = "purges"
+#: Pages fetched ahead of the one being written, so upstream and database time overlap; memory stays a few pages.
+PAGES_AHEAD = 2
 
 
 def _worth_retrying(task: Any, task_run: Any, state: State) -> bool:
@@ -55,11 +60,12 @@ def _worth_retrying(task: Any, task_run: Any, state: State) -> bool:
     retry_condition_fn=_worth_retrying,
 )
 def ingest_page(
-    runtime: SourceRuntime, entity: str, page: Any, watermark: str | None
+    runtime: SourceRuntime, entity: str, page: Any, watermark: str | None, records: list[RawRecord] | None = None
 ) -> tuple[BatchReport, str | None]:
-    """Fetch one page of `entity`, land and apply it and move the entity's watermark in one transaction, then
-    acknowledge the page's records."""
-    records = runtime.connector.fetch_page(page)
+    """Fetch one page of `entity` (unless its `records` were fetched ahead: `fetched_pages`), land and apply it and
+    move the entity's watermark in one transaction, then acknowledge the page's records."""
+    if records is None:
+        records = runtime.connector.fetch_page(page)
     watermark = runtime.connector.page_watermark(page, watermark)
     with runtime.store.transaction() as conn:
         report = _ingest(conn, runtime, entity, records)
@@ -67,6 +73,48 @@ def ingest_page(
             save_watermark(conn, runtime.name, entity, watermark)
     runtime.connector.acknowledge(records)  # only now: a crash before this re-reads, never loses
     return report, watermark
+
+
+def fetched_pages(
+    connector: SourceConnector, watermark: str | None, entity: str, ahead: int = PAGES_AHEAD
+) -> Iterator[tuple[Any, list[RawRecord]]]:
+    """`plan_pages` and `fetch_page` on a thread of their own, up to `ahead` pages ahead of the caller, who writes
+    them in order: the upstream's time and the database's overlap instead of adding up. A failure on that thread
+    is raised here, at the page it stopped before; a caller that stops early stops the thread after its page.
+
+    Only the planning and fetching move: pages are written, and watermarks committed, one by one in plan order by
+    the caller, so the exactly-once contract is the same. The connector is used by that one thread meanwhile."""
+    handoff: queue.Queue[tuple[Any, list[RawRecord]] | BaseException | None] = queue.Queue(maxsize=ahead)
+    stop = threading.Event()
+
+    def put(item: tuple[Any, list[RawRecord]] | BaseException | None) -> bool:
+        while not stop.is_set():
+            try:
+                handoff.put(item, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for page in connector.plan_pages(watermark, entity):
+                if not put((page, connector.fetch_page(page))):
+                    return
+            put(None)
+        except BaseException as exc:  # handed to the caller, who raises it
+            put(exc)
+
+    worker = threading.Thread(target=produce, name=f"fetch-{entity}", daemon=True)
+    worker.start()
+    try:
+        while (item := handoff.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        worker.join()
 
 
 def _ingest(conn: Connection, runtime: SourceRuntime, entity: str, records: list[RawRecord]) -> BatchReport:
@@ -156,11 +204,11 @@ def _sync(runtime: SourceRuntime, config: HubConfig, logger: Any) -> dict[str, i
                 continue
             succeeded = False
             try:
-                for page in runtime.connector.plan_pages(watermark, entity):
+                for page, records in fetched_pages(runtime.connector, watermark, entity):
                     pages += 1
                     name = f"{source}-page-{pages}" if entity == TICKETS else f"{source}-{entity}-page-{pages}"
                     page_report, watermark = ingest_page.with_options(task_run_name=name)(
-                        quote(runtime), entity, page, watermark
+                        quote(runtime), entity, page, watermark, quote(records)
                     )
                     reports[entity] += page_report
                     counts = ", ".join(f"{k} {v}" for k, v in page_report.counts().items())
