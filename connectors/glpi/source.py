@@ -361,7 +361,7 @@ class GlpiConnector(SourceConnector):
 
     def _rows(self, itemtype: str, ids: Sequence[int], right: str) -> list[dict[str, Any]]:
         """The rows of a page, templates left out; rows the account may not read are named in a warning."""
-        fetched = self.client.get_many(itemtype, list(ids))
+        fetched = self.client.get_many(itemtype, list(ids), parallel=self._pool)
         if fetched.forbidden:
             log.warning(
                 "%s: the hub's GLPI account may not read %s %s; grant it %s",
@@ -380,7 +380,7 @@ class GlpiConnector(SourceConnector):
         instead of its content: the ticket lands without it and says so (`decode.py` puts the reason in its
         description)."""
         wanted = sorted({int(link["documents_id"]) for d in documents for link in d["document_links"]})
-        rows = {int(row["id"]): row for row in self.client.get_many("Document", wanted).items}
+        rows = {int(row["id"]): row for row in self.client.get_many("Document", wanted, parallel=self._pool).items}
         landed = {int(entry["id"]): entry for base in bases.values() for entry in base.get("files") or []
                   if isinstance(entry, dict) and "content_b64" in entry}  # fmt: skip
         kept = {i: landed[i] for i, row in rows.items() if i in landed and _file_row(landed[i]) == row}

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from connectors.glpi.client import GlpiClient
+from connectors.glpi.client import MULTIPLE_ITEMS_CHUNK, GlpiClient
 from connectors.glpi.staging import SubItemStage
 from itsm_core.errors import UpstreamForbidden
 
@@ -59,6 +59,8 @@ SUB_ITEMS_PAGE = 1000
 POLYMORPHIC_SUB_ITEMS = frozenset({"ITILFollowup", "ITILSolution", "Document_Item"})
 #: Rows of a date walk's page read again by the next page; ids below the mark read again by an id walk.
 PAGE_OVERLAP, ID_OVERLAP = 50, 200
+#: Ids per request when rows are read again (`getMultipleItems`'s own limit, for the URL's length).
+REREAD_BATCH = MULTIPLE_ITEMS_CHUNK
 
 Timeline = dict[str, list[dict[str, Any]]]
 
@@ -285,19 +287,19 @@ class Timelines:
         return timelines
 
     def _read_again(self, bases: list[dict[str, Any]]) -> dict[str, dict[int, dict[str, Any] | None]]:
-        """The rows of `bases` as GLPI holds them now, by key and id (None: gone or hidden), one batch per 100."""
+        """The rows of `bases` as GLPI holds them now, by key and id (None: gone or hidden): a `getMultipleItems`
+        per hundred ids, every itemtype's batches in parallel."""
         keys = [key for key in SUB_ITEMS if key not in self.per_ticket]
-
-        def read(key: str) -> dict[int, dict[str, Any] | None]:
+        found: dict[str, dict[int, dict[str, Any] | None]] = {key: {} for key in keys}
+        batches = []
+        for key in keys:
             ids = sorted({int(row["id"]) for base in bases for row in base[key]})
-            if not ids:
-                return {}
-            fetched = self.client.get_many(SUB_ITEMS[key], ids)
-            found: dict[int, dict[str, Any] | None] = {row_id: None for row_id in ids}
-            found.update((int(row["id"]), row) for row in fetched.items)
-            return found
-
-        return dict(zip(keys, self.pool.map(read, keys), strict=True))
+            found[key] = dict.fromkeys(ids)
+            batches += [(key, ids[first : first + REREAD_BATCH]) for first in range(0, len(ids), REREAD_BATCH)]
+        fetched = self.pool.map(lambda batch: self.client.get_many(SUB_ITEMS[batch[0]], batch[1]), batches)
+        for (key, _), result in zip(batches, fetched, strict=True):
+            found[key].update((int(row["id"]), row) for row in result.items)
+        return found
 
     def _per_ticket_keys(self, ticket_ids: list[int], whole: set[int]) -> dict[int, Timeline]:
         """What is read ticket by ticket: every key for `whole`, the refused keys for the others."""

@@ -654,7 +654,8 @@ def test_get_many_falls_back_to_one_by_one_and_reports_the_missing(router, clien
     ]
 
 
-def test_get_many_halves_a_refused_batch_instead_of_asking_for_each_item(router, client):
+@pytest.mark.parametrize("parallel", [False, True], ids=["in-turn", "parallel"])
+def test_get_many_halves_a_refused_batch_instead_of_asking_for_each_item(router, client, parallel):
     def multiple(request: httpx.Request) -> httpx.Response:
         ids = [int(value) for key, value in query(request) if key.endswith("[items_id]")]
         if 37 in ids or 80 in ids:
@@ -672,7 +673,8 @@ def test_get_many_halves_a_refused_batch_instead_of_asking_for_each_item(router,
     route = router.get("/getMultipleItems").mock(side_effect=multiple)
     singles = router.get(path__regex=r"/Ticket/\d+$").mock(side_effect=single)
 
-    found = client.get_many("Ticket", list(range(1, 101)))
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        found = client.get_many("Ticket", list(range(1, 101)), chunk_size=40, parallel=pool if parallel else None)
 
     assert [item["id"] for item in found.items] == [i for i in range(1, 101) if i not in (37, 80)]
     assert found.missing == [37] and found.forbidden == [80]
