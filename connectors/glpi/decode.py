@@ -26,6 +26,7 @@ import base64
 import binascii
 import html
 import json
+import re
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -148,6 +149,9 @@ def _name(table: dict[str, str] | None, key: Any) -> str | None:
     return html.unescape(value) if value else None
 
 
+_GLPI_DATE = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}", re.ASCII)
+
+
 def _date(
     row: dict[str, Any], column: str, zone: ZoneInfo, *, required: bool = False, what: str = "ticket"
 ) -> datetime | None:
@@ -161,7 +165,10 @@ def _date(
             raise ParseError(f"{what} {row.get('id')}: {column} is empty; GLPI should always set it")
         return None
     try:
-        local = datetime.strptime(value, DATE_FORMAT).replace(tzinfo=zone)  # fold 0: the first of a repeated hour
+        # the shape checked first, then fromisoformat: strptime costs 30x more, on every date of every document
+        if not _GLPI_DATE.fullmatch(value):
+            raise ValueError(value)
+        local = datetime.fromisoformat(value).replace(tzinfo=zone)  # fold 0: the first of a repeated hour
     except (TypeError, ValueError):
         raise ParseError(f"{what} {row.get('id')}: {column} {value!r} is not a date (YYYY-MM-DD HH:MM:SS)") from None
     return local.astimezone(UTC)
