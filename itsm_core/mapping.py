@@ -156,25 +156,31 @@ def load_ci_mapping(name_or_path: str) -> CIMapping:
 
 
 def _load(name_or_path: str, model: type[_M]) -> _M:
+    return load_yaml_model(name_or_path, model, "mapping")
+
+
+def load_yaml_model(name_or_path: str, model: type[_M], what: str) -> _M:
+    """A YAML file validated by `model`: by name, a file in the bundled `mappings/` package, or by path. Errors
+    are `ConfigError`s whose key is `what` ("mapping", "profile") and whose message names the file."""
     path = Path(name_or_path)
     if path.suffix in {".yaml", ".yml"}:
-        origin, text = str(path), _read(path)
+        origin, text = str(path), _read(path, what)
     else:
         resource = resources.files("mappings").joinpath(f"{name_or_path}.yaml")
         if not resource.is_file():
-            raise ConfigError(f"no mapping named '{name_or_path}' in mappings/", key="mapping")
+            raise ConfigError(f"no {what} named '{name_or_path}' in mappings/", key=what)
         origin, text = f"mappings/{name_or_path}.yaml", resource.read_text(encoding="utf-8")
     try:
         return model.model_validate(yaml.safe_load(text) or {})
     except (ValidationError, yaml.YAMLError) as exc:
-        raise ConfigError(f"{origin}: invalid mapping: {exc}", key="mapping") from None
+        raise ConfigError(f"{origin}: invalid {what}: {exc}", key=what) from None
 
 
-def _read(path: Path) -> str:
+def _read(path: Path, what: str) -> str:
     try:
         return path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ConfigError(f"cannot read mapping {path}: {exc.strerror}", key="mapping") from None
+        raise ConfigError(f"cannot read {what} {path}: {exc.strerror}", key=what) from None
 
 
 _MISSING = object()

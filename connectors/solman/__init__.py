@@ -1,2 +1,3 @@
-"""SAP Solution Manager ITSM (issue 19, being built): so far the OData v2 mechanics of SAP Gateway (`_odata.py`),
-which the `odata` backend will stand on. Not a registered kind yet: no `sources:` entry can name it."""
+"""SAP Solution Manager ITSM (issue 19, being built): so far SAP Gateway's OData v2 mechanics (`_odata.py`), which
+the `odata` backend will stand on, and the per-customer profile (`profile.py`, bundled `mappings/solman_smin.yaml`)
+with the start-up self-check's judgement. Not a registered kind yet: no `sources:` entry can name it."""

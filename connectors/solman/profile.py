@@ -1,0 +1,150 @@
+"""A customer's Solution Manager as data: process types, status profiles, codes, texts, partners, zones, limits.
+
+Nothing SAP-specific is hard-coded in the connector: every system differs in its status profile (``ZMIN0001`` or a
+copy with extra codes), the meaning of its E-codes, its text types and partner functions. A profile is a YAML file
+in `mappings/` (``solman_smin`` is SAP's standard SMIN incident profile, as the reference documents it) or a
+path, validated when the config loads: a mistake names its key.
+
+`problems_against` is the start-up self-check's judgement: given what the system says it has (the status codes of
+each status profile, read from it), the codes the profile maps but the system lacks, each named — the connector
+refuses to run on them rather than guess.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from itsm_core.mapping import load_yaml_model
+from itsm_core.models import TicketStatus
+
+#: User status codes of a status profile: E0001…E9999.
+E_CODE = r"^E\d{4}$"
+Backend = Literal["ict", "odata"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TextTypes(_Strict):
+    """SAPscript text ids on the incident (``CRM_ORDERH``) for each kind of text the hub exchanges."""
+
+    description: str = "SU99"
+    reply: str = "SU01"
+    internal_note: str = "SU04"
+    solution: str = "SUSO"
+
+
+class PartnerFunctions(_Strict):
+    reporter: str = "SLFN0002"
+    support_team: str = "SLFN0003"
+    processor: str = "SLFN0004"
+
+
+class Category(_Strict):
+    """The categorisation schema the Create service needs (customer-specific ids)."""
+
+    aspect_id: str | None = None
+    catalog_type: str = "D"
+
+
+class Timezones(_Strict):
+    """The zone each kind of timestamp is written in. CRM's CREATED_AT/CHANGED_AT are UTC; ICT examples send the
+    system's local time; DATS-only fields are midnight UTC and never converted."""
+
+    crm_timestamps: str = "UTC"
+    ict_timestamps: str = "UTC"
+
+    @field_validator("crm_timestamps", "ict_timestamps")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (an IANA name such as Europe/Berlin)") from None
+        return value
+
+
+class Limits(_Strict):
+    page_size: int = Field(default=100, ge=1, le=1000, description="rows per OData page (services cap it)")
+    max_connections: int = Field(default=4, ge=1, le=16, description="each request holds an ABAP work process")
+    read_timeout_seconds: float = Field(default=90, gt=0)
+    lock_retries: int = Field(default=4, ge=0, le=10, description="tries again on a locked document")
+    lock_backoff_seconds: float = Field(default=2, gt=0)
+    short_text: int = Field(default=40, ge=1, description="the short description's length; the rest goes to text")
+
+
+class SolmanProfile(_Strict):
+    """How one customer's Solution Manager names things (see the module docstring)."""
+
+    process_types: list[str] = Field(min_length=1, description="e.g. [SMIN] or [ZMIN, ZMRQ]")
+    status_profiles: dict[str, str] = Field(description="process type → its user status profile, e.g. SMIN0001")
+    status_map: dict[str, dict[str, TicketStatus]] = Field(description="process type → {E-code: canonical status}")
+    transitions: dict[TicketStatus, dict[Backend, str]] = Field(
+        default_factory=dict,
+        description="canonical status → per backend, the operation or E-code that reaches it in Solman",
+    )
+    priority_map: dict[str, int] = Field(description="SAP priority code → the hub's priority (1 highest)")
+    partner_functions: PartnerFunctions = PartnerFunctions()
+    text_types: TextTypes = TextTypes()
+    text_format: Literal["html", "plain"] = "plain"
+    category: Category = Category()
+    timezones: Timezones = Timezones()
+    limits: Limits = Limits()
+
+    @field_validator("status_map")
+    @classmethod
+    def _e_codes(cls, value: dict[str, dict[str, TicketStatus]]) -> dict[str, dict[str, TicketStatus]]:
+        for process_type, codes in value.items():
+            bad = [code for code in codes if not re.match(E_CODE, code)]
+            if bad:
+                raise ValueError(f"{process_type}: {', '.join(bad)} are not user status codes (E0001…E9999)")
+        return value
+
+    @model_validator(mode="after")
+    def _complete(self) -> SolmanProfile:
+        for process_type in self.process_types:
+            if process_type not in self.status_profiles:
+                raise ValueError(f"status_profiles: no status profile for process type {process_type}")
+            if not self.status_map.get(process_type):
+                raise ValueError(f"status_map: no status codes for process type {process_type}")
+        for status, ways in self.transitions.items():
+            for backend, way in ways.items():
+                if (
+                    way.startswith("E")
+                    and way[1:].isdigit()
+                    and not any(self.status_map[p].get(way) == status for p in self.process_types)
+                ):
+                    raise ValueError(f"transitions.{status}.{backend}: {way} is not mapped to {status} in status_map")
+        return self
+
+    def status_of(self, process_type: str, code: str) -> TicketStatus | None:
+        """The canonical status of a user status code; None when the profile does not map it."""
+        return self.status_map.get(process_type, {}).get(code)
+
+    def problems_against(self, system_codes: dict[str, set[str]]) -> list[str]:
+        """What the profile maps that the system lacks, each named: a status profile it does not have, or a code
+        missing from its profile (`system_codes`: status profile → the user status codes it holds)."""
+        problems = []
+        for process_type in self.process_types:
+            profile = self.status_profiles[process_type]
+            held = system_codes.get(profile)
+            if held is None:
+                problems.append(f"status profile {profile} (process type {process_type}) does not exist in the system")
+                continue
+            missing = sorted(set(self.status_map[process_type]) - held)
+            problems += [
+                f"status {code} ({self.status_map[process_type][code]}) is mapped for {process_type} but status "
+                f"profile {profile} has no such code"
+                for code in missing
+            ]
+        return problems
+
+
+def load_profile(name_or_path: str) -> SolmanProfile:
+    """A profile by name (``mappings/<name>.yaml``) or path; `ConfigError` (key ``profile``) naming the mistake."""
+    return load_yaml_model(name_or_path, SolmanProfile, "profile")
