@@ -41,10 +41,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from itertools import pairwise
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from holidays import HolidayBase, country_holidays
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+
+from itsm_core.models import ZoneName
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 Week = tuple[tuple[tuple[int, int], ...], ...]
@@ -122,22 +124,13 @@ class Calendar(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    timezone: str = Field(default="UTC", description="IANA time zone of the hours (Europe/Paris)")
+    timezone: ZoneName = Field(default="UTC", description="IANA time zone of the hours (Europe/Paris)")
     hours: dict[str, list[str]] = Field(
         default_factory=lambda: {"mon-fri": ["09:00-17:00"]},
         description="days of the week (mon, mon-fri, sat-sun, mon,wed) to local intervals HH:MM-HH:MM",
     )
     holidays: list[HolidaySource] = Field(default_factory=list)
     closures: list[date] = Field(default_factory=list, description="further closed days (company shutdown…)")
-
-    @field_validator("timezone")
-    @classmethod
-    def _known_zone(cls, name: str) -> str:
-        try:
-            ZoneInfo(name)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"timezone {name!r} is not an IANA time zone (e.g. Europe/Paris, UTC)") from None
-        return name
 
     @field_validator("hours")
     @classmethod

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
@@ -58,6 +59,18 @@ def _clipped(limit: int, how=clip) -> BeforeValidator:
 Title = Annotated[str, _clipped(500), Field(min_length=1)]
 Name200 = Annotated[str, _clipped(200)]
 FileName = Annotated[str, _clipped(500, clip_filename)]
+
+
+def _known_zone(name: str) -> str:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"{name!r} is not an IANA time zone (e.g. UTC, Europe/Paris)") from None
+    return name
+
+
+#: A time zone's IANA name, checked when the config loads.
+ZoneName = Annotated[str, AfterValidator(_known_zone)]
 
 
 class TicketKind(StrEnum):
