@@ -22,10 +22,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 from typing import Literal, Self
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from itsm_core.models import ZoneName
 from itsm_core.reports.mail import DEFAULT_MAIL_SUBJECT, check_subject
 
 #: The standard reports, in the order files and sheets list them (docs: docs/REPORTS.md).
@@ -45,14 +45,6 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-def _zone(name: str) -> str:
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"unknown time zone {name!r} (an IANA name such as Europe/Paris)") from None
-    return name
-
-
 class ReportFilters(_Strict):
     """Which tickets count (each list: any of them; empty: all)."""
 
@@ -64,24 +56,20 @@ class ReportFilters(_Strict):
 
 class ReportSchedule(_Strict):
     cron: str = Field(pattern=r"^\S+ \S+ \S+ \S+ \S+$", description="five fields: minute hour day month weekday")
-    timezone: str = "UTC"
-
-    _known_zone = field_validator("timezone")(_zone)
+    timezone: ZoneName = "UTC"
 
 
 class ReportDefinition(_Strict):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")
     reports: list[ReportType] = Field(default_factory=lambda: list(STANDARD_REPORTS), min_length=1)
     period: PeriodName = "previous_month"
-    timezone: str = "UTC"
+    timezone: ZoneName = "UTC"
     formats: list[Format] = Field(default_factory=lambda: ["xlsx", "csv"], min_length=1)
     destination: Path = Path("reports")
     filters: ReportFilters = Field(default_factory=ReportFilters)
     schedule: ReportSchedule | None = None
     mail_to: list[str] = Field(default_factory=list, description="mail the files here after each run (email.smtp)")
     mail_subject: str = Field(default=DEFAULT_MAIL_SUBJECT, description="a jinja2 template (DEFAULT_MAIL_SUBJECT)")
-
-    _known_zone = field_validator("timezone")(_zone)
 
     @field_validator("mail_to")
     @classmethod
