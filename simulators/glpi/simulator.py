@@ -53,7 +53,6 @@ import random
 import re
 import secrets
 import signal
-import socket
 import sys
 import threading
 import time
@@ -69,12 +68,12 @@ from typing import Any
 from urllib.parse import parse_qsl, quote
 
 import orjson
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from simulators._serve import LoopbackServer
 from simulators.glpi.simdata import (
     ASSIGN,
     ASSIGNED,
@@ -2382,9 +2381,7 @@ class GlpiSimulator:
         #: Files of the documents `add_document` created, by document id (the others' are generated).
         self._files: dict[int, bytes] = {}
         self._api = _Api(self)
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
-        self._socket: socket.socket | None = None
+        self._server: LoopbackServer | None = None
         self._url: str | None = None
         #: (method, path?query, status) of the last requests, newest last.
         self.requests: deque[tuple[str, str, int]] = deque(maxlen=10_000)
@@ -2407,44 +2404,15 @@ class GlpiSimulator:
 
     def start(self) -> None:
         """Serve on 127.0.0.1 (`port`, or a free one for 0) from a background thread; returns once listening."""
-        # IPPROTO_TCP explicitly: asyncio disables Nagle only on sockets whose proto says TCP; with proto 0 every
-        # response would wait ~40 ms for the client's delayed ACK.
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", self.port))
-        sock.listen(256)
-        self._socket = sock
-        self._url = f"http://127.0.0.1:{sock.getsockname()[1]}{API_PATH}"
-        config = uvicorn.Config(
-            _build_app(self),
-            log_level="warning",
-            access_log=False,
-            lifespan="off",
-            http="h11",
-            ws="none",
-            date_header=False,  # `_dated` sends it, by the simulator's clock
-            timeout_graceful_shutdown=2,
-        )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [sock]}, daemon=True, name="glpi-simulator"
-        )
-        self._thread.start()
-        deadline = time.monotonic() + 15
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("the GLPI simulator did not start")
-            time.sleep(0.01)
+        # the Date header is `_dated`'s, by the simulator's clock
+        self._server = LoopbackServer(_build_app(self), name="glpi-simulator", port=self.port, date_header=False)
+        self._url = self._server.start() + API_PATH
 
     def stop(self) -> None:
         """Stop serving and release the port."""
         if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-        if self._socket is not None:
-            self._socket.close()
-        self._server = self._thread = self._socket = None
+            self._server.stop()
+        self._server = None
         self._url = None
 
     # - sessions
