@@ -1,0 +1,301 @@
+"""A loopback SAP Solution Manager 7.2 speaking the two Fiori OData v2 services, over real HTTP, for the tests.
+
+What it serves (see /work/shared/reference/solman-api.md §2 and §5), under ``/sap/opu/odata/sap/``:
+
+- ``AI_CRM_GW_CREATE_INCIDENT_SRV``: ``POST IncidentSet`` (a plain JSON object) creates a one-order document —
+  GUID, object id, process type, user status ``E0001`` — and answers ``201 {"d": {Guid, ObjectId, LongText}}``;
+- ``AI_CRM_GW_MYMESSAGE_SRV``: ``MessageResultSet`` (list, ``$top`` capped at 100, ``$skip``; one by
+  ``(guid'…')``), its ``TextSet`` (GET; POST ``{"TextString"}`` adds a reply), the function imports
+  ``confirmIncident`` and ``withdrawIncident`` (GET or POST, answering a BAPIRET list), ``$metadata``;
+- on every service: HTTP basic authentication, ``sap-client`` checked, a CSRF token fetched with
+  ``X-CSRF-Token: Fetch`` and bound to the session cookie, required on every write (else ``403`` with
+  ``x-csrf-token: Required``); dates as ``/Date(ms)/``; errors as SAP's JSON error body.
+
+Quirks on demand, as integrators met them (`fail_next`): ``lock`` (400 ``CRM_ORDER/013`` while a processor has
+the document open), ``html_login`` (an expired single sign-on: 200 with an HTML page), ``silent`` (a write that
+answers success and does nothing), ``type_e`` (a function import whose 200 carries ``Type: "E"``), and
+`repeat_pages` (``$skip`` ignored: page 1 again). `expire_csrf` forgets every token, as a session timeout does.
+
+``UserStatus`` (the raw E-code) is an addition: the shipped service shows only the status text
+(``Concatstatuser``); a customer-built delta service declares the code. Not simulated: Atom XML, ``$batch``,
+attachments, partners, categories, ``StatusSet``; the "My" services' reporter scope (every document is visible).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import secrets
+import threading
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from simulators._serve import LoopbackServer
+
+ROOT = "/sap/opu/odata/sap"
+CREATE, MYMESSAGE = "AI_CRM_GW_CREATE_INCIDENT_SRV", "AI_CRM_GW_MYMESSAGE_SRV"
+TOP_CAP = 100
+STATUS_TEXTS = {"E0001": "New", "E0002": "In Process", "E0003": "Customer Action", "E0005": "Solution Proposed",
+                "E0008": "Confirmed", "E0010": "Withdrawn"}  # fmt: skip
+_KEY = re.compile(r"^MessageResultSet\(guid'([0-9a-fA-F-]{36})'\)(/TextSet)?$")
+_LITERAL = re.compile(r"^guid'([0-9a-fA-F-]{36})'$")
+
+
+@dataclass
+class Document:
+    """One CRM one-order document (an incident) and its texts."""
+
+    guid: str  # 32 upper-case hex, as SAP's tables store it
+    object_id: str
+    process_type: str
+    description: str
+    long_text: str
+    priority: str
+    status: str = "E0001"
+    created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    changed_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    texts: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_message(self) -> dict[str, Any]:
+        return {
+            "__metadata": {"type": f"{MYMESSAGE}.MessageResult"},
+            "Guid": str(uuid.UUID(self.guid)),
+            "ObjectId": self.object_id,
+            "ProcessType": self.process_type,
+            "Description": self.description,
+            "Priority": self.priority,
+            "Concatstatuser": STATUS_TEXTS.get(self.status, self.status),
+            "UserStatus": self.status,
+            "PostingDate": _json_date(self.created_at),
+            "ChangedAtDate": _json_date(self.changed_at),
+            "StillOpen": self.status not in ("E0008", "E0010"),
+        }
+
+
+class SolmanSimulator:
+    """`with SolmanSimulator() as sim: sim.url(MYMESSAGE)`; documents in memory, faults on demand."""
+
+    def __init__(self, *, sap_client: str = "100", user: str = "HUBUSER", password: str = "hub-secret") -> None:
+        self.sap_client, self.user, self.password = sap_client, user, password
+        self.documents: dict[str, Document] = {}
+        self.requests: list[tuple[str, str, int]] = []  # (method, path?query, status)
+        self.repeat_pages = False
+        self._faults: list[tuple[str, str, int]] = []  # (kind, path pattern, times left)
+        self._tokens: dict[str, str] = {}  # session cookie → CSRF token
+        self._next_object_id = 8000000001
+        self._lock = threading.Lock()
+        self._server: LoopbackServer | None = None
+
+    # - lifecycle
+
+    def __enter__(self) -> SolmanSimulator:
+        self._server = LoopbackServer(_build_app(self), name="solman-simulator")
+        self._server.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._server is not None:
+            self._server.stop()
+
+    def url(self, service: str) -> str:
+        assert self._server is not None and self._server.origin, "start the simulator first (with SolmanSimulator())"
+        return f"{self._server.origin}{ROOT}/{service}"
+
+    # - acting as people in Solman, and breaking things
+
+    def add_incident(self, description: str, *, process_type: str = "SMIN", priority: str = "3", text: str = "") -> str:
+        with self._lock:
+            return self._create(description, process_type, priority, text).guid
+
+    def set_status(self, guid: str, status: str) -> None:
+        with self._lock:
+            document = self.documents[guid]
+            document.status, document.changed_at = status, datetime.now(UTC)
+
+    def fail_next(self, kind: str, path: str = ".*", times: int = 1) -> None:
+        """The next `times` requests whose path matches `path` fail as `kind` (lock, html_login, silent, type_e)."""
+        with self._lock:
+            self._faults.append((kind, path, times))
+
+    def expire_csrf(self) -> None:
+        """Every CSRF token becomes invalid (the security session timed out)."""
+        with self._lock:
+            self._tokens.clear()
+
+    # - the model
+
+    def _create(self, description: str, process_type: str, priority: str, text: str) -> Document:
+        document = Document(
+            guid=uuid.uuid4().hex.upper(),
+            object_id=str(self._next_object_id),
+            process_type=process_type,
+            description=description[:40],
+            long_text=text,
+            priority=priority,
+        )
+        self._next_object_id += 1
+        if text:
+            document.texts.append(_text("SU99", text))
+        self.documents[document.guid] = document
+        return document
+
+    def _fault(self, path: str) -> str | None:
+        for index, (kind, pattern, times) in enumerate(self._faults):
+            if re.search(pattern, path):
+                if times <= 1:
+                    del self._faults[index]
+                else:
+                    self._faults[index] = (kind, pattern, times - 1)
+                return kind
+        return None
+
+
+def _build_app(sim: SolmanSimulator) -> Starlette:
+    async def endpoint(request: Request) -> Response:
+        service, rest = request.path_params["service"], request.path_params.get("rest", "")
+        target = rest + (f"?{request.url.query}" if request.url.query else "")
+        body = await request.body()
+        with sim._lock:
+            response = _serve(sim, request, service, rest, body)
+        sim.requests.append((request.method, f"{service}/{target}", response.status_code))
+        return response
+
+    methods = ["GET", "POST", "MERGE", "PUT", "DELETE"]
+    return Starlette(routes=[Route(ROOT + "/{service}/{rest:path}", endpoint, methods=methods)])
+
+
+def _serve(sim: SolmanSimulator, request: Request, service: str, rest: str, body: bytes) -> Response:
+    if request.query_params.get("sap-client", sim.sap_client) != sim.sap_client:
+        return _error(400, "/IWFND/CM_BEC/001", f"client {request.query_params.get('sap-client')} does not exist")
+    if not _authorised(sim, request):
+        return Response("Logon failed", 401, {"www-authenticate": 'Basic realm="SAP NetWeaver Application Server"'})
+    cookie = request.cookies.get(f"SAP_SESSIONID_SM1_{sim.sap_client}") or secrets.token_hex(8)
+    headers = {"set-cookie": f"SAP_SESSIONID_SM1_{sim.sap_client}={cookie}; path=/"}
+    if service not in (CREATE, MYMESSAGE):
+        return _error(404, "/IWFND/MED/170", f"No service found for namespace /SAP/, name {service}, version 0001")
+    fault = sim._fault(rest)
+    if fault == "html_login":
+        return Response("<html><body><form id='logonForm'>SAP NetWeaver login</form></body></html>", 200,
+                        {"content-type": "text/html"})  # fmt: skip
+    if request.headers.get("x-csrf-token", "").lower() == "fetch":
+        token = sim._tokens.setdefault(cookie, secrets.token_urlsafe(16))
+        return JSONResponse({"d": {"EntitySets": []}}, 200, {**headers, "x-csrf-token": token})
+    write = request.method != "GET" or rest.split("?")[0] in ("confirmIncident", "withdrawIncident")
+    if write and request.method != "GET" and sim._tokens.get(cookie) != request.headers.get("x-csrf-token"):
+        return Response("CSRF token validation failed", 403, {**headers, "x-csrf-token": "Required"})
+    if fault == "lock":
+        return _error(400, "CRM_ORDER/013", "Transaction is being processed by user PROCESSOR1", headers)
+    if rest == "$metadata":
+        return Response(_metadata(service), 200, {**headers, "content-type": "application/xml"})
+    if service == CREATE:
+        return _create(sim, request, rest, body, headers, silent=fault == "silent")
+    return _mymessage(sim, request, rest, body, headers, fault)
+
+
+def _create(sim, request: Request, rest: str, body: bytes, headers: dict[str, str], *, silent: bool) -> Response:
+    if rest != "IncidentSet" or request.method != "POST":
+        return _error(405, "/IWBEP/CM_MGW_RT/021", "Method not allowed", headers)
+    data = json.loads(body or b"{}")
+    if not data.get("Description"):
+        return _error(400, "CRM_ORDER/002", "Enter a description", headers)
+    if silent:  # Gateway answered 201 and persisted nothing
+        ghost = {"Guid": str(uuid.uuid4()), "ObjectId": "", "LongText": data.get("LongText", "")}
+        return JSONResponse({"d": ghost}, 201, headers)
+    document = sim._create(data["Description"], data.get("ProcessType") or "SMIN", str(data.get("Priority") or "3"),
+                           data.get("LongText") or "")  # fmt: skip
+    answer = {"Guid": str(uuid.UUID(document.guid)), "ObjectId": document.object_id, "LongText": document.long_text}
+    return JSONResponse({"d": answer}, 201, headers)
+
+
+def _mymessage(sim, request: Request, rest: str, body: bytes, headers: dict[str, str], fault: str | None) -> Response:
+    if rest == "MessageResultSet" and request.method == "GET":
+        top = min(int(request.query_params.get("$top", TOP_CAP)), TOP_CAP)
+        skip = 0 if sim.repeat_pages else int(request.query_params.get("$skip", 0))
+        rows = sorted(sim.documents.values(), key=lambda d: d.object_id)
+        return JSONResponse({"d": {"results": [d.as_message() for d in rows[skip : skip + top]]}}, 200, headers)
+    match = _KEY.match(rest)
+    if match:
+        document = sim.documents.get(uuid.UUID(match.group(1)).hex.upper())
+        if document is None:
+            return _error(404, "CRM_ORDER/001", "Document does not exist", headers)
+        if not match.group(2):
+            return JSONResponse({"d": document.as_message()}, 200, headers)
+        if request.method == "GET":
+            return JSONResponse({"d": {"results": document.texts}}, 200, headers)
+        text = json.loads(body or b"{}").get("TextString")
+        if not text:
+            return _error(400, "CRM_ORDER/020", "Enter a text", headers)
+        if fault != "silent":
+            document.texts.append(_text("SU01", text))
+            document.changed_at = datetime.now(UTC)
+        return JSONResponse({"d": _text("SU01", text)}, 201, headers)
+    function = rest.split("?")[0]
+    if function in ("confirmIncident", "withdrawIncident"):
+        return _function(sim, request, function, headers, fault)
+    return _error(404, "/IWBEP/CM_MGW_RT/020", f"Resource not found for segment '{rest}'", headers)
+
+
+def _function(sim, request: Request, function: str, headers: dict[str, str], fault: str | None) -> Response:
+    literal = _LITERAL.match(request.query_params.get("Guid", ""))
+    document = sim.documents.get(uuid.UUID(literal.group(1)).hex.upper()) if literal else None
+    if document is None:
+        return _error(400, "CRM_ORDER/001", "Document does not exist", headers)
+    target = "E0008" if function == "confirmIncident" else "E0010"
+    allowed = document.status == "E0005" if function == "confirmIncident" else document.status not in ("E0008", "E0010")
+    if fault == "type_e" or not allowed:
+        reason = f"Status {target} cannot be set: the incident is {STATUS_TEXTS.get(document.status, document.status)}"
+        return JSONResponse({"d": {"results": [{"Type": "E", "Id": "CRM_ORDER", "Number": "030", "Message": reason}]}},
+                            200, headers)  # fmt: skip
+    if fault != "silent":
+        document.status, document.changed_at = target, datetime.now(UTC)
+    return JSONResponse({"d": {"results": [{"Type": "S", "Id": "CRM_ORDER", "Number": "000", "Message": "Saved"}]}},
+                        200, headers)  # fmt: skip
+
+
+def _authorised(sim: SolmanSimulator, request: Request) -> bool:
+    scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "basic":
+        return False
+    try:
+        user, _, password = base64.b64decode(credentials).decode().partition(":")
+    except (ValueError, UnicodeDecodeError):
+        return False
+    return (user, password) == (sim.user, sim.password)
+
+
+def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:
+    body = {
+        "error": {
+            "code": code,
+            "message": {"lang": "en", "value": message},
+            "innererror": {"application": {"component_id": "SV-SMG-SUP", "service_namespace": "/SAP/"}},
+        }
+    }
+    return JSONResponse(body, status, headers)  # fmt: skip
+
+
+def _text(tdid: str, text: str) -> dict[str, Any]:
+    return {"Tdid": tdid, "Tdobject": "CRM_ORDERH", "TextString": text, "DateTimeText": _json_date(datetime.now(UTC))}
+
+
+def _json_date(moment: datetime) -> str:
+    return f"/Date({int(moment.timestamp() * 1000)})/"
+
+
+def _metadata(service: str) -> str:
+    names = ["IncidentSet"] if service == CREATE else ["MessageResultSet", "TextSet"]
+    sets = "".join(f'<EntitySet Name="{name}" EntityType="{service}.{name[:-3]}"/>' for name in names)
+    return (
+        '<?xml version="1.0" encoding="utf-8"?><edmx:Edmx Version="1.0" '
+        'xmlns:edmx="http://schemas.microsoft.com/ado/2007/06/edmx"><edmx:DataServices>'
+        f'<Schema Namespace="{service}"><EntityContainer Name="{service}_Entities">{sets}</EntityContainer>'
+        "</Schema></edmx:DataServices></edmx:Edmx>"
+    )
