@@ -45,6 +45,9 @@ CREATE, MYMESSAGE = "AI_CRM_GW_CREATE_INCIDENT_SRV", "AI_CRM_GW_MYMESSAGE_SRV"
 TOP_CAP = 100
 STATUS_TEXTS = {"E0001": "New", "E0002": "In Process", "E0003": "Customer Action", "E0005": "Solution Proposed",
                 "E0008": "Confirmed", "E0010": "Withdrawn"}  # fmt: skip
+#: Faults that only a write meets (`fail_next`).
+WRITE_FAULTS = frozenset({"lock", "silent"})
+FUNCTIONS = ("confirmIncident", "withdrawIncident")
 _KEY = re.compile(r"^MessageResultSet\(guid'([0-9a-fA-F-]{36})'\)(/TextSet)?$")
 _LITERAL = re.compile(r"^guid'([0-9a-fA-F-]{36})'$")
 
@@ -121,7 +124,8 @@ class SolmanSimulator:
             document.status, document.changed_at = status, datetime.now(UTC)
 
     def fail_next(self, kind: str, path: str = ".*", times: int = 1) -> None:
-        """The next `times` requests whose path matches `path` fail as `kind` (lock, html_login, silent, type_e)."""
+        """The next `times` requests whose path matches `path` fail as `kind` (lock, html_login, silent, type_e);
+        a lock or a silent success is met by writes (and function imports) only."""
         with self._lock:
             self._faults.append((kind, path, times))
 
@@ -147,8 +151,10 @@ class SolmanSimulator:
         self.documents[document.guid] = document
         return document
 
-    def _fault(self, path: str) -> str | None:
+    def _fault(self, path: str, method: str) -> str | None:
         for index, (kind, pattern, times) in enumerate(self._faults):
+            if kind in WRITE_FAULTS and method == "GET" and not _is_function(path):
+                continue  # a lock or a silent success concerns a write, not the reads around it
             if re.search(pattern, path):
                 if times <= 1:
                     del self._faults[index]
@@ -181,15 +187,14 @@ def _serve(sim: SolmanSimulator, request: Request, service: str, rest: str, body
     headers = {"set-cookie": f"SAP_SESSIONID_SM1_{sim.sap_client}={cookie}; path=/"}
     if service not in (CREATE, MYMESSAGE):
         return _error(404, "/IWFND/MED/170", f"No service found for namespace /SAP/, name {service}, version 0001")
-    fault = sim._fault(rest)
+    fault = sim._fault(rest, request.method)
     if fault == "html_login":
         return Response("<html><body><form id='logonForm'>SAP NetWeaver login</form></body></html>", 200,
                         {"content-type": "text/html"})  # fmt: skip
     if request.headers.get("x-csrf-token", "").lower() == "fetch":
         token = sim._tokens.setdefault(cookie, secrets.token_urlsafe(16))
         return JSONResponse({"d": {"EntitySets": []}}, 200, {**headers, "x-csrf-token": token})
-    write = request.method != "GET" or rest.split("?")[0] in ("confirmIncident", "withdrawIncident")
-    if write and request.method != "GET" and sim._tokens.get(cookie) != request.headers.get("x-csrf-token"):
+    if request.method != "GET" and sim._tokens.get(cookie) != request.headers.get("x-csrf-token"):
         return Response("CSRF token validation failed", 403, {**headers, "x-csrf-token": "Required"})
     if fault == "lock":
         return _error(400, "CRM_ORDER/013", "Transaction is being processed by user PROCESSOR1", headers)
@@ -238,7 +243,7 @@ def _mymessage(sim, request: Request, rest: str, body: bytes, headers: dict[str,
             document.changed_at = datetime.now(UTC)
         return JSONResponse({"d": _text("SU01", text)}, 201, headers)
     function = rest.split("?")[0]
-    if function in ("confirmIncident", "withdrawIncident"):
+    if function in FUNCTIONS:
         return _function(sim, request, function, headers, fault)
     return _error(404, "/IWBEP/CM_MGW_RT/020", f"Resource not found for segment '{rest}'", headers)
 
@@ -258,6 +263,10 @@ def _function(sim, request: Request, function: str, headers: dict[str, str], fau
         document.status, document.changed_at = target, datetime.now(UTC)
     return JSONResponse({"d": {"results": [{"Type": "S", "Id": "CRM_ORDER", "Number": "000", "Message": "Saved"}]}},
                         200, headers)  # fmt: skip
+
+
+def _is_function(path: str) -> bool:
+    return path.split("?")[0] in FUNCTIONS
 
 
 def _authorised(sim: SolmanSimulator, request: Request) -> bool:
