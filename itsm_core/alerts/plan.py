@@ -22,7 +22,7 @@ from itsm_core.alerts.spec import AlertRule, AlertsConfig
 from itsm_core.models import utcnow
 from itsm_core.rules.conditions import compile_condition, record_view
 from itsm_core.store.bulk import one_of
-from itsm_core.store.outbox import enqueue_once
+from itsm_core.store.outbox import already_queued, enqueue_once
 from itsm_core.store.tables import OutboxRow
 from itsm_core.store.tickets import format_ticket_id
 from itsm_core.sync.decide import read_for_rules
@@ -138,9 +138,10 @@ class AlertPlanner:
         ]
 
     def _queue(self, conn: Connection, planned: list[Planned]) -> dict[str, int]:
-        queued: dict[str, int] = {}
+        """Queue each planned alert once per channel (its key: rule, event, ticket, what, channel), within each
+        ticket's hourly budget; one query for what was queued before and one insert per channel."""
         budget = self._budget(conn, {row["id"] for _, _, row, _, _ in planned})
-        storms: dict[int, int] = {}
+        candidates: list[tuple[str, int, dict[str, Any], str]] = []  # (target, ticket id, fields, key)
         for rule, event, row, what, detail in planned:
             number = format_ticket_id(row["id"])
             subject, text = render(event, number, row, detail, rule.template)
@@ -153,12 +154,23 @@ class AlertPlanner:
                 }  # fmt: skip
                 if channel == MAILTO:
                     fields["to"] = [detail["to"]]
-                if budget.get(row["id"], 0) <= 0:
-                    storms[row["id"]] = storms.get(row["id"], 0) + 1
-                    continue
-                if enqueue_once(conn, alert_target(channel), [(row["id"], fields, key)]):
-                    budget[row["id"]] -= 1
-                    queued[alert_target(channel)] = queued.get(alert_target(channel), 0) + 1
+                candidates.append((alert_target(channel), row["id"], fields, key))
+        targets = {target for target, *_ in candidates}
+        known = {
+            target: already_queued(conn, target, [k for t, _, _, k in candidates if t == target]) for target in targets
+        }
+        batches: dict[str, list[tuple[int | None, dict[str, Any], str]]] = {}
+        storms: dict[int, int] = {}
+        for target, ticket_id, fields, key in candidates:
+            if key in known[target]:
+                continue  # announced before: delivered once
+            if budget.get(ticket_id, 0) <= 0:
+                storms[ticket_id] = storms.get(ticket_id, 0) + 1
+                continue
+            known[target].add(key)
+            budget[ticket_id] -= 1
+            batches.setdefault(target, []).append((ticket_id, fields, key))
+        queued = {target: enqueue_once(conn, target, items) for target, items in batches.items()}
         for ticket_id, dropped in storms.items():
             log.warning(
                 "%s: %d alert(s) not sent: over max_per_ticket_per_hour (%d)",

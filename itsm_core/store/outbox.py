@@ -61,13 +61,7 @@ def enqueue_once(conn: Connection, target_system: str, items: Sequence[tuple[int
     keyed = {_digest(key): (ticket_id, fields) for ticket_id, fields, key in items}
     if not keyed:
         return 0
-    known = set(
-        conn.execute(
-            select(outbox.c.fields_hash).where(
-                outbox.c.target_system == target_system, one_of(conn, outbox.c.fields_hash, set(keyed))
-            )
-        ).scalars()
-    )
+    known = {_digest(key) for key in already_queued(conn, target_system, [key for _, _, key in items])}
     now = utcnow()
     rows = [
         {"target_system": target_system, "ticket_id": ticket_id, "fields": fields, "fields_hash": digest,
@@ -78,6 +72,19 @@ def enqueue_once(conn: Connection, target_system: str, items: Sequence[tuple[int
     if rows:
         conn.execute(insert(outbox), rows)
     return len(rows)
+
+
+def already_queued(conn: Connection, target_system: str, keys: Sequence[str]) -> set[str]:
+    """Those of `keys` ever queued for `target_system` by `enqueue_once` (one query for them all)."""
+    by_digest = {_digest(key): key for key in keys}
+    if not by_digest:
+        return set()
+    found = conn.execute(
+        select(outbox.c.fields_hash).where(
+            outbox.c.target_system == target_system, one_of(conn, outbox.c.fields_hash, set(by_digest))
+        )
+    ).scalars()
+    return {by_digest[digest] for digest in found}
 
 
 def _digest(key: str) -> str:
