@@ -8,6 +8,7 @@ fails at the end with the first failure.
 
 from __future__ import annotations
 
+import contextvars
 import queue
 import threading
 from collections.abc import Iterator
@@ -105,7 +106,10 @@ def fetched_pages(
         except BaseException as exc:  # handed to the caller, who raises it
             put(exc)
 
-    worker = threading.Thread(target=produce, name=f"fetch-{entity}", daemon=True)
+    # In the caller's context: the connector's log lines then belong to the flow run (Prefect keeps the run in
+    # context variables) and reach the UI, as they did when pages were fetched on the flow's own thread.
+    worker = threading.Thread(target=contextvars.copy_context().run, args=(produce,), name=f"fetch-{entity}",
+                              daemon=True)  # fmt: skip
     worker.start()
     try:
         while (item := handoff.get()) is not None:

@@ -3,6 +3,7 @@ in plan order; a failure there surfaces at its page; a writer that stops early s
 
 from __future__ import annotations
 
+import contextvars
 import threading
 import time
 from collections.abc import Iterator
@@ -14,6 +15,8 @@ from connectors.base import TICKETS, SourceConnector
 from flows.sync import fetched_pages
 from itsm_core.models import RawRecord, utcnow
 
+RUN = contextvars.ContextVar("RUN", default=None)
+
 
 class Pages(SourceConnector):
     """Pages 0..count-1 of one record each; fetching page `fail_at` raises."""
@@ -24,6 +27,7 @@ class Pages(SourceConnector):
         self.count, self.fail_at = count, fail_at
         self.fetched: list[int] = []
         self.threads: set[str] = set()
+        self.contexts: set[str | None] = set()
 
     def plan_pages(self, watermark: str | None, entity: str = TICKETS) -> Iterator[int]:
         yield from range(self.count)
@@ -33,6 +37,7 @@ class Pages(SourceConnector):
 
     def fetch_page(self, page: int) -> list[RawRecord]:
         self.threads.add(threading.current_thread().name)
+        self.contexts.add(RUN.get())
         if page == self.fail_at:
             raise RuntimeError(f"upstream refused page {page}")
         self.fetched.append(page)
@@ -69,3 +74,15 @@ def test_a_writer_that_stops_early_stops_the_fetching():
     pages.close()  # the writer failed on page 0
     assert not [t for t in threading.enumerate() if t.name == "fetch-tickets"]
     assert len(connector.fetched) <= 3
+
+
+def test_pages_are_fetched_in_the_callers_context():
+    """Prefect keeps the flow run in context variables: the connector's log lines belong to the run only if the
+    fetching thread runs in the caller's context."""
+    connector = Pages(3)
+    token = RUN.set("flow-run-7")
+    try:
+        list(fetched_pages(connector, None, TICKETS))
+    finally:
+        RUN.reset(token)
+    assert connector.contexts == {"flow-run-7"}
