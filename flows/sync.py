@@ -8,7 +8,6 @@ fails at the end with the first failure.
 
 from __future__ import annotations
 
-import contextvars
 import queue
 import threading
 from collections.abc import Iterator
@@ -35,6 +34,7 @@ from itsm_core.sync.batch import BatchReport
 from itsm_core.sync.ingest import ingest_batch
 from itsm_core.sync.ingest_cis import ingest_ci_batch
 from itsm_core.sync.purges import settle_purged, unseen_identities
+from itsm_core.threads import context_thread
 
 #: The entity every source reads (some read configuration items, "cis", as well).
 ENTITY = TICKETS
@@ -106,10 +106,8 @@ def fetched_pages(
         except BaseException as exc:  # handed to the caller, who raises it
             put(exc)
 
-    # In the caller's context: the connector's log lines then belong to the flow run (Prefect keeps the run in
-    # context variables) and reach the UI, as they did when pages were fetched on the flow's own thread.
-    worker = threading.Thread(target=contextvars.copy_context().run, args=(produce,), name=f"fetch-{entity}",
-                              daemon=True)  # fmt: skip
+    # In the caller's context: the connector's log lines then belong to the flow run and reach the UI
+    worker = context_thread(produce, name=f"fetch-{entity}")
     worker.start()
     try:
         while (item := handoff.get()) is not None:

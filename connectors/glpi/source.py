@@ -65,6 +65,7 @@ from itsm_core.errors import FileTooLarge, UpstreamForbidden, UpstreamNotFound, 
 from itsm_core.models import RawRecord, utcnow
 from itsm_core.store.landing import last_payloads
 from itsm_core.text import single_line
+from itsm_core.threads import ContextPool
 
 if TYPE_CHECKING:
     from itsm_core.store import Store
@@ -147,7 +148,8 @@ class GlpiConnector(SourceConnector):
         self.reads_software = SOFTWARE in source.assets
         #: CIs first: a ticket's links to the assets it names resolve in the same run.
         self.entities: tuple[str, ...] = (CIS, TICKETS) if self.ci_itemtypes else (TICKETS,)
-        self._pool = ThreadPoolExecutor(max_workers=source.max_concurrent_requests, thread_name_prefix="glpi")
+        # ContextPool: log lines of its threads (a retry, a file not downloaded) belong to the flow run too
+        self._pool = ContextPool(max_workers=source.max_concurrent_requests, thread_name_prefix="glpi")
         self.names = _NameCache(self.client, self._pool)
         self.timelines = Timelines(self.client, self._pool, source.name, self._since_from)
         self._store: Store | None = None
