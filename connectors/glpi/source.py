@@ -203,7 +203,11 @@ class GlpiConnector(SourceConnector):
             now: str | None = answered.astimezone(self.zone).strftime(DATE_FORMAT)
         else:
             now = self.client.server_time().current_time
-        return _window_start(now, self.zone, self.source.overlap_seconds) if now else None
+        return self._overlap_before(now) if now else None
+
+    def _overlap_before(self, glpi_now: str) -> str:
+        """How far reads are known complete when GLPI's clock showed `glpi_now`: `overlap_seconds` before it."""
+        return _window_start(glpi_now, self.zone, self.source.overlap_seconds)
 
     def _walk(self, itemtype: str, walk: str, cursor: dict[str, Any] | None, entity: str) -> Iterator[GlpiPage]:
         bound: str | None = None
@@ -233,8 +237,7 @@ class GlpiConnector(SourceConnector):
                 is_deleted=walk == "trash",
             )
             if settled is None and result.server_time is not None:
-                glpi_now = result.server_time.astimezone(self.zone).strftime(DATE_FORMAT)
-                settled = _window_start(glpi_now, self.zone, self.source.overlap_seconds)
+                settled = self._overlap_before(result.server_time.astimezone(self.zone).strftime(DATE_FORMAT))
             rows = [(int(row[str(ID_FIELD)]), str(row[str(DATE_MOD_FIELD)])) for row in result.rows]
             # `seen` holds ids read at `bound`: the same id at a later second was modified since, and is new
             fresh = [(row_id, date_mod) for row_id, date_mod in rows if date_mod != bound or row_id not in seen]

@@ -290,7 +290,7 @@ class Timelines:
         """The rows of `bases` as GLPI holds them now, by key and id (None: gone or hidden): a `getMultipleItems`
         per hundred ids, every itemtype's batches in parallel."""
         keys = [key for key in SUB_ITEMS if key not in self.per_ticket]
-        found: dict[str, dict[int, dict[str, Any] | None]] = {key: {} for key in keys}
+        found: dict[str, dict[int, dict[str, Any] | None]] = {}
         batches = []
         for key in keys:
             ids = sorted({int(row["id"]) for base in bases for row in base[key]})
