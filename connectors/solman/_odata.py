@@ -35,14 +35,8 @@ from xml.etree import ElementTree
 
 import httpx
 
-from itsm_core.errors import (
-    UpstreamAuthError,
-    UpstreamError,
-    UpstreamForbidden,
-    UpstreamNotFound,
-    UpstreamRejected,
-    UpstreamUnavailable,
-)
+from connectors.solman._sap import check, unanswered
+from itsm_core.errors import UpstreamError, UpstreamRejected
 
 #: SAP's code for "the document is being processed by another user": retried, the lock is someone's editing.
 LOCKED = "CRM_ORDER/013"
@@ -259,12 +253,7 @@ class ODataService:
             try:
                 response = self.http.request(method, url, params=query, json=json, headers=headers)
             except httpx.TransportError as exc:
-                raise UpstreamUnavailable(
-                    f"{self.system}: SAP did not answer {method} {_name(path)} ({type(exc).__name__}); the next "
-                    "cycle tries again",
-                    system=self.system,
-                    maybe_applied=write and not isinstance(exc, httpx.ConnectError),
-                ) from None
+                raise unanswered(exc, system=self.system, what=f"{method} {_name(path)}", write=write) from None
             if write and response.status_code == 403 and _csrf_required(response) and not refreshed:
                 self._token, refreshed = None, True  # expired with the session: fetch one again, retry once
                 continue
@@ -289,30 +278,8 @@ class ODataService:
         return self._token
 
     def _check(self, response: httpx.Response, method: str, path: str) -> None:
-        status = response.status_code
-        if status < 400:
-            if _is_html(response):
-                raise UpstreamAuthError(
-                    f"{self.system}: SAP answered {method} {_name(path)} with an HTML page (a login page: the "
-                    "session or single sign-on expired, or the URL is not the service's): check the source's "
-                    "credentials and url",
-                    system=self.system,
-                    status=status,
-                )
-            return
-        code, message = sap_error(response)
-        said = f" ({code}: {message})" if code or message else ""
-        what = f"{self.system}: SAP refused {method} {_name(path)} with {status}{said}"
-        kwargs: dict[str, Any] = {"system": self.system, "code": code, "status": status, "detail": message}
-        if status == 401:
-            raise UpstreamAuthError(f"{what}: check the source's user and password", **kwargs)
-        if status == 403:
-            raise UpstreamForbidden(f"{what}: give the hub's SAP user the missing authorisation", **kwargs)
-        if status == 404:
-            raise UpstreamNotFound(what, **kwargs)
-        if status == 429 or status >= 500:
-            raise UpstreamUnavailable(f"{what}; the next cycle tries again", **kwargs)
-        raise UpstreamRejected(what, **kwargs)
+        code, message = sap_error(response) if response.status_code >= 400 else (None, None)
+        check(response, system=self.system, what=f"{method} {_name(path)}", code=code, detail=message)
 
     def _json(self, response: httpx.Response, path: str) -> Any:
         try:
@@ -336,10 +303,6 @@ class ODataService:
 
 def _csrf_required(response: httpx.Response) -> bool:
     return response.headers.get("x-csrf-token", "").lower() == "required"
-
-
-def _is_html(response: httpx.Response) -> bool:
-    return response.headers.get("content-type", "").split(";")[0].strip().lower() == "text/html"
 
 
 def _name(path: str) -> str:

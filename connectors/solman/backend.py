@@ -1,4 +1,4 @@
-"""One interface to a Solution Manager, whatever the channel: `SolmanBackend`, and its `odata` implementation.
+"""One interface to a Solution Manager, whatever the channel: `SolmanBackend`, and its `ict` and `odata` backends.
 
 A backend lists the incidents changed since a moment, reads one, creates one, adds a note and reaches a canonical
 status. Each write is read back before it counts: SAP Gateway answers success for writes that did nothing
@@ -9,15 +9,26 @@ for the rest). The shipped services have no "changed since" query: `list_changed
 what changed at or after `since` (closed bound), so it is a reconciliation read, one page of `limits.page_size`
 at a time; a customer's own delta service plugs in here later. Statuses are reached as the profile's
 `transitions` say (``confirmIncident``, ``withdrawIncident``); any other is refused with the reason.
+
+`IctBackend` uses SAP's external service-desk interface (``ICT_SERVICE_DESK_API``, SOAP), the default for two-way
+sync: the hub is registered in Solman as an external service desk with a system GUID of its own, and sees the
+incidents exchanged with it. ICT has no "changed since" either: `list_changed` is a reconciliation poll —
+``ListUnclosedIncidents`` (one request), then ``ReadCompleteIncident`` for each of them and for each of `also`
+(incidents the hub still holds open, so that one closed in Solman since is seen once more) — and filters on the
+last change. Statuses are reached as the profile's `transitions` say: an E-code (through ``AddInfo``'s
+``SAPUserStatus``) or an operation (``VerifyIncidentSolution``, ``RejectIncidentSolution``, ``CloseIncident``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import hashlib
+import uuid
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from connectors.solman._ict import IctService, parse_timestamp, rows, table, text_lines, timestamp
 from connectors.solman._odata import ODataService, guid_compact, guid_literal, parse_datetime, string_literal
 from connectors.solman.profile import SolmanProfile
 from itsm_core.errors import UpstreamNotFound, UpstreamRejected
@@ -29,6 +40,13 @@ class Note:
     text_type: str  # SAPscript text id (SU01 reply, SU99 description, …)
     text: str
     at: datetime | None
+    author: str = ""
+
+    @property
+    def ref(self) -> str:
+        """The note's identity: SAP gives texts none, so their type, time and content make one."""
+        digest = hashlib.sha256(same_text(self.text).encode()).hexdigest()[:16]
+        return f"{self.text_type}/{self.at.strftime('%Y%m%d%H%M%S') if self.at else '-'}/{digest}"
 
 
 @dataclass(frozen=True)
@@ -47,8 +65,11 @@ class Incident:
 
 
 class SolmanBackend(Protocol):
-    def list_changed(self, since: datetime | None) -> Iterator[Incident]:
-        """Incidents changed at or after `since` (all when None), without their notes."""
+    name: str
+
+    def list_changed(self, since: datetime | None, also: Iterable[str] = ()) -> Iterator[Incident]:
+        """Incidents changed at or after `since` (all when None), with their notes where the channel reads them
+        together; `also`: GUIDs to look at besides the channel's own list (the hub's open incidents)."""
         ...
 
     def read(self, guid: str) -> Incident:
@@ -70,7 +91,8 @@ class OdataBackend:
     def __init__(self, create: ODataService, messages: ODataService, profile: SolmanProfile) -> None:
         self.create_service, self.messages, self.profile = create, messages, profile
 
-    def list_changed(self, since: datetime | None) -> Iterator[Incident]:
+    def list_changed(self, since: datetime | None, also: Iterable[str] = ()) -> Iterator[Incident]:
+        # MessageResultSet holds every incident, closed ones included: `also` is in it already.
         for row in self.messages.iter_collection("MessageResultSet", top=self.profile.limits.page_size):
             incident = self._incident(row)
             if since is None or incident.changed_at is None or incident.changed_at >= since:
@@ -87,9 +109,7 @@ class OdataBackend:
     def create(self, title: str, text: str, *, priority: str, process_type: str | None = None) -> Incident:
         """A new incident: the short description is the title cut to the profile's length; the whole title
         heads the long text, so nothing is lost."""
-        limit = self.profile.limits.short_text
-        short = title if len(title) <= limit else title[: limit - 1].rstrip() + "…"
-        long_text = text if len(title) <= limit else f"{title}\n\n{text}"
+        short, long_text = self.profile.short_and_long(title, text)
         body = {"ProcessType": process_type or self.profile.process_types[0], "Description": short,
                 "LongText": long_text, "Priority": priority}  # fmt: skip
         created = self.create_service.post("IncidentSet", body)
@@ -108,13 +128,7 @@ class OdataBackend:
             raise self._not_applied(f"a note on {guid}", "the note is not among the incident's texts")
 
     def transition(self, guid: str, status: TicketStatus, comment: str = "") -> None:
-        way = self.profile.transitions.get(status, {}).get("odata")
-        if way is None:
-            raise UpstreamRejected(
-                f"{self.messages.system}: the profile gives no way to reach {status} through the odata backend "
-                f"(transitions.{status}.odata); the Fiori services can only confirm or withdraw an incident",
-                system=self.messages.system,
-            )
+        way = self.profile.way_to(status, "odata", self.messages.system)  # the Fiori services: confirm, withdraw
         self.messages.call(way, {"Guid": guid_literal(guid), "Comments": string_literal(comment)})
         reached = self.read(guid).canonical
         if reached != status:
@@ -135,13 +149,142 @@ class OdataBackend:
         )
 
     def _not_applied(self, what: str, why: str) -> UpstreamRejected:
-        system = self.messages.system
-        return UpstreamRejected(
-            f"{system}: SAP answered success for {what} but did not apply it ({why}); check the incident in "
-            "Solman (a lock, a missing authorisation, a BAdI) and retry",
-            system=system,
-        )
+        return _not_applied(self.messages.system, what, why)
 
 
 def _key(guid: str) -> str:
     return f"MessageResultSet({guid_literal(guid)})"
+
+
+class IctBackend:
+    """`SolmanBackend` over ``ICT_SERVICE_DESK_API`` (see the module docstring). `system_guid` is the hub's own
+    GUID as an external service desk (the requester side of every exchanged incident)."""
+
+    name = "ict"
+
+    def __init__(self, service: IctService, profile: SolmanProfile, system_guid: str, language: str = "EN") -> None:
+        self.service, self.profile, self.system_guid, self.language = service, profile, system_guid, language
+        self.zone = profile.timezones.ict_timestamps
+
+    def unclosed(self) -> list[str]:
+        """The GUIDs of the open incidents exchanged with the hub (one request)."""
+        answer = self.service.call("ListUnclosedIncidents", SystemGuid=self.system_guid)
+        return [str(row["IncidentGuid"]).upper() for row in rows(answer.get("Incidents")) if row.get("IncidentGuid")]
+
+    def list_changed(self, since: datetime | None, also: Iterable[str] = ()) -> Iterator[Incident]:
+        guids = list(dict.fromkeys([*self.unclosed(), *(guid.upper() for guid in also)]))
+        for guid in guids:
+            try:
+                incident = self.read(guid)
+            except UpstreamNotFound:
+                continue  # gone since it was listed
+            if since is None or incident.changed_at is None or incident.changed_at >= since:
+                yield incident
+
+    def read(self, guid: str) -> Incident:
+        answer = self.service.call("ReadCompleteIncident", IncidentGuid=guid_compact(guid))
+        head = answer.get("IctHead") or {}
+        if not head.get("IncidentGuid"):
+            raise UpstreamNotFound(f"{self.service.system}: no incident {guid} in Solman", system=self.service.system)
+        infos = {str(row.get("AddInfoAttribute")): str(row.get("AddInfoValue") or "")
+                 for row in rows(answer.get("IctAdditionalInfos"))}  # fmt: skip
+        process_type = infos.get("SAPProcessType") or self.profile.process_types[0]
+        status = infos.get("SAPUserStatus") or None
+        notes = tuple(
+            Note(
+                str(row.get("TextType") or ""),
+                "\n".join(str(line or "") for line in rows(row.get("Texts"))),
+                parse_timestamp(row.get("Timestamp"), self.zone),
+                str(row.get("PersonId") or ""),
+            )
+            for row in rows(answer.get("IctStatements"))
+        )
+        return Incident(
+            guid=guid_compact(str(head["IncidentGuid"])),
+            object_id=infos.get("SAPIncidentID") or str(answer.get("PrdIctId") or ""),
+            process_type=process_type,
+            description=str(head.get("ShortDescription") or ""),
+            priority=str(head.get("Priority") or ""),
+            status=status,
+            canonical=self.profile.status_of(process_type, status) if status else None,
+            changed_at=parse_timestamp(answer.get("IctTimestamp"), self.zone),
+            notes=notes,
+        )
+
+    def create(
+        self, title: str, text: str, *, priority: str, process_type: str | None = None, key: str | None = None
+    ) -> Incident:
+        """Hand an incident over (``ProcessIncident``). Its GUID comes from `key` (the hub's ticket) when given, so
+        a resend after a lost answer finds the first one instead of creating a second."""
+        short, long_text = self.profile.short_and_long(title, text)
+        guid = (uuid.uuid5(uuid.UUID(self.system_guid), key) if key else uuid.uuid4()).hex.upper()
+        head = {"IncidentGuid": guid, "RequesterGuid": self.system_guid, "ShortDescription": short,
+                "Priority": priority, "Language": self.language}  # fmt: skip
+        self.service.call(
+            "ProcessIncident",
+            IctHead=head,
+            IctId=key or guid,
+            IctTimestamp=timestamp(_now(), self.zone),
+            IctStatements=table([self._statement(self.profile.text_types.description, long_text)]),
+            IctAdditionalInfos=table(
+                [{"AddInfoAttribute": "SAPProcessType", "AddInfoValue": process_type or self.profile.process_types[0]}]
+            ),
+        )
+        try:
+            return self.read(guid)
+        except UpstreamNotFound:
+            raise _not_applied(self.service.system, f"the incident {short!r}", "it cannot be read back") from None
+
+    def add_note(self, guid: str, text: str) -> None:
+        before = self.read(guid).notes
+        self._add_info(guid, statements=[self._statement(self.profile.text_types.reply, text)])
+        after = self.read(guid).notes
+        if len(after) <= len(before) or not any(
+            same_text(note.text) == same_text(text) for note in after[len(before) :]
+        ):
+            raise _not_applied(self.service.system, f"a note on {guid}", "the note is not among the incident's texts")
+
+    def transition(self, guid: str, status: TicketStatus, comment: str = "") -> None:
+        way = self.profile.way_to(status, "ict", self.service.system)
+        statements = [self._statement(self.profile.text_types.reply, comment)] if comment else []
+        if way.startswith("E") and way[1:].isdigit():
+            self._add_info(guid, statements=statements, status=way)
+        else:
+            self.service.call(way, **self._envelope(guid, statements))
+        reached = self.read(guid).canonical
+        if reached != status:
+            raise _not_applied(self.service.system, f"{way} on {guid}", f"the incident is {reached}, not {status}")
+
+    def _add_info(self, guid: str, *, statements: list[dict[str, Any]], status: str | None = None) -> None:
+        infos = [{"AddInfoAttribute": "SAPUserStatus", "AddInfoValue": status}] if status else []
+        self.service.call("AddInfo", **self._envelope(guid, statements), IctAdditionalInfos=table(infos))
+
+    def _envelope(self, guid: str, statements: list[dict[str, Any]]) -> dict[str, Any]:
+        return {
+            "IctHead": {"IncidentGuid": guid_compact(guid), "RequesterGuid": self.system_guid},
+            "IctId": guid_compact(guid),
+            "IctTimestamp": timestamp(_now(), self.zone),
+            "IctStatements": table(statements),
+        }
+
+    def _statement(self, text_type: str, text: str) -> dict[str, Any]:
+        return {"TextType": text_type, "Texts": text_lines(text), "Timestamp": timestamp(_now(), self.zone),
+                "Language": self.language}  # fmt: skip
+
+
+def same_text(text: str) -> str:
+    """A text as compared across channels: without whitespace, since SAPscript cuts lines at 132 characters and
+    reads them back joined by line breaks."""
+    return "".join(text.split())
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _not_applied(system: str, what: str, why: str) -> UpstreamRejected:
+    return UpstreamRejected(
+        f"{system}: SAP answered success for {what} but did not apply it ({why}); check the incident in Solman "
+        "(a lock, a missing authorisation, a BAdI) and retry",
+        system=system,
+    )

@@ -17,6 +17,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from itsm_core.errors import UpstreamRejected
 from itsm_core.mapping import load_yaml_model
 from itsm_core.models import TicketStatus, ZoneName
 
@@ -111,6 +112,26 @@ class SolmanProfile(_Strict):
                 ):
                     raise ValueError(f"transitions.{status}.{backend}: {way} is not mapped to {status} in status_map")
         return self
+
+    def short_and_long(self, title: str, text: str) -> tuple[str, str]:
+        """The short description (the title cut to `limits.short_text`, SAP's CHAR40) and the long text, which
+        starts with the whole title when it was cut, so nothing is lost."""
+        limit = self.limits.short_text
+        if len(title) <= limit:
+            return title, text
+        return title[: limit - 1].rstrip() + "…", f"{title}\n\n{text}"
+
+    def way_to(self, status: TicketStatus, backend: Backend, system: str) -> str:
+        """The operation or E-code that reaches `status` through `backend` (`transitions`); a rejection naming
+        the key to add when the profile gives none."""
+        way = self.transitions.get(status, {}).get(backend)
+        if way is None:
+            raise UpstreamRejected(
+                f"{system}: the profile gives no way to reach {status} through the {backend} backend: add one "
+                f"under transitions.{status}.{backend} (an E-code, or one of the backend's operations)",
+                system=system,
+            )
+        return way
 
     def status_of(self, process_type: str, code: str) -> TicketStatus | None:
         """The canonical status of a user status code; None when the profile does not map it."""

@@ -1,4 +1,8 @@
-"""A loopback SAP Solution Manager 7.2 speaking the two Fiori OData v2 services, over real HTTP, for the tests.
+"""A loopback SAP Solution Manager 7.2 speaking the two Fiori OData v2 services and the ICT SOAP interface, over
+real HTTP, for the demo, the tests and the benchmark (never a production config).
+
+The ICT side (``ICT_SERVICE_DESK_API``, served from a WSDL) is `simulators/solman/ict.py`; both sides share the
+one-order documents below. The OData side:
 
 What it serves (see /work/shared/reference/solman-api.md §2 and §5), under ``/sap/opu/odata/sap/``:
 
@@ -29,6 +33,7 @@ import re
 import secrets
 import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -39,9 +44,13 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from simulators._serve import LoopbackServer
+from simulators.solman import ict
+from simulators.solman.ict import ICT_PATH
 
 ROOT = "/sap/opu/odata/sap"
 CREATE, MYMESSAGE = "AI_CRM_GW_CREATE_INCIDENT_SRV", "AI_CRM_GW_MYMESSAGE_SRV"
+#: `SolmanSimulator.url(ICT)`: the ICT SOAP endpoint (simulators/solman/ict.py).
+ICT = "ICT_SERVICE_DESK_API"
 TOP_CAP = 100
 STATUS_TEXTS = {"E0001": "New", "E0002": "In Process", "E0003": "Customer Action", "E0005": "Solution Proposed",
                 "E0008": "Confirmed", "E0010": "Withdrawn"}  # fmt: skip
@@ -53,8 +62,23 @@ _LITERAL = re.compile(r"^guid'([0-9a-fA-F-]{36})'$")
 
 
 @dataclass
+class Text:
+    """One text of a document (SAPscript: a text id on ``CRM_ORDERH``)."""
+
+    tdid: str
+    text: str
+    at: datetime
+    author: str = ""
+
+    def as_row(self) -> dict[str, Any]:
+        return {"Tdid": self.tdid, "Tdobject": "CRM_ORDERH", "TextString": self.text,
+                "DateTimeText": _json_date(self.at)}  # fmt: skip
+
+
+@dataclass
 class Document:
-    """One CRM one-order document (an incident) and its texts."""
+    """One CRM one-order document (an incident) and its texts; `partner` is the external service desk it is
+    exchanged with over ICT (its system GUID), `partner_id` that desk's own id of it."""
 
     guid: str  # 32 upper-case hex, as SAP's tables store it
     object_id: str
@@ -62,10 +86,12 @@ class Document:
     description: str
     long_text: str
     priority: str
+    created_at: datetime
+    changed_at: datetime
     status: str = "E0001"
-    created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
-    changed_at: datetime = field(default_factory=lambda: datetime.now(UTC))
-    texts: list[dict[str, Any]] = field(default_factory=list)
+    texts: list[Text] = field(default_factory=list)
+    partner: str | None = None
+    partner_id: str = ""
 
     def as_message(self) -> dict[str, Any]:
         return {
@@ -86,8 +112,24 @@ class Document:
 class SolmanSimulator:
     """`with SolmanSimulator() as sim: sim.url(MYMESSAGE)`; documents in memory, faults on demand."""
 
-    def __init__(self, *, sap_client: str = "100", user: str = "HUBUSER", password: str = "hub-secret") -> None:
+    def __init__(
+        self,
+        *,
+        sap_client: str = "100",
+        user: str = "HUBUSER",
+        password: str = "hub-secret",
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        ict_zone: str = "UTC",
+    ) -> None:
         self.sap_client, self.user, self.password = sap_client, user, password
+        self.clock = clock
+        #: ICT: this system's GUID, the zone of its `IctTimestamp`s, and the partner desk that incidents created
+        #: here are forwarded to (`add_incident`), as an agent's "send to external service desk" action does.
+        self.system_guid = uuid.uuid5(uuid.NAMESPACE_DNS, "solman-simulator").hex.upper()
+        self.ict_zone = ict_zone
+        self.forward_to: str | None = None
+        self.status_texts = dict(STATUS_TEXTS)
+        self.status_codes = frozenset(STATUS_TEXTS)
         self.documents: dict[str, Document] = {}
         self.requests: list[tuple[str, str, int]] = []  # (method, path?query, status)
         self.repeat_pages = False
@@ -109,19 +151,33 @@ class SolmanSimulator:
             self._server.stop()
 
     def url(self, service: str) -> str:
+        """The base URL of an OData service (`CREATE`, `MYMESSAGE`), or of the ICT SOAP endpoint (`ICT`)."""
         assert self._server is not None and self._server.origin, "start the simulator first (with SolmanSimulator())"
+        if service == ICT:
+            return self._server.origin + ICT_PATH.format(client=self.sap_client)
         return f"{self._server.origin}{ROOT}/{service}"
 
     # - acting as people in Solman, and breaking things
 
     def add_incident(self, description: str, *, process_type: str = "SMIN", priority: str = "3", text: str = "") -> str:
+        """An incident a person creates in Solman; forwarded over ICT to `forward_to` when it is set."""
         with self._lock:
-            return self._create(description, process_type, priority, text).guid
+            document = self._create(description, process_type, priority, text)
+            document.partner = self.forward_to
+            return document.guid
+
+    def add_text(self, guid: str, text: str, *, text_type: str = "SU01", author: str = "PROCESSOR1") -> None:
+        """A processor writes on the incident."""
+        with self._lock:
+            document = self.documents[guid]
+            document.texts.append(self._text(text_type, text, author))
+            self._touch(document)
 
     def set_status(self, guid: str, status: str) -> None:
         with self._lock:
             document = self.documents[guid]
-            document.status, document.changed_at = status, datetime.now(UTC)
+            document.status = status
+            self._touch(document)
 
     def fail_next(self, kind: str, path: str = ".*", times: int = 1) -> None:
         """The next `times` requests whose path matches `path` fail as `kind` (lock, html_login, silent, type_e);
@@ -136,20 +192,32 @@ class SolmanSimulator:
 
     # - the model
 
-    def _create(self, description: str, process_type: str, priority: str, text: str) -> Document:
+    def _create(
+        self, description: str, process_type: str, priority: str, text: str, guid: str | None = None
+    ) -> Document:
+        now = self.clock()
         document = Document(
-            guid=uuid.uuid4().hex.upper(),
+            guid=guid or uuid.uuid4().hex.upper(),
             object_id=str(self._next_object_id),
             process_type=process_type,
             description=description[:40],
             long_text=text,
             priority=priority,
+            created_at=now,
+            changed_at=now,
         )
         self._next_object_id += 1
         if text:
-            document.texts.append(_text("SU99", text))
+            document.texts.append(self._text("SU99", text))
         self.documents[document.guid] = document
         return document
+
+    def _text(self, tdid: str, text: str, author: str = "HUBUSER") -> Text:
+        return Text(tdid, text, self.clock(), author)
+
+    def _touch(self, document: Document) -> None:
+        """CHANGED_AT moves with every change of the document, its texts included (§1: unverified for texts)."""
+        document.changed_at = self.clock()
 
     def _fault(self, path: str, method: str) -> str | None:
         for index, (kind, pattern, times) in enumerate(self._faults):
@@ -174,8 +242,41 @@ def _build_app(sim: SolmanSimulator) -> Starlette:
         sim.requests.append((request.method, f"{service}/{target}", response.status_code))
         return response
 
+    async def soap(request: Request) -> Response:
+        body = await request.body()
+        with sim._lock:
+            response = _serve_ict(sim, request, body)
+        sim.requests.append((request.method, f"{ICT}?{request.url.query}", response.status_code))
+        return response
+
     methods = ["GET", "POST", "MERGE", "PUT", "DELETE"]
-    return Starlette(routes=[Route(ROOT + "/{service}/{rest:path}", endpoint, methods=methods)])
+    return Starlette(
+        routes=[
+            Route(ROOT + "/{service}/{rest:path}", endpoint, methods=methods),
+            Route(ICT_PATH.replace("{client}", "{sap_client}"), soap, methods=["GET", "POST"]),
+        ]
+    )
+
+
+def _serve_ict(sim: SolmanSimulator, request: Request, body: bytes) -> Response:
+    if request.path_params["sap_client"] != sim.sap_client:
+        return Response(f"client {request.path_params['sap_client']} does not exist", 404)
+    if not _authorised(sim, request):
+        return Response("Logon failed", 401, {"www-authenticate": 'Basic realm="SAP NetWeaver Application Server"'})
+    if request.method == "GET":
+        if "wsdl" not in request.query_params:
+            return Response("Use ?wsdl for the service description", 404)
+        origin = f"{request.url.scheme}://{request.url.netloc}"
+        return Response(ict.wsdl_text(origin, sim.sap_client), 200, media_type="text/xml")
+    try:
+        operation = re.search(rb"Body>\s*<(?:\w+:)?(\w+)", body).group(1).decode()  # type: ignore[union-attr]
+    except AttributeError:
+        operation = ""
+    fault = sim._fault(operation, "POST")
+    if fault == "html_login":
+        return Response("<html><body><form id='logonForm'>SAP NetWeaver login</form></body></html>", 200,
+                        {"content-type": "text/html"})  # fmt: skip
+    return ict.serve(sim, body, fault)
 
 
 def _serve(sim: SolmanSimulator, request: Request, service: str, rest: str, body: bytes) -> Response:
@@ -234,14 +335,15 @@ def _mymessage(sim, request: Request, rest: str, body: bytes, headers: dict[str,
         if not match.group(2):
             return JSONResponse({"d": document.as_message()}, 200, headers)
         if request.method == "GET":
-            return JSONResponse({"d": {"results": document.texts}}, 200, headers)
+            return JSONResponse({"d": {"results": [text.as_row() for text in document.texts]}}, 200, headers)
         text = json.loads(body or b"{}").get("TextString")
         if not text:
             return _error(400, "CRM_ORDER/020", "Enter a text", headers)
+        written = sim._text("SU01", text)
         if fault != "silent":
-            document.texts.append(_text("SU01", text))
-            document.changed_at = datetime.now(UTC)
-        return JSONResponse({"d": _text("SU01", text)}, 201, headers)
+            document.texts.append(written)
+            sim._touch(document)
+        return JSONResponse({"d": written.as_row()}, 201, headers)
     function = rest.split("?")[0]
     if function in FUNCTIONS:
         return _function(sim, request, function, headers, fault)
@@ -260,7 +362,8 @@ def _function(sim, request: Request, function: str, headers: dict[str, str], fau
         return JSONResponse({"d": {"results": [{"Type": "E", "Id": "CRM_ORDER", "Number": "030", "Message": reason}]}},
                             200, headers)  # fmt: skip
     if fault != "silent":
-        document.status, document.changed_at = target, datetime.now(UTC)
+        document.status = target
+        sim._touch(document)
     return JSONResponse({"d": {"results": [{"Type": "S", "Id": "CRM_ORDER", "Number": "000", "Message": "Saved"}]}},
                         200, headers)  # fmt: skip
 
@@ -289,10 +392,6 @@ def _error(status: int, code: str, message: str, headers: dict[str, str] | None 
         }
     }
     return JSONResponse(body, status, headers)  # fmt: skip
-
-
-def _text(tdid: str, text: str) -> dict[str, Any]:
-    return {"Tdid": tdid, "Tdobject": "CRM_ORDERH", "TextString": text, "DateTimeText": _json_date(datetime.now(UTC))}
 
 
 def _json_date(moment: datetime) -> str:
