@@ -1,9 +1,31 @@
-"""SAP Solution Manager ITSM (issue 19, being built). So far:
+"""SAP Solution Manager 7.2 ITSM incidents, both ways, through ICT (SOAP) or the Fiori OData services.
 
-- `_odata.py`: SAP Gateway's OData v2 mechanics, tested with respx and against `simulators/solman/` over real HTTP;
-- `profile.py`: the per-customer profile (bundled `mappings/solman_smin.yaml`) and the self-check's judgement;
-- `backend.py`: the `SolmanBackend` interface and its `odata` implementation, every write read back.
+- `config.py`: `SolmanSource`, the source's settings; `profile.py`: the customer's profile (status profile and
+  E-codes, transitions, texts, zones, limits; bundled: `mappings/solman_smin.yaml`) and the self-check's judgement;
+- `_sap.py`: SAP's HTTP failures as the hub's errors; `_ict.py`: ``ICT_SERVICE_DESK_API`` through zeep;
+  `_odata.py`: SAP Gateway's OData v2 mechanics;
+- `backend.py`: `SolmanBackend`, one interface over both channels (`IctBackend`, `OdataBackend`), every write read
+  back before it counts;
+- `source.py`: `SolmanConnector`, incidents as JSON documents; `push.py`: `SolmanWriter`, the hub's changes back.
 
-Not a registered kind yet: no `sources:` entry can name it (the connector, the ICT SOAP backend and the push side
-come next).
+The loopback Solman that speaks both channels (demo, tests, benchmark) lives in `simulators/solman/`.
 """
+
+from __future__ import annotations
+
+from connectors.registry import ConnectorKind
+from connectors.solman.config import SolmanSource
+from connectors.solman.push import SolmanWriter
+from connectors.solman.source import SolmanConnector
+from itsm_core.sync.related import RelatedRecords
+
+SOLMAN = ConnectorKind(
+    name="solman",
+    config=SolmanSource,
+    connector=SolmanConnector,
+    mappings={"tickets": "solman"},
+    writer=SolmanWriter,
+    intake=RelatedRecords.for_source,
+    simulator="simulators.solman.simulator:SolmanSimulator",
+    description="SAP Solution Manager 7.2 incidents through ICT (SOAP) or the Fiori OData services, both ways",
+)

@@ -15,6 +15,7 @@ of the OData side. What the interface does that a generic SOAP client gets wrong
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
@@ -89,13 +90,21 @@ def system_guid(name: str) -> str:
 
 
 class _HttpxTransport(zeep.transports.Transport):
-    """zeep's transport over the source's httpx client: the WSDL and every call go through it."""
+    """zeep's transport over the source's httpx client: the WSDL and every call go through it. Calls run in
+    parallel (a page's reads): what one call sent and got back is kept per thread (`calling`)."""
 
     def __init__(self, http: httpx.Client, system: str) -> None:
         super().__init__()
         self.http, self.system = http, system
-        self.last_operation = "(WSDL)"
-        self.last_body = b""
+        self.calling = threading.local()
+
+    @property
+    def last_operation(self) -> str:
+        return getattr(self.calling, "operation", "(WSDL)")
+
+    @property
+    def last_body(self) -> bytes:
+        return getattr(self.calling, "body", b"")
 
     def _load_remote_data(self, url: str) -> bytes:
         try:
@@ -106,7 +115,7 @@ class _HttpxTransport(zeep.transports.Transport):
         return response.content
 
     def post(self, address: str, message: bytes | str, headers: dict[str, str]) -> httpx.Response:
-        what, self.last_body = f"ICT {self.last_operation}", b""
+        what, self.calling.body = f"ICT {self.last_operation}", b""
         try:
             response = self.http.post(address, content=message, headers=headers)
         except httpx.TransportError as exc:
@@ -114,7 +123,7 @@ class _HttpxTransport(zeep.transports.Transport):
         if response.status_code == 500 and b"Fault" in response.content:
             return response  # a SOAP fault: zeep reads it (`IctService.call` turns it into a rejection)
         check(response, system=self.system, what=what)
-        self.last_body = response.content
+        self.calling.body = response.content
         return response
 
 
@@ -164,7 +173,7 @@ class IctService:
                 system=self.system,
             )
         for attempt in range(self.lock_retries + 1):
-            self._transport.last_operation = operation
+            self._transport.calling.operation = operation
             try:
                 answer = getattr(self._service, operation)(**parameters)
             except zeep.exceptions.Fault as fault:

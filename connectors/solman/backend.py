@@ -67,6 +67,11 @@ class Incident:
 class SolmanBackend(Protocol):
     name: str
 
+    def listed(self, also: Iterable[str] = ()) -> list[str]:
+        """The GUIDs of the incidents the channel lists (ICT: the open ones exchanged with the hub; OData: every
+        one), then those of `also` it did not list (the hub's open ones), each once."""
+        ...
+
     def list_changed(self, since: datetime | None, also: Iterable[str] = ()) -> Iterator[Incident]:
         """Incidents changed at or after `since` (all when None), with their notes where the channel reads them
         together; `also`: GUIDs to look at besides the channel's own list (the hub's open incidents)."""
@@ -78,7 +83,9 @@ class SolmanBackend(Protocol):
 
     def create(self, title: str, text: str, *, priority: str, process_type: str | None = None) -> Incident: ...
 
-    def add_note(self, guid: str, text: str) -> None: ...
+    def add_note(self, guid: str, text: str) -> Note:
+        """Add a reply text; the note as the system now holds it (read back)."""
+        ...
 
     def transition(self, guid: str, status: TicketStatus, comment: str = "") -> None: ...
 
@@ -90,6 +97,10 @@ class OdataBackend:
 
     def __init__(self, create: ODataService, messages: ODataService, profile: SolmanProfile) -> None:
         self.create_service, self.messages, self.profile = create, messages, profile
+
+    def listed(self, also: Iterable[str] = ()) -> list[str]:
+        rows = self.messages.iter_collection("MessageResultSet", top=self.profile.limits.page_size)
+        return _once([guid_compact(str(row["Guid"])) for row in rows], also)
 
     def list_changed(self, since: datetime | None, also: Iterable[str] = ()) -> Iterator[Incident]:
         # MessageResultSet holds every incident, closed ones included: `also` is in it already.
@@ -119,13 +130,10 @@ class OdataBackend:
         except (ValueError, UpstreamNotFound) as exc:
             raise self._not_applied(f"the incident {short!r}", f"no incident {guid} to read back ({exc})") from None
 
-    def add_note(self, guid: str, text: str) -> None:
-        path = f"{_key(guid)}/TextSet"
-        before = len(self.messages.get(path))
-        self.messages.post(path, {"TextString": text})
-        after = [row.get("TextString") for row in self.messages.get(path)]
-        if len(after) <= before or text not in after:
-            raise self._not_applied(f"a note on {guid}", "the note is not among the incident's texts")
+    def add_note(self, guid: str, text: str) -> Note:
+        before = len(self.read(guid).notes)
+        self.messages.post(f"{_key(guid)}/TextSet", {"TextString": text})
+        return _added(self.read(guid).notes[before:], text, self.messages.system, guid)
 
     def transition(self, guid: str, status: TicketStatus, comment: str = "") -> None:
         way = self.profile.way_to(status, "odata", self.messages.system)  # the Fiori services: confirm, withdraw
@@ -166,14 +174,15 @@ class IctBackend:
         self.service, self.profile, self.system_guid, self.language = service, profile, system_guid, language
         self.zone = profile.timezones.ict_timestamps
 
-    def unclosed(self) -> list[str]:
-        """The GUIDs of the open incidents exchanged with the hub (one request)."""
+    def listed(self, also: Iterable[str] = ()) -> list[str]:
+        """The open incidents exchanged with the hub (``ListUnclosedIncidents``: one request), then `also`."""
         answer = self.service.call("ListUnclosedIncidents", SystemGuid=self.system_guid)
-        return [str(row["IncidentGuid"]).upper() for row in rows(answer.get("Incidents")) if row.get("IncidentGuid")]
+        unclosed = [guid_compact(str(row["IncidentGuid"])) for row in rows(answer.get("Incidents"))
+                    if row.get("IncidentGuid")]  # fmt: skip
+        return _once(unclosed, also)
 
     def list_changed(self, since: datetime | None, also: Iterable[str] = ()) -> Iterator[Incident]:
-        guids = list(dict.fromkeys([*self.unclosed(), *(guid.upper() for guid in also)]))
-        for guid in guids:
+        for guid in self.listed(also):
             try:
                 incident = self.read(guid)
             except UpstreamNotFound:
@@ -235,14 +244,10 @@ class IctBackend:
         except UpstreamNotFound:
             raise _not_applied(self.service.system, f"the incident {short!r}", "it cannot be read back") from None
 
-    def add_note(self, guid: str, text: str) -> None:
-        before = self.read(guid).notes
+    def add_note(self, guid: str, text: str) -> Note:
+        before = len(self.read(guid).notes)
         self._add_info(guid, statements=[self._statement(self.profile.text_types.reply, text)])
-        after = self.read(guid).notes
-        if len(after) <= len(before) or not any(
-            same_text(note.text) == same_text(text) for note in after[len(before) :]
-        ):
-            raise _not_applied(self.service.system, f"a note on {guid}", "the note is not among the incident's texts")
+        return _added(self.read(guid).notes[before:], text, self.service.system, guid)
 
     def transition(self, guid: str, status: TicketStatus, comment: str = "") -> None:
         way = self.profile.way_to(status, "ict", self.service.system)
@@ -270,6 +275,18 @@ class IctBackend:
     def _statement(self, text_type: str, text: str) -> dict[str, Any]:
         return {"TextType": text_type, "Texts": text_lines(text), "Timestamp": timestamp(_now(), self.zone),
                 "Language": self.language}  # fmt: skip
+
+
+def _added(new_notes: tuple[Note, ...], text: str, system: str, guid: str) -> Note:
+    """The note just written among the incident's new ones; a silent success is reported."""
+    for note in new_notes:
+        if same_text(note.text) == same_text(text):
+            return note
+    raise _not_applied(system, f"a note on {guid}", "the note is not among the incident's texts")
+
+
+def _once(listed: list[str], also: Iterable[str]) -> list[str]:
+    return list(dict.fromkeys([*listed, *(guid_compact(guid) for guid in also)]))
 
 
 def same_text(text: str) -> str:

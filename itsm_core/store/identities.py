@@ -6,11 +6,13 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Literal
 
-from sqlalchemy import Connection, insert
+from sqlalchemy import Connection, insert, select
 
-from itsm_core.store.tables import ExternalRefRow
+from itsm_core.models import OPEN_STATUSES
+from itsm_core.store.tables import ExternalRefRow, TicketRow
 
 external_refs = ExternalRefRow.__table__
+tickets = TicketRow.__table__
 
 
 def add_identities(
@@ -28,3 +30,15 @@ def add_identities(
     ]  # fmt: skip
     if rows:
         conn.execute(insert(external_refs), rows)
+
+
+def open_ticket_ids(conn: Connection, system: str) -> list[str]:
+    """The external ids in `system` of the tickets the hub holds open (new, assigned, in progress, pending): what a
+    connector whose upstream lists only its open records reads once more, to see those it closed."""
+    query = (
+        select(external_refs.c.external_id)
+        .join(tickets, tickets.c.id == external_refs.c.ticket_id)
+        .where(external_refs.c.system == system, tickets.c.status.in_([str(s) for s in OPEN_STATUSES]))
+        .order_by(external_refs.c.external_id)
+    )
+    return list(conn.execute(query).scalars())

@@ -45,8 +45,12 @@ PAGE_SIZE = 4
 PageHook = Callable[[SourceConnector, str, str | None], None]
 
 
-def testbed_class(kind: ConnectorKind) -> type[Testbed]:
-    """The kind's testbed: its own declaration (a kind shipped elsewhere), else ``testbeds/<kind>.py``."""
+def testbed_class(kind: ConnectorKind, variant: str | None = None) -> type[Testbed]:
+    """The kind's testbed: its own declaration (a kind shipped elsewhere), else ``testbeds/<kind>.py`` — or, for
+    `variant`, the one of that name in the module's ``VARIANTS`` (the same kind configured another way, e.g.
+    Solman through OData instead of ICT)."""
+    if variant is not None:
+        return importlib.import_module(f"tests.connectors.conformance.testbeds.{kind.name}").VARIANTS[variant]
     if kind.testbed:
         module, _, name = kind.testbed.partition(":")
         return getattr(importlib.import_module(module), name)
@@ -102,18 +106,33 @@ class Hub:
             return conn.execute(query).scalar_one()
 
 
-@pytest.fixture(params=KINDS)
-def kind(request: pytest.FixtureRequest) -> ConnectorKind:
-    return registered_kinds()[request.param]
+def _cases(names: list[str]) -> list[Any]:
+    """Each kind, then each variant of its testbed (``VARIANTS`` in ``testbeds/<kind>.py``), as (kind, variant)."""
+    cases = []
+    for name in names:
+        cases.append(pytest.param((name, None), id=name))
+        module = TESTBEDS / f"{name}.py"
+        if not registered_kinds()[name].testbed and module.exists():
+            variants = getattr(importlib.import_module(f"tests.connectors.conformance.testbeds.{name}"), "VARIANTS", {})
+            cases += [pytest.param((name, variant), id=f"{name}-{variant}") for variant in variants]
+    return cases
 
 
-@pytest.fixture(params=TWO_WAY_KINDS)
-def two_way_kind(request: pytest.FixtureRequest) -> ConnectorKind:
-    return registered_kinds()[request.param]
+@pytest.fixture(params=_cases(KINDS))
+def kind(request: pytest.FixtureRequest) -> tuple[ConnectorKind, str | None]:
+    name, variant = request.param
+    return registered_kinds()[name], variant
 
 
-def _hub(kind: ConnectorKind, tmp_path: Path) -> Iterator[Hub]:
-    testbed = testbed_class(kind)(tmp_path / "upstream")
+@pytest.fixture(params=_cases(TWO_WAY_KINDS))
+def two_way_kind(request: pytest.FixtureRequest) -> tuple[ConnectorKind, str | None]:
+    name, variant = request.param
+    return registered_kinds()[name], variant
+
+
+def _hub(case: tuple[ConnectorKind, str | None], tmp_path: Path) -> Iterator[Hub]:
+    kind, variant = case
+    testbed = testbed_class(kind, variant)(tmp_path / "upstream")
     try:
         database_url = f"sqlite:///{tmp_path / 'hub.db'}"
         text = yaml.safe_dump({"database_url": database_url, "sources": [testbed.source(PAGE_SIZE)]})
@@ -128,23 +147,24 @@ def _hub(kind: ConnectorKind, tmp_path: Path) -> Iterator[Hub]:
 
 
 @pytest.fixture
-def hub(kind: ConnectorKind, tmp_path: Path) -> Iterator[Hub]:
+def hub(kind: tuple[ConnectorKind, str | None], tmp_path: Path) -> Iterator[Hub]:
     """A hub with one source of `kind`, over its testbed (empty until the test adds records)."""
     yield from _hub(kind, tmp_path)
 
 
-@pytest.fixture(params=RECONCILING_KINDS)
-def reconciling_kind(request: pytest.FixtureRequest) -> ConnectorKind:
-    return registered_kinds()[request.param]
+@pytest.fixture(params=_cases(RECONCILING_KINDS))
+def reconciling_kind(request: pytest.FixtureRequest) -> tuple[ConnectorKind, str | None]:
+    name, variant = request.param
+    return registered_kinds()[name], variant
 
 
 @pytest.fixture
-def reconciling_hub(reconciling_kind: ConnectorKind, tmp_path: Path) -> Iterator[Hub]:
+def reconciling_hub(reconciling_kind: tuple[ConnectorKind, str | None], tmp_path: Path) -> Iterator[Hub]:
     """The same, for the kinds that find records purged upstream."""
     yield from _hub(reconciling_kind, tmp_path)
 
 
 @pytest.fixture
-def two_way_hub(two_way_kind: ConnectorKind, tmp_path: Path) -> Iterator[Hub]:
+def two_way_hub(two_way_kind: tuple[ConnectorKind, str | None], tmp_path: Path) -> Iterator[Hub]:
     """The same, for the kinds that also take the hub's changes."""
     yield from _hub(two_way_kind, tmp_path)

@@ -1,0 +1,196 @@
+"""`SolmanConnector`: a Solution Manager's incidents as JSON documents, through the source's backend.
+
+One run: `plan_pages` asks the backend for the incidents its channel lists (ICT: the open ones exchanged with the
+hub; OData: all) plus the ones the hub still holds open (so an incident closed in Solman is read once more and
+its closure seen), and cuts them into pages of `page_size` GUIDs. `fetch_page` reads each incident of a page
+with its notes, in parallel up to the profile's `max_connections` (each request holds an SAP work process): SAP
+offers no read of several incidents at once. No watermark: see `SolmanSource`.
+
+A document is the incident as read (`incident_document`), sorted and without a read time, so an unchanged
+incident lands the same bytes and the landing's hash makes it a no-op. `decode` applies the profile: the E-code
+becomes a canonical status (a code the profile does not map quarantines the incident, naming it), SAP's priority
+the hub's, the first description text the ticket's description, the other texts its comments.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import asdict
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+
+from connectors.base import TICKETS, SourceConnector
+from connectors.solman._ict import IctService, system_guid
+from connectors.solman._odata import ODataService
+from connectors.solman.backend import IctBackend, Incident, Note, OdataBackend, SolmanBackend
+from connectors.solman.config import SolmanSource
+from connectors.solman.profile import SolmanProfile
+from itsm_core.errors import ParseError, UpstreamNotFound
+from itsm_core.models import RawRecord
+from itsm_core.store.identities import open_ticket_ids
+from itsm_core.threads import ContextPool
+
+CREATE_SERVICE, MESSAGE_SERVICE = "AI_CRM_GW_CREATE_INCIDENT_SRV", "AI_CRM_GW_MYMESSAGE_SRV"
+
+
+def build_http(source: SolmanSource, profile: SolmanProfile) -> httpx.Client:
+    """The source's one connection pool: basic authentication, TLS as configured, the profile's limits."""
+    limits = profile.limits
+    return httpx.Client(
+        auth=(source.user, source.password.get_secret_value()),
+        verify=str(source.ca_file) if source.ca_file else source.verify_tls,
+        timeout=httpx.Timeout(limits.read_timeout_seconds, connect=10),
+        limits=httpx.Limits(max_connections=limits.max_connections),
+    )
+
+
+def build_backend(source: SolmanSource, profile: SolmanProfile, http: httpx.Client) -> SolmanBackend:
+    limits = profile.limits
+    retry = {"lock_retries": limits.lock_retries, "lock_backoff_seconds": limits.lock_backoff_seconds}
+    if source.backend == "ict":
+        service = IctService(http, source.ict_endpoint(), system=source.name, wsdl=source.ict_wsdl, **retry)
+        return IctBackend(service, profile, hub_guid(source), source.language)
+    services = [
+        ODataService(
+            http,
+            source.odata_service(name),
+            system=source.name,
+            sap_client=source.sap_client,
+            language=source.language,
+            **retry,
+        )
+        for name in (CREATE_SERVICE, MESSAGE_SERVICE)
+    ]
+    return OdataBackend(*services, profile)
+
+
+def hub_guid(source: SolmanSource) -> str:
+    """The hub's system GUID as Solman's external service desk for this source."""
+    return source.system_guid or system_guid(source.name)
+
+
+def incident_document(incident: Incident) -> bytes:
+    """The landed payload of an incident: its fields and notes, dates in ISO 8601 UTC, keys sorted."""
+    data = asdict(incident)
+    data.pop("canonical")  # the profile's reading, done again by `decode` (a profile change then applies)
+    return json.dumps(data, default=_iso, sort_keys=True, ensure_ascii=False).encode()
+
+
+def _iso(value: Any) -> str:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
+class SolmanConnector(SourceConnector):
+    payload_format = "json"
+    incremental = False
+
+    def __init__(self, source: SolmanSource, backend: SolmanBackend | None = None) -> None:
+        self.source = source
+        self.profile = source.loaded_profile()
+        self._http = None if backend is not None else build_http(source, self.profile)
+        self._backend = backend
+        self._pool = ContextPool(max_workers=self.profile.limits.max_connections, thread_name_prefix="solman")
+        self._store: Any = None
+
+    @property
+    def backend(self) -> SolmanBackend:
+        """Built at first use: the ICT backend reads the system's WSDL first, which only a run needs."""
+        if self._backend is None:
+            assert self._http is not None
+            self._backend = build_backend(self.source, self.profile, self._http)
+        return self._backend
+
+    def use_store(self, store: Any) -> None:
+        self._store = store
+
+    def plan_pages(self, watermark: str | None, entity: str = TICKETS) -> Iterator[dict[str, Any]]:
+        held_open: list[str] = []
+        if self._store is not None:
+            with self._store.connect() as conn:
+                held_open = open_ticket_ids(conn, self.source.name)
+        guids, size = self.backend.listed(held_open), self.source.page_size
+        for start in range(0, len(guids), size):
+            yield {"guids": guids[start : start + size]}
+
+    def page_watermark(self, page: Any, watermark: str | None) -> str | None:
+        return None
+
+    def fetch_page(self, page: Any) -> list[RawRecord]:
+        now = datetime.now(UTC)
+        read = self._pool.map(self._read, page["guids"])
+        return [
+            RawRecord(
+                external_id=incident.guid, payload=incident_document(incident), payload_format="json", received_at=now
+            )
+            for incident in read
+            if incident is not None
+        ]
+
+    def _read(self, guid: str) -> Incident | None:
+        try:
+            return self.backend.read(guid)
+        except UpstreamNotFound:
+            return None  # gone since the plan
+
+    def decode(self, payload: bytes, entity: str = TICKETS) -> dict[str, Any]:
+        return decode_incident(payload, self.profile)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+        if self._http is not None:
+            self._http.close()
+
+
+def decode_incident(payload: bytes, profile: SolmanProfile) -> dict[str, Any]:
+    """An incident document as the mapping reads it (see the module docstring). `ParseError` names what is wrong."""
+    try:
+        data = json.loads(payload)
+        guid, process_type, code = data["guid"], data["process_type"], data.get("status")
+        notes = list(data.get("notes") or [])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ParseError(f"not a Solman incident document ({type(exc).__name__}: {exc})") from None
+    status = profile.status_of(process_type, code) if code else None
+    if code and status is None:
+        raise ParseError(
+            f"user status {code} of process type {process_type} is not in the profile's status_map: add it to "
+            f"status_map.{process_type} and replay"
+        )
+    priority = profile.priority_map.get(str(data.get("priority") or ""))
+    description_type = profile.text_types.description
+    first = next((note for note in notes if note.get("text_type") == description_type), None)
+    comments = [
+        {
+            "external_id": _note_ref(note),
+            "body": note.get("text") or "",
+            "public": note.get("text_type") != profile.text_types.internal_note,
+            "author": note.get("author") or None,
+            "created_at": _parsed(note.get("at")),
+        }
+        for note in notes
+        if note is not first and (note.get("text") or "").strip()
+    ]
+    return {
+        "guid": guid,
+        "object_id": data.get("object_id"),
+        "process_type": process_type,
+        "user_status": code,
+        "title": data.get("description") or f"Solman incident {data.get('object_id') or guid}",
+        "description": (first or {}).get("text") or "",
+        "status": str(status) if status else None,
+        "priority": priority,
+        "changed_at": _parsed(data.get("changed_at")),
+        "comments": comments,
+    }
+
+
+def _note_ref(note: dict[str, Any]) -> str:
+    return Note(note.get("text_type") or "", note.get("text") or "", _parsed(note.get("at")), "").ref
+
+
+def _parsed(value: Any) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
