@@ -47,7 +47,8 @@ CIS = "cis"
 
 class SourceConnector(ABC):
     """One configured source, opened for one run. Subclasses implement the four abstract methods; the hooks
-    (`entity_of`, `watermark_positions`, `notices`, `acknowledge`, `close`) have safe defaults."""
+    (`entity_of`, `watermark_positions`, `notices`, `check`, `facts`, `acknowledge`, `close`) have safe
+    defaults."""
 
     #: What it reads, in sync order. An instance may narrow it from its config (GLPI without `assets`).
     entities: tuple[str, ...] = (TICKETS,)
@@ -110,6 +111,17 @@ class SourceConnector(ABC):
         """What ops should know about this run beyond its counts — a slower path taken, a right missing — each
         said once; shown in the run's artifact and by `itsm sync status`."""
         return []
+
+    def check(self) -> list[str]:
+        """Problems a run would meet, found by asking the upstream (the API's shape, the account's rights, the
+        config's codes against the upstream's), each named with what to do; [] when none. `itsm sync check` runs
+        it alone; a kind may refuse to run on them (Solman does)."""
+        return []
+
+    def facts(self) -> dict[str, str]:
+        """What the upstream's administrator needs from the hub to set up their side (an id to register), by label;
+        shown by `itsm sync check`."""
+        return {}
 
     def acknowledge(self, records: Sequence[RawRecord]) -> None:  # noqa: B027 (a hook: nothing to do by default)
         """Called after the records are committed (as tickets, CIs or dead letters): mark, move or forget them."""

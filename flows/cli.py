@@ -150,18 +150,29 @@ def run(config: ConfigOption = None) -> None:
 
 @app.command("sync")
 def sync(
-    name: Annotated[str, typer.Argument(help="The source's `name` in the config, or `status`.")],
+    name: Annotated[str, typer.Argument(help="The source's `name` in the config, or `status`, or `check`.")],
+    checked: Annotated[str | None, typer.Argument(metavar="SOURCE", help="With `check`: the source to check.")] = None,
     config: ConfigOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Run one source only (a `sync-source` flow run); `itsm sync status` shows how every source stands.
+    """Run one source only (a `sync-source` flow run); `itsm sync status` shows how every source stands;
+    `itsm sync check SOURCE` asks the source's system whether a run would work, without running one.
 
     Status: per source its last run and success, lag since the last success, watermark, the changes waiting
     in its outbox (and how old the oldest is), and its dead letters waiting for a replay.
+
+    Check: the system's API offers what the connector calls, and the source's codes exist there (for SAP
+    Solution Manager: the WSDL or $metadata, and every status code the profile maps); exits 1 on a problem.
     """
     hub = _config(config)
     if name == "status":
         _sync_status(hub, config, as_json)
+        return
+    if name == "check":
+        if checked is None:
+            err.print("error: name the source to check: itsm sync check SOURCE")
+            raise typer.Exit(2)
+        _sync_check(hub, checked, as_json)
         return
     hub.source(name)
     from flows.sync import sync_source
@@ -173,6 +184,31 @@ def sync(
         err.print(f"error: {text if text.startswith(name) else f'{name}: {text}'}", markup=False, highlight=False)
         raise typer.Exit(1) from None
     _print_counts({name: result})
+
+
+def _sync_check(hub: HubConfig, name: str, as_json: bool) -> None:
+    from connectors.registry import build_connector
+
+    connector = build_connector(hub.source(name))
+    try:
+        problems, facts, notices = connector.check(), connector.facts(), connector.notices()
+    except Exception as exc:
+        err.print(f"error: {name}: {failure_text(exc)}", markup=False, highlight=False)
+        raise typer.Exit(1) from None
+    finally:
+        connector.close()
+    if as_json:
+        _print_json({"source": name, "ok": not problems, "problems": problems, "notices": notices, **facts})
+    else:
+        for label, value in facts.items():
+            out.print(f"{label}: {value}", markup=False, highlight=False)
+        for notice in notices:
+            out.print(f"note: {notice}", markup=False, highlight=False)
+        for problem in problems:
+            err.print(f"problem: {problem}", markup=False, highlight=False)
+        out.print(f"{name}: " + (f"{len(problems)} problem(s); a run would stop" if problems else "ok"))
+    if problems:
+        raise typer.Exit(1)
 
 
 def _sync_status(hub: HubConfig, config: str | None, as_json: bool) -> None:

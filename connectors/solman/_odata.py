@@ -206,6 +206,16 @@ class ODataService:
             else:
                 path = None
 
+    def metadata_names(self) -> set[str]:
+        """The entity sets and function imports the service's ``$metadata`` declares."""
+        response = self._send("GET", "$metadata", params={"$format": "xml"})
+        try:
+            root = ElementTree.fromstring(response.content)
+        except ElementTree.ParseError:
+            raise self._error("SAP's $metadata is not XML", response) from None
+        kinds = ("EntitySet", "FunctionImport")
+        return {e.get("Name", "") for e in root.iter() if e.tag.rsplit("}", 1)[-1] in kinds}
+
     # - writes
 
     def post(self, path: str, body: Mapping[str, Any]) -> Any:

@@ -30,7 +30,7 @@ from typing import Any, Protocol
 
 from connectors.solman._ict import IctService, parse_timestamp, rows, table, text_lines, timestamp
 from connectors.solman._odata import ODataService, guid_compact, guid_literal, parse_datetime, string_literal
-from connectors.solman.profile import SolmanProfile
+from connectors.solman.profile import SolmanProfile, is_status_code
 from itsm_core.errors import UpstreamNotFound, UpstreamRejected
 from itsm_core.models import TicketStatus
 
@@ -89,6 +89,10 @@ class SolmanBackend(Protocol):
 
     def transition(self, guid: str, status: TicketStatus, comment: str = "") -> None: ...
 
+    def missing(self) -> list[str]:
+        """What the connector would call that the system does not offer (its WSDL or $metadata), each named."""
+        ...
+
 
 class OdataBackend:
     """`SolmanBackend` over the Fiori OData services (see the module docstring)."""
@@ -141,6 +145,19 @@ class OdataBackend:
         reached = self.read(guid).canonical
         if reached != status:
             raise self._not_applied(f"{way} on {guid}", f"the incident is {reached}, not {status}")
+
+    def missing(self) -> list[str]:
+        wanted = {
+            self.create_service: {"IncidentSet"},
+            self.messages: {"MessageResultSet", *(ways["odata"] for ways in self.profile.transitions.values()
+                                                  if "odata" in ways)},
+        }  # fmt: skip
+        problems = []
+        for service, names in wanted.items():
+            offered = service.metadata_names()
+            problems += [f"{service.url.rsplit('/', 1)[-1]} has no {name} in its $metadata" for name in sorted(names)
+                         if name not in offered]  # fmt: skip
+        return problems
 
     def _incident(self, row: dict[str, Any]) -> Incident:
         process_type = str(row.get("ProcessType") or "")
@@ -252,13 +269,19 @@ class IctBackend:
     def transition(self, guid: str, status: TicketStatus, comment: str = "") -> None:
         way = self.profile.way_to(status, "ict", self.service.system)
         statements = [self._statement(self.profile.text_types.reply, comment)] if comment else []
-        if way.startswith("E") and way[1:].isdigit():
+        if is_status_code(way):
             self._add_info(guid, statements=statements, status=way)
         else:
             self.service.call(way, **self._envelope(guid, statements))
         reached = self.read(guid).canonical
         if reached != status:
             raise _not_applied(self.service.system, f"{way} on {guid}", f"the incident is {reached}, not {status}")
+
+    def missing(self) -> list[str]:
+        operations = {way for ways in self.profile.transitions.values() for backend, way in ways.items()
+                      if backend == "ict" and not is_status_code(way)}  # fmt: skip
+        absent = set(self.service.missing_operations()) | (operations - self.service.operations)
+        return [f"the ICT WSDL has no operation {name}" for name in sorted(absent)]
 
     def _add_info(self, guid: str, *, statements: list[dict[str, Any]], status: str | None = None) -> None:
         infos = [{"AddInfoAttribute": "SAPUserStatus", "AddInfoValue": status}] if status else []

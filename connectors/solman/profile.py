@@ -26,6 +26,11 @@ E_CODE = r"^E\d{4}$"
 Backend = Literal["ict", "odata"]
 
 
+def is_status_code(way: str) -> bool:
+    """A transition given as a user status code (E0002), not as an operation's name."""
+    return re.match(E_CODE, way) is not None
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -105,11 +110,8 @@ class SolmanProfile(_Strict):
                 raise ValueError(f"status_map: no status codes for process type {process_type}")
         for status, ways in self.transitions.items():
             for backend, way in ways.items():
-                if (
-                    way.startswith("E")
-                    and way[1:].isdigit()
-                    and not any(self.status_map[p].get(way) == status for p in self.process_types)
-                ):
+                mapped = any(self.status_map[p].get(way) == status for p in self.process_types)
+                if is_status_code(way) and not mapped:
                     raise ValueError(f"transitions.{status}.{backend}: {way} is not mapped to {status} in status_map")
         return self
 

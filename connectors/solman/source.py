@@ -15,6 +15,7 @@ the hub's, the first description text the ticket's description, the other texts 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator
 from dataclasses import asdict
 from datetime import UTC, datetime
@@ -25,13 +26,18 @@ import httpx
 from connectors.base import TICKETS, SourceConnector
 from connectors.solman._ict import IctService, system_guid
 from connectors.solman._odata import ODataService
+from connectors.solman._rfc import read_table
 from connectors.solman.backend import IctBackend, Incident, Note, OdataBackend, SolmanBackend
 from connectors.solman.config import SolmanSource
 from connectors.solman.profile import SolmanProfile
-from itsm_core.errors import ParseError, UpstreamNotFound
+from itsm_core.errors import ConfigError, ParseError, UpstreamError, UpstreamNotFound
 from itsm_core.models import RawRecord
-from itsm_core.store.identities import open_ticket_ids
+from itsm_core.store.identities import unfinished_ticket_ids
 from itsm_core.threads import ContextPool
+
+log = logging.getLogger("itsm.connectors.solman")
+
+log = logging.getLogger("itsm.connectors.solman")
 
 CREATE_SERVICE, MESSAGE_SERVICE = "AI_CRM_GW_CREATE_INCIDENT_SRV", "AI_CRM_GW_MYMESSAGE_SRV"
 
@@ -96,6 +102,8 @@ class SolmanConnector(SourceConnector):
         self._backend = backend
         self._pool = ContextPool(max_workers=self.profile.limits.max_connections, thread_name_prefix="solman")
         self._store: Any = None
+        self._checked = backend is not None  # a backend handed in is a test's: no system to check
+        self._notices: list[str] = []
 
     @property
     def backend(self) -> SolmanBackend:
@@ -108,12 +116,60 @@ class SolmanConnector(SourceConnector):
     def use_store(self, store: Any) -> None:
         self._store = store
 
+    def check(self) -> list[str]:
+        """The self-check: the channel offers every operation the connector and the profile's transitions call,
+        and every status profile and code the profile maps exists in the system (table TJ30T, read with
+        RFC_READ_TABLE). When TJ30T cannot be read (no S_RFC for it), the codes are not verified: said once in
+        the log and the run's notices, not guessed."""
+        problems = self.backend.missing()
+        profiles = sorted(set(self.profile.status_profiles.values()))
+        try:
+            assert self._http is not None
+            rows = read_table(
+                self._http, self.source.url, system=self.source.name, sap_client=self.source.sap_client,
+                table="TJ30T", fields=["STSMA", "ESTAT", "TXT30"],
+                where=" OR ".join(f"STSMA = '{profile}'" for profile in profiles),
+            )  # fmt: skip
+        except (UpstreamError, AssertionError) as exc:
+            said = (
+                f"the status codes were not checked against the system: TJ30T cannot be read ({exc}); grant the "
+                "hub's user S_RFC for RFC_READ_TABLE (function group SDTX) to have them checked"
+            )
+            if said not in self._notices:
+                self._notices.append(said)
+                log.warning("%s: %s", self.source.name, said)
+            return problems
+        held: dict[str, set[str]] = {}
+        for row in rows:
+            held.setdefault(row.get("STSMA", ""), set()).add(row.get("ESTAT", ""))
+        return problems + self.profile.problems_against(held)
+
+    def facts(self) -> dict[str, str]:
+        found = {"backend": self.source.backend, "profile": self.source.profile}
+        if self.source.backend == "ict":
+            found |= {"ICT endpoint": self.source.ict_endpoint(), "hub system GUID": hub_guid(self.source)}
+        return found
+
+    def notices(self) -> list[str]:
+        return list(self._notices)
+
     def plan_pages(self, watermark: str | None, entity: str = TICKETS) -> Iterator[dict[str, Any]]:
-        held_open: list[str] = []
+        if not self._checked:
+            problems = self.check()
+            if problems:
+                raise ConfigError(
+                    f"{self.source.name}: the profile does not match the system, so no incident is read: "
+                    + "; ".join(problems)
+                    + f". Fix the profile ({self.source.profile}) or the system, then run `itsm sync check "
+                    f"{self.source.name}`",
+                    key="profile",
+                )  # fmt: skip
+            self._checked = True
+        unfinished: list[str] = []
         if self._store is not None:
             with self._store.connect() as conn:
-                held_open = open_ticket_ids(conn, self.source.name)
-        guids, size = self.backend.listed(held_open), self.source.page_size
+                unfinished = unfinished_ticket_ids(conn, self.source.name)
+        guids, size = self.backend.listed(unfinished), self.source.page_size
         for start in range(0, len(guids), size):
             yield {"guids": guids[start : start + size]}
 

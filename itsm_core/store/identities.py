@@ -8,11 +8,13 @@ from typing import Literal
 
 from sqlalchemy import Connection, insert, select
 
-from itsm_core.models import OPEN_STATUSES
+from itsm_core.models import TicketStatus
 from itsm_core.store.tables import ExternalRefRow, TicketRow
 
 external_refs = ExternalRefRow.__table__
 tickets = TicketRow.__table__
+
+FINAL_STATUSES = (TicketStatus.CLOSED, TicketStatus.CANCELLED)
 
 
 def add_identities(
@@ -32,13 +34,13 @@ def add_identities(
         conn.execute(insert(external_refs), rows)
 
 
-def open_ticket_ids(conn: Connection, system: str) -> list[str]:
-    """The external ids in `system` of the tickets the hub holds open (new, assigned, in progress, pending): what a
-    connector whose upstream lists only its open records reads once more, to see those it closed."""
+def unfinished_ticket_ids(conn: Connection, system: str) -> list[str]:
+    """The external ids in `system` of the tickets the hub holds neither closed nor cancelled: what a connector
+    whose upstream lists only its unclosed records reads once more, to see those closed since."""
     query = (
         select(external_refs.c.external_id)
         .join(tickets, tickets.c.id == external_refs.c.ticket_id)
-        .where(external_refs.c.system == system, tickets.c.status.in_([str(s) for s in OPEN_STATUSES]))
+        .where(external_refs.c.system == system, tickets.c.status.not_in([str(s) for s in FINAL_STATUSES]))
         .order_by(external_refs.c.external_id)
     )
     return list(conn.execute(query).scalars())

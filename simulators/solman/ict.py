@@ -52,20 +52,28 @@ def wsdl_text(origin: str, client: str) -> str:
     return text.replace("http://localhost" + ICT_PATH.format(client="100"), origin + ICT_PATH.format(client=client))
 
 
-def serve(sim: SolmanSimulator, body: bytes, fault: str | None) -> Response:
-    """One SOAP call, under the simulator's lock."""
+def call_values(body: bytes) -> tuple[str, dict[str, Any]] | None:
+    """(operation, its parameters as plain data) of a SOAP 1.1 call; None if `body` is not one."""
     try:
         root = etree.fromstring(body, etree.XMLParser(resolve_entities=False, no_network=True))
         call = root.find(f"{{{SOAP_ENV}}}Body")[0]  # type: ignore[index]
     except (etree.XMLSyntaxError, TypeError, IndexError):
-        return _fault("soap:Client", "The request is not a SOAP 1.1 envelope")
-    operation = etree.QName(call).localname
+        return None
+    args = _read(call)
+    return etree.QName(call).localname, args if isinstance(args, dict) else {}
+
+
+def serve(sim: SolmanSimulator, body: bytes, fault: str | None) -> Response:
+    """One SOAP call, under the simulator's lock."""
+    values = call_values(body)
+    if values is None:
+        return fault("soap-env:Client", "The request is not a SOAP 1.1 envelope")
+    operation, args = values
     handler = _OPERATIONS.get(operation)
     if handler is None:
-        return _fault("soap:Client", f"Operation {operation} is not part of ICT_SERVICE_DESK_API")
+        return fault("soap-env:Client", f"Operation {operation} is not part of ICT_SERVICE_DESK_API")
     if fault == "lock" and operation in _WRITES:
         return _answer(operation, errors=[("CRM_ORDER/013", "Transaction is being processed by user PROCESSOR1")])
-    args = _read(call)
     if fault == "silent" and operation in _WRITES:
         return _answer(operation, _silent_answer(sim, operation, args))
     return handler(sim, args)
@@ -108,7 +116,7 @@ def _add_info(sim: SolmanSimulator, args: dict[str, Any]) -> Response:
     if document is None:
         return refused
     status = _infos(args).get("SAPUserStatus")
-    if status and status not in sim.status_codes:
+    if status and status not in sim.status_texts:
         return _answer("AddInfo", errors=[("CRM_ORDER/030", f"Status {status} is not in profile SMIN0001")])
     for text_type, text in _statements(args):
         document.texts.append(sim._text(text_type, text))
@@ -260,7 +268,7 @@ def _stamp(moment: datetime, zone: ZoneInfo) -> str:
 def _answer(operation: str, values: dict[str, Any] | None = None, errors: Iterable[tuple[str, str]] = ()) -> Response:
     fields = {"Errors": [{"ErrorCode": code, "Val1": text} for code, text in errors], **(values or {})}
     inner = "".join(_xml(name, value) for name, value in sorted(fields.items()))
-    return _envelope(f'<n0:{operation}Response xmlns:n0="{NS}">{inner}</n0:{operation}Response>')
+    return envelope(f'<n0:{operation}Response xmlns:n0="{NS}">{inner}</n0:{operation}Response>')
 
 
 def _xml(name: str, value: Any) -> str:
@@ -271,12 +279,12 @@ def _xml(name: str, value: Any) -> str:
     return f"<{name}>{escape(str(value))}</{name}>"
 
 
-def _fault(code: str, message: str) -> Response:
+def fault(code: str, message: str) -> Response:
     body = f"<soap-env:Fault><faultcode>{code}</faultcode><faultstring>{escape(message)}</faultstring></soap-env:Fault>"
-    return _envelope(body, status=500)
+    return envelope(body, status=500)
 
 
-def _envelope(body: str, status: int = 200) -> Response:
+def envelope(body: str, status: int = 200) -> Response:
     text = (
         f'<soap-env:Envelope xmlns:soap-env="{SOAP_ENV}"><soap-env:Header/>'
         f"<soap-env:Body>{body}</soap-env:Body></soap-env:Envelope>"

@@ -52,8 +52,8 @@ CREATE, MYMESSAGE = "AI_CRM_GW_CREATE_INCIDENT_SRV", "AI_CRM_GW_MYMESSAGE_SRV"
 #: `SolmanSimulator.url(ICT)`: the ICT SOAP endpoint (simulators/solman/ict.py).
 ICT = "ICT_SERVICE_DESK_API"
 TOP_CAP = 100
-STATUS_TEXTS = {"E0001": "New", "E0002": "In Process", "E0003": "Customer Action", "E0005": "Solution Proposed",
-                "E0008": "Confirmed", "E0010": "Withdrawn"}  # fmt: skip
+STATUS_TEXTS = {"E0001": "New", "E0002": "In Process", "E0003": "Customer Action", "E0004": "Sent to SAP",
+                "E0005": "Solution Proposed", "E0008": "Confirmed", "E0010": "Withdrawn"}  # fmt: skip
 #: Faults that only a write meets (`fail_next`).
 WRITE_FAULTS = frozenset({"lock", "silent"})
 FUNCTIONS = ("confirmIncident", "withdrawIncident")
@@ -128,8 +128,8 @@ class SolmanSimulator:
         self.system_guid = uuid.uuid5(uuid.NAMESPACE_DNS, "solman-simulator").hex.upper()
         self.ict_zone = ict_zone
         self.forward_to: str | None = None
-        self.status_texts = dict(STATUS_TEXTS)
-        self.status_codes = frozenset(STATUS_TEXTS)
+        #: Status profiles (TJ30T: STSMA → {ESTAT: TXT30}), read by RFC_READ_TABLE; tests edit them.
+        self.status_profiles: dict[str, dict[str, str]] = {"SMIN0001": dict(STATUS_TEXTS)}
         self.documents: dict[str, Document] = {}
         self.requests: list[tuple[str, str, int]] = []  # (method, path?query, status)
         self.repeat_pages = False
@@ -190,6 +190,10 @@ class SolmanSimulator:
         with self._lock:
             self._tokens.clear()
 
+    @property
+    def status_texts(self) -> dict[str, str]:
+        return {code: text for texts in self.status_profiles.values() for code, text in texts.items()}
+
     # - the model
 
     def _create(
@@ -242,11 +246,19 @@ def _build_app(sim: SolmanSimulator) -> Starlette:
         sim.requests.append((request.method, f"{service}/{target}", response.status_code))
         return response
 
-    async def soap(request: Request) -> Response:
+    async def rfc(request: Request) -> Response:
         body = await request.body()
         with sim._lock:
-            response = _serve_ict(sim, request, body)
-        sim.requests.append((request.method, f"{ICT}?{request.url.query}", response.status_code))
+            response = _serve_rfc(sim, request, body)
+        sim.requests.append((request.method, "RFC_READ_TABLE", response.status_code))
+        return response
+
+    async def soap(request: Request) -> Response:
+        body = await request.body()
+        operation = _operation(body) if request.method == "POST" else "?" + request.url.query
+        with sim._lock:
+            response = _serve_ict(sim, request, body, operation)
+        sim.requests.append((request.method, f"{ICT}/{operation}", response.status_code))
         return response
 
     methods = ["GET", "POST", "MERGE", "PUT", "DELETE"]
@@ -254,11 +266,49 @@ def _build_app(sim: SolmanSimulator) -> Starlette:
         routes=[
             Route(ROOT + "/{service}/{rest:path}", endpoint, methods=methods),
             Route(ICT_PATH.replace("{client}", "{sap_client}"), soap, methods=["GET", "POST"]),
+            Route("/sap/bc/soap/rfc", rfc, methods=["POST"]),
         ]
     )
 
 
-def _serve_ict(sim: SolmanSimulator, request: Request, body: bytes) -> Response:
+def _serve_rfc(sim: SolmanSimulator, request: Request, body: bytes) -> Response:
+    """SOAP-RFC: ``RFC_READ_TABLE`` on TJ30T (the status profiles' codes and texts), the only table served."""
+    if request.query_params.get("sap-client", sim.sap_client) != sim.sap_client:
+        return Response("client does not exist", 404)
+    if not _authorised(sim, request):
+        return Response("Logon failed", 401, {"www-authenticate": 'Basic realm="SAP NetWeaver Application Server"'})
+    if sim._fault("RFC_READ_TABLE", "POST") == "forbidden":
+        return ict.fault("soap-env:Server", "No RFC authorization for function module RFC_READ_TABLE")
+    values = ict.call_values(body)
+    if values is None or values[0] != "RFC_READ_TABLE":
+        return ict.fault("soap-env:Client", "Only RFC_READ_TABLE is served here")
+    args = values[1]
+    if args.get("QUERY_TABLE") != "TJ30T":
+        return ict.fault("soap-env:Server", "TABLE_NOT_AVAILABLE")
+    where = " ".join(str(row.get("TEXT", "")) for row in args.get("OPTIONS") or [] if isinstance(row, dict))
+    wanted = re.findall(r"STSMA\s*=\s*'([^']*)'", where)
+    fields = [str(row.get("FIELDNAME")) for row in args.get("FIELDS") or [] if isinstance(row, dict)]
+    delimiter = str(args.get("DELIMITER") or "|")
+    lines = [
+        delimiter.join({"STSMA": profile, "ESTAT": code, "TXT30": text, "SPRAS": "E"}.get(f, "") for f in fields)
+        for profile, texts in sim.status_profiles.items()
+        if not wanted or profile in wanted
+        for code, text in texts.items()
+    ]
+    data = "".join(f"<item><WA>{line}</WA></item>" for line in lines)
+    return ict.envelope(
+        f'<rfc:RFC_READ_TABLE.Response xmlns:rfc="urn:sap-com:document:sap:rfc:functions"><DATA>{data}</DATA>'
+        "<FIELDS/><OPTIONS/></rfc:RFC_READ_TABLE.Response>"
+    )
+
+
+def _operation(body: bytes) -> str:
+    """The SOAP operation a call names (its body's first element), without parsing the whole envelope."""
+    found = re.search(rb"Body>\s*<(?:[\w-]+:)?(\w+)", body)
+    return found.group(1).decode() if found else ""
+
+
+def _serve_ict(sim: SolmanSimulator, request: Request, body: bytes, operation: str) -> Response:
     if request.path_params["sap_client"] != sim.sap_client:
         return Response(f"client {request.path_params['sap_client']} does not exist", 404)
     if not _authorised(sim, request):
@@ -268,10 +318,6 @@ def _serve_ict(sim: SolmanSimulator, request: Request, body: bytes) -> Response:
             return Response("Use ?wsdl for the service description", 404)
         origin = f"{request.url.scheme}://{request.url.netloc}"
         return Response(ict.wsdl_text(origin, sim.sap_client), 200, media_type="text/xml")
-    try:
-        operation = re.search(rb"Body>\s*<(?:\w+:)?(\w+)", body).group(1).decode()  # type: ignore[union-attr]
-    except AttributeError:
-        operation = ""
     fault = sim._fault(operation, "POST")
     if fault == "html_login":
         return Response("<html><body><form id='logonForm'>SAP NetWeaver login</form></body></html>", 200,
@@ -401,9 +447,15 @@ def _json_date(moment: datetime) -> str:
 def _metadata(service: str) -> str:
     names = ["IncidentSet"] if service == CREATE else ["MessageResultSet", "TextSet"]
     sets = "".join(f'<EntitySet Name="{name}" EntityType="{service}.{name[:-3]}"/>' for name in names)
+    if service == MYMESSAGE:
+        sets += "".join(
+            f'<FunctionImport Name="{name}" ReturnType="Collection({service}.BAPIRET)" m:HttpMethod="GET"/>'
+            for name in FUNCTIONS
+        )
     return (
         '<?xml version="1.0" encoding="utf-8"?><edmx:Edmx Version="1.0" '
-        'xmlns:edmx="http://schemas.microsoft.com/ado/2007/06/edmx"><edmx:DataServices>'
+        'xmlns:edmx="http://schemas.microsoft.com/ado/2007/06/edmx" '
+        'xmlns:m="http://schemas.microsoft.com/ado/2007/08/dataservices/metadata"><edmx:DataServices>'
         f'<Schema Namespace="{service}"><EntityContainer Name="{service}_Entities">{sets}</EntityContainer>'
         "</Schema></edmx:DataServices></edmx:Edmx>"
     )

@@ -39,7 +39,7 @@ class SolmanTestbed(Testbed):
     def add_unreadable(self) -> None:
         guid = self.sim.add_incident("Imported from a custom profile")
         self.sim.set_status(guid, "E0099")  # a code the profile does not map: decode refuses it, naming it
-        self.sim.status_codes = self.sim.status_codes | {"E0099"}
+        self.sim.status_profiles["SMIN0001"]["E0099"] = "Imported"
 
     def close(self) -> None:
         self.sim.__exit__(None, None, None)

@@ -1,0 +1,75 @@
+"""Both ways with the Solman simulator over HTTP (ICT, then OData): an incident from Solman gets the hub's rules, a
+status and a note from the hub reach Solman, a note from Solman reaches the hub, and nothing comes back."""
+
+from __future__ import annotations
+
+import pytest
+
+from itsm_core.store.outbox import depth
+from simulators.solman.simulator import SolmanSimulator
+from tests.support.solman import SolmanHub
+
+
+@pytest.fixture
+def sim():
+    with SolmanSimulator() as sim:
+        yield sim
+
+
+@pytest.mark.parametrize("backend", ["ict", "odata"])
+def test_changes_on_either_side_reach_the_other_once_and_nothing_bounces(sim, database_url, tmp_path, backend):
+    hub = SolmanHub.start(sim, database_url, tmp_path, backend=backend)
+    guid = sim.add_incident("SAP GUI dumps on VA01", priority="2", text="ST22 shows a short dump since 9:00")
+    hub.sync()
+    ticket = hub.ticket(guid)
+    assert (ticket["title"], ticket["description"], ticket["status"]) == (
+        "SAP GUI dumps on VA01", "ST22 shows a short dump since 9:00", "new",
+    )  # fmt: skip
+    assert ticket["priority"] == 2 and ticket["custom_fields"]["solman_id"] == sim.documents[guid].object_id
+
+    # A note from the hub becomes one text in Solman, and is not brought back as a new comment.
+    hub.change(guid, comment="We are looking at the dump.")
+    assert hub.push().sent == 1
+    assert "We are looking at the dump." in sim.documents[guid].texts[-1].text
+    hub.sync()
+    assert hub.comments(guid) == ["We are looking at the dump."]
+
+    # A text written in Solman becomes one comment in the hub, not pushed back.
+    sim.add_text(guid, "It happens on every sales order.")
+    hub.sync()
+    assert hub.comments(guid)[-1] == "It happens on every sales order."
+    assert hub.push().sent == 0
+
+    # The hub resolves it: ICT sets the mapped E-code; OData cannot (the Fiori services only confirm or
+    # withdraw), so Solman keeps its status there and the hub is not pulled back by it.
+    sim.set_status(guid, "E0002")
+    hub.sync()
+    hub.change(guid, status="resolved")
+    hub.push()
+    expected = "E0005" if backend == "ict" else "E0002"
+    assert sim.documents[guid].status == expected
+    echo = hub.sync()  # Solman's change date moved: read once, the status is the hub's own
+    assert echo.created == echo.quarantined == 0 and hub.ticket(guid)["status"] == "resolved"
+
+    # Five more cycles: nothing moves on either side.
+    texts_before = list(sim.documents[guid].texts)
+    for _ in range(5):
+        pulled, pushed = hub.sync(), hub.push()
+        assert pulled.created == pulled.updated == pulled.quarantined == 0, pulled.counts()
+        assert pushed.handled == 0
+    assert sim.documents[guid].texts == texts_before and sim.documents[guid].status == expected
+    assert hub.ticket(guid)["status"] == "resolved"
+    with hub.store.connect() as conn:
+        assert depth(conn) == 0
+
+
+def test_confirmed_in_solman_closes_the_hubs_ticket(sim, database_url, tmp_path):
+    hub = SolmanHub.start(sim, database_url, tmp_path)
+    guid = sim.add_incident("Printer jammed")
+    hub.sync()
+    sim.set_status(guid, "E0005")
+    hub.sync()
+    assert hub.ticket(guid)["status"] == "resolved"
+    sim.set_status(guid, "E0008")  # confirmed: ICT no longer lists it, the hub reads it once more
+    hub.sync()
+    assert hub.ticket(guid)["status"] == "closed"
