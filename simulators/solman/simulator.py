@@ -27,8 +27,10 @@ attachments, partners, categories, ``StatusSet``; the "My" services' reporter sc
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
+import random
 import re
 import secrets
 import threading
@@ -54,6 +56,17 @@ ICT = "ICT_SERVICE_DESK_API"
 TOP_CAP = 100
 STATUS_TEXTS = {"E0001": "New", "E0002": "In Process", "E0003": "Customer Action", "E0004": "Sent to SAP",
                 "E0005": "Solution Proposed", "E0008": "Confirmed", "E0010": "Withdrawn"}  # fmt: skip
+#: What `populate` writes: SAP support-desk incidents as users report them.
+SAMPLE_INCIDENTS = [
+    ("VA01 short dump when saving a sales order", "ST22 shows MESSAGE_TYPE_X in SAPLV45A since this morning."),
+    ("MIRO: invoice cannot be posted", "Message M8 082: balance not zero, on every invoice of vendor 100234."),
+    ("Fiori launchpad tiles are empty", "All tiles of the Sales Manager role show 'no data' since the upgrade."),
+    ("Printer LP01 does not print SAP spool", "Spool requests stay in status 'waiting' for output device LP01."),
+    ("Authorisation missing for ME21N", "User JDOE gets 'No authorization for purchasing group 010'."),
+    ("Background job ZFI_CLOSE cancelled", "Job log: 'Period 012 is not open for account type S'."),
+    ("IDoc ORDERS stuck in status 51", "Inbound IDocs from the EDI partner fail: 'Material 4711 not found'."),
+    ("Password reset for SAP GUI", "Locked after too many attempts; please reset the initial password."),
+]
 #: Faults that only a write meets (`fail_next`).
 WRITE_FAULTS = frozenset({"lock", "silent"})
 FUNCTIONS = ("confirmIncident", "withdrawIncident")
@@ -120,9 +133,13 @@ class SolmanSimulator:
         password: str = "hub-secret",
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         ict_zone: str = "UTC",
+        seed: int | None = None,
+        latency_ms: float = 0,
     ) -> None:
         self.sap_client, self.user, self.password = sap_client, user, password
         self.clock = clock
+        self.latency = latency_ms / 1000  # each answer that much later, as a real system's ABAP stack takes time
+        self._random = random.Random(seed)  # GUIDs (and `populate`'s incidents) the same for the same seed
         #: ICT: this system's GUID, the zone of its `IctTimestamp`s, and the partner desk that incidents created
         #: here are forwarded to (`add_incident`), as an agent's "send to external service desk" action does.
         self.system_guid = uuid.uuid5(uuid.NAMESPACE_DNS, "solman-simulator").hex.upper()
@@ -166,6 +183,24 @@ class SolmanSimulator:
             document.partner = self.forward_to
             return document.guid
 
+    def populate(self, count: int) -> list[str]:
+        """`count` incidents as a service desk fills them (the demo's and the benchmark's), from the seed: a title,
+        a description, a priority, some worked on, some with a processor's reply; forwarded like `add_incident`."""
+        guids = []
+        for number in range(count):
+            title, text = SAMPLE_INCIDENTS[number % len(SAMPLE_INCIDENTS)]
+            guid = self.add_incident(f"{title} ({number + 1})" if number >= len(SAMPLE_INCIDENTS) else title,
+                                     priority=self._random.choice("1233334"), text=text)  # fmt: skip
+            roll = self._random.random()
+            if roll < 0.4:
+                self.set_status(guid, "E0002")
+                self.add_text(guid, "Analysing in the quality system; we will come back to you today.")
+            elif roll < 0.5:
+                self.set_status(guid, "E0003")
+                self.add_text(guid, "Please send the exact transaction and a screenshot of the message.")
+            guids.append(guid)
+        return guids
+
     def add_text(self, guid: str, text: str, *, text_type: str = "SU01", author: str = "PROCESSOR1") -> None:
         """A processor writes on the incident."""
         with self._lock:
@@ -201,7 +236,7 @@ class SolmanSimulator:
     ) -> Document:
         now = self.clock()
         document = Document(
-            guid=guid or uuid.uuid4().hex.upper(),
+            guid=guid or uuid.UUID(int=self._random.getrandbits(128), version=4).hex.upper(),
             object_id=str(self._next_object_id),
             process_type=process_type,
             description=description[:40],
@@ -241,6 +276,8 @@ def _build_app(sim: SolmanSimulator) -> Starlette:
         service, rest = request.path_params["service"], request.path_params.get("rest", "")
         target = rest + (f"?{request.url.query}" if request.url.query else "")
         body = await request.body()
+        if sim.latency:
+            await asyncio.sleep(sim.latency)
         with sim._lock:
             response = _serve(sim, request, service, rest, body)
         sim.requests.append((request.method, f"{service}/{target}", response.status_code))
@@ -256,6 +293,8 @@ def _build_app(sim: SolmanSimulator) -> Starlette:
     async def soap(request: Request) -> Response:
         body = await request.body()
         operation = _operation(body) if request.method == "POST" else "?" + request.url.query
+        if sim.latency:
+            await asyncio.sleep(sim.latency)
         with sim._lock:
             response = _serve_ict(sim, request, body, operation)
         sim.requests.append((request.method, f"{ICT}/{operation}", response.status_code))
