@@ -1,14 +1,17 @@
-"""`itsm demo`: the whole cycle on bundled sample mail and a simulated GLPI, offline, in a folder of its own.
+"""`itsm demo`: the whole cycle on bundled sample mail, a simulated GLPI and a simulated SAP Solution Manager,
+offline, in a folder of its own.
 
 The folder keeps a real config (`itsm.yaml`), a real drop folder (`inbox/`) and a SQLite store, so what the
-demo shows can be explored afterwards with the ordinary commands. The GLPI is the bundled simulator
-(`simulators/glpi/simulator.py`), serving generated tickets on loopback while the demo runs.
+demo shows can be explored afterwards with the ordinary commands. GLPI and Solman are the bundled simulators
+(`simulators/glpi/`, `simulators/solman/`), serving generated tickets and incidents on loopback while the demo
+runs; each starts afresh (from its seed) at every demo run.
 """
 
 from __future__ import annotations
 
 import shutil
 import time
+from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -19,6 +22,7 @@ from rich.table import Table
 if TYPE_CHECKING:
     from itsm_core.store import Store
     from simulators.glpi.simulator import GlpiSimulator
+    from simulators.solman.simulator import SolmanSimulator
 
 DEMO_CONFIG = """\
 # Written by `itsm demo` at each run (the simulated GLPI gets a new port). A real config: copy it as a start.
@@ -32,6 +36,11 @@ sources:
     url: {glpi_url}
     user_token: {glpi_token}   # the simulator's public demo token; a real one goes in ${{GLPI_TOKEN}}
     timezone: Europe/Paris
+  - name: demo-solman
+    kind: solman                     # SAP Solution Manager through ICT: incidents in, statuses and notes out
+    url: {solman_url}
+    user: {solman_user}
+    password: {solman_password}      # the simulator's public demo password; a real one goes in ${{SOLMAN_PASSWORD}}
 calendars:
   office: {{timezone: Europe/Paris, hours: {{mon-fri: ["08:30-18:00"]}}, holidays: [{{country: FR}}]}}
   berlin: {{timezone: Europe/Berlin, hours: {{mon-fri: ["08:00-17:00"]}}, holidays: [{{country: DE, subdivision: BE}}]}}
@@ -80,26 +89,46 @@ reports:                             # `itsm report run demo-month`; the demo wr
       destination: reports           # relative to this file
       schedule: {{cron: "0 6 1 * *", timezone: Europe/Paris}}   # `itsm report deploy` on a Prefect server
 """
-#: Tickets in the simulated GLPI: its data is generated from this seed, the same all day.
+#: Tickets in the simulated GLPI and incidents in the simulated Solman: generated from these seeds, the same
+#: all day.
 DEMO_GLPI_TICKETS = 60
 DEMO_GLPI_SEED = 2026
+DEMO_SOLMAN_INCIDENTS = 8
 
 
 def run_demo(directory: Path, console: Console) -> None:
+    from connectors.solman._ict import system_guid
     from simulators.glpi.simulator import HUB_USER_TOKEN, GlpiSimulator
+    from simulators.solman.simulator import ICT, SolmanSimulator
 
     directory.mkdir(parents=True, exist_ok=True)
     inbox = directory / "inbox"
     copied = copy_samples(inbox)
     console.print(f"demo folder: {directory.resolve()}  ({copied} sample mails copied to {inbox})", highlight=False)
-    console.print(f"starting a simulated GLPI with {DEMO_GLPI_TICKETS} generated tickets on loopback…")
-    with GlpiSimulator(tickets=DEMO_GLPI_TICKETS, seed=DEMO_GLPI_SEED) as glpi:
+    console.print(
+        f"starting a simulated GLPI with {DEMO_GLPI_TICKETS} generated tickets and a simulated SAP Solution Manager "
+        f"with {DEMO_SOLMAN_INCIDENTS} incidents on loopback…"
+    )
+    # Solman's clock stands still at this morning's 07:00 UTC: the same incidents, to the second, all day long
+    morning = datetime.now(UTC).replace(hour=7, minute=0, second=0, microsecond=0)
+    with (
+        GlpiSimulator(tickets=DEMO_GLPI_TICKETS, seed=DEMO_GLPI_SEED) as glpi,
+        SolmanSimulator(seed=DEMO_GLPI_SEED, clock=lambda: morning) as solman,
+    ):
+        solman.forward_to = system_guid("demo-solman")  # as Solman's admin registers the hub's GUID
+        solman.populate(DEMO_SOLMAN_INCIDENTS)
         config_file = directory / "itsm.yaml"
-        config_file.write_text(DEMO_CONFIG.format(glpi_url=glpi.url, glpi_token=HUB_USER_TOKEN), encoding="utf-8")
-        _run_cycle(directory, config_file, glpi, console)
+        text = DEMO_CONFIG.format(
+            glpi_url=glpi.url, glpi_token=HUB_USER_TOKEN, solman_url=solman.url(ICT).split("/sap/")[0],
+            solman_user=solman.user, solman_password=solman.password,
+        )  # fmt: skip
+        config_file.write_text(text, encoding="utf-8")
+        _run_cycle(directory, config_file, glpi, solman, console)
 
 
-def _run_cycle(directory: Path, config_file: Path, glpi: GlpiSimulator, console: Console) -> None:
+def _run_cycle(
+    directory: Path, config_file: Path, glpi: GlpiSimulator, solman: SolmanSimulator, console: Console
+) -> None:
     from flows.cycle import hub_cycle
     from itsm_core.store import Store
     from itsm_core.store.quarantine import count_dead_letters
@@ -117,12 +146,13 @@ def _run_cycle(directory: Path, config_file: Path, glpi: GlpiSimulator, console:
 
     columns = ("fetched", "created", "updated", "unchanged", "commented", "ignored", "quarantined")
     table = Table("source", *columns, title="what the cycle did")
-    for source in ("demo-mailbox", "demo-glpi"):
+    for source in ("demo-mailbox", "demo-glpi", "demo-solman"):
         counts = results.get(source)
         table.add_row(source, *(str(counts[k]) for k in columns) if isinstance(counts, dict) else [str(counts)])
     console.print(table)
     console.print(f"cycle finished in {elapsed:.1f} s", highlight=False)
     _show_push(store, config_file, glpi, console)
+    _show_solman(store, config_file, solman, console)
     _show_sla(config_file, console)
     _show_solution(store, config_file, console)
     _show_reports(config_file, console)
@@ -282,6 +312,62 @@ def _show_push(store: Store, config_file: Path, glpi: GlpiSimulator, console: Co
         f"{glpi_id} (the simulator starts afresh at each demo run)"
         if followups
         else f"the push to GLPI did not arrive: see `itsm sync status -c {config_file}`",
+        highlight=False,
+    )
+
+
+DEMO_SOLMAN_NOTE = "Taken over by the network team in itsm-hub: the demo's note, pushed to Solman."
+
+
+def _show_solman(store: Store, config_file: Path, solman: SolmanSimulator, console: Console) -> None:
+    """Both ways with Solman: an incident from Solman, worked on in the hub (a status and a note) shows the
+    mapped user status and the note in Solman after one push."""
+    from sqlalchemy import Connection, select
+
+    from flows.push import push_outbox
+    from flows.runtime import change_ticket, load_hub_config
+    from itsm_core.models import Comment, TicketStatus
+    from itsm_core.store.comments import add_comments
+    from itsm_core.store.tables import CommentRow, ExternalRefRow, TicketRow
+    from itsm_core.store.tickets import change_status, format_ticket_id
+
+    refs, tickets = ExternalRefRow.__table__, TicketRow.__table__
+    query = (
+        select(refs.c.ticket_id, refs.c.external_id)
+        .join(tickets, tickets.c.id == refs.c.ticket_id)
+        .where(refs.c.system == "demo-solman", tickets.c.status == TicketStatus.NEW)
+        .order_by(refs.c.id)
+    )
+    with store.connect() as conn:
+        linked = conn.execute(query.limit(1)).first()
+    if linked is None:
+        return
+    ticket_id, guid = linked
+    with store.connect() as conn:
+        done = conn.execute(select(CommentRow.ticket_id).where(CommentRow.body == DEMO_SOLMAN_NOTE)).first()
+    if done is not None:  # a demo run again: Solman starts afresh, the hub already did its part
+        console.print(
+            f"the demo's note on {format_ticket_id(done[0])} was pushed to Solman by the first demo run (the "
+            "simulated Solman starts afresh at each run; `itsm sync check demo-solman` shows what the hub checks)",
+            highlight=False,
+        )
+        return
+
+    def work_on(conn: Connection, ticket: int) -> tuple[frozenset[str], tuple[int, ...]]:
+        added = tuple(add_comments(conn, [(ticket, Comment(body=DEMO_SOLMAN_NOTE, author="demo@itsm-hub"))]))
+        changed = change_status(conn, ticket, TicketStatus.IN_PROGRESS, "user:demo")
+        return (frozenset({"status"}) if changed else frozenset()), added
+
+    change_ticket(load_hub_config(str(config_file)), store, ticket_id, work_on)
+    push_outbox(config_path=str(config_file))
+    document = solman.documents.get(guid)
+    noted = document is not None and any("demo's note" in text.text for text in document.texts)
+    console.print(
+        f"pushed: {format_ticket_id(ticket_id)}, set in progress in the hub, is Solman incident {document.object_id} "
+        f"in status {document.status} ({solman.status_texts.get(document.status)})"
+        + (", with the hub's note among its texts" if noted else "")
+        if document is not None and document.status == "E0002"
+        else f"the push to Solman did not arrive: see `itsm sync status -c {config_file}`",
         highlight=False,
     )
 

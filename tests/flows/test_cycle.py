@@ -3,6 +3,7 @@
 import asyncio
 import io
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -194,6 +195,10 @@ def test_demo_twice(tmp_path):
     assert "no new tickets" not in first.getvalue()
     assert "demo-glpi" in first.getvalue() and "pushed: a comment on T-" in first.getvalue()
     assert "demo-glpi" in second.getvalue() and "pushed to GLPI by the first demo run" in second.getvalue()
+    # Solman: an incident set in progress in the hub shows E0002 and the hub's note in the simulator
+    assert re.search(r"T-\d+, set in progress in the hub, is Solman incident 8\d+ in status E0002 \(In Process\), "
+                     "with the hub's note among its texts", first.getvalue())  # fmt: skip
+    assert "pushed to Solman by the first demo run" in second.getvalue()
     from itsm_core.reports.spec import STANDARD_REPORTS
 
     reports = len(STANDARD_REPORTS)
