@@ -1,14 +1,35 @@
-"""What the benchmarks share: a fresh PostgreSQL schema per run, progress on stderr, peak RSS."""
+"""What the benchmarks share: a fresh PostgreSQL schema per run, a simulator in a child process, progress on
+stderr, peak RSS."""
 
 from __future__ import annotations
 
+import json
+import os
+import re
 import resource
+import subprocess
 import sys
+import threading
+import time
 import uuid
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from itertools import pairwise
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+
+from flows.runtime import SourceRuntime, build_runtime
+from flows.sync import ENTITY, fetched_pages, ingest_page
+from itsm_core.config import HubConfig
+from itsm_core.store import Store
+from itsm_core.store.sync_state import get_state
+from itsm_core.sync.batch import BatchReport
+
+REPO = Path(__file__).resolve().parent.parent
 
 
 def log(message: str) -> None:
@@ -50,3 +71,131 @@ class Schema:
         with self.admin.begin() as conn:
             conn.execute(text(f'DROP SCHEMA "{self.name}" CASCADE'))
         self.admin.dispose()
+
+
+class ChildSimulator:
+    """``python -m MODULE ARGS --control`` in its own process (its own GIL, so the simulator's work does not slow
+    the hub's): the URL on its stdout, commands on its stdin, one JSON line answered per command."""
+
+    def __init__(self, module: str, args: list[str]) -> None:
+        started = time.perf_counter()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", module, *args, "--control"],
+            cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )  # fmt: skip
+        self.generation_s: float | None = None
+        threading.Thread(target=self._relay_stderr, daemon=True).start()
+        self.url = self.process.stdout.readline().strip()
+        if not self.url.startswith("http"):
+            self.process.kill()
+            raise RuntimeError(f"{module} did not start (exit {self.process.wait()})")
+        self.startup_s = time.perf_counter() - started
+
+    def _relay_stderr(self) -> None:
+        for line in self.process.stderr:
+            match = re.match(r"generated \d+ \w+ in ([\d.]+) s", line)
+            if match:
+                self.generation_s = float(match.group(1))
+            log(f"[simulator] {line.rstrip()}")
+
+    def command(self, line: str) -> dict[str, Any]:
+        self.process.stdin.write(line + "\n")
+        self.process.stdin.flush()
+        reply = json.loads(self.process.stdout.readline())
+        if "error" in reply:
+            raise RuntimeError(f"simulator: {reply['error']}")
+        return reply
+
+    def stop(self) -> int:
+        """End of input stops it (SIGTERM if it does not); returns the exit code."""
+        self.process.stdin.close()
+        try:
+            return self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.terminate()
+            return self.process.wait(timeout=30)
+
+
+# --- one sync, timed ----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class SyncStats:
+    label: str
+    seconds: float = 0.0
+    cpu_seconds: float = 0.0  # the hub process's CPU time (every thread) during the run
+    pages: int = 0
+    report: BatchReport = field(default_factory=BatchReport)
+    split: Counter[str] = field(default_factory=Counter)
+    requests: Counter[str] = field(default_factory=Counter)
+    #: (tickets, seconds) of `ingest` per page, to see whether the store slows down as its tables grow
+    ingest_pages: list[tuple[int, float]] = field(default_factory=list)
+
+    def ingest_ms_per_ticket_by_tenth(self) -> list[float]:
+        """Mean ingest time per ticket over each tenth of the pages (fewer parts when there are fewer pages)."""
+        pages, parts = self.ingest_pages, min(10, len(self.ingest_pages))
+        if not pages:
+            return []
+        bounds = [round(k * len(pages) / parts) for k in range(parts + 1)]
+        chunks = [pages[a:b] for a, b in pairwise(bounds)]
+        return [round(1000 * sum(s for _, s in c) / max(1, sum(n for n, _ in c)), 2) for c in chunks]
+
+    def summary(self) -> dict[str, Any]:
+        counts = {k: v for k, v in self.report.counts().items() if v}
+        return {
+            "s": round(self.seconds, 3),
+            "hub_cpu_s": round(self.cpu_seconds, 3),
+            "pages": self.pages,
+            **counts,
+            "requests": sum(self.requests.values()),
+            "requests_by_kind": dict(self.requests.most_common()),
+            "split_s": {k: round(v, 3) for k, v in self.split.items()},
+            "ingest_ms_per_ticket_by_tenth": self.ingest_ms_per_ticket_by_tenth(),
+        }
+
+
+def run_sync(
+    config: HubConfig,
+    store: Store,
+    source: str,
+    instrument: Callable[[SourceRuntime, SyncStats], None] | None,
+    label: str,
+) -> SyncStats:
+    """One pull of every page of tickets from the committed watermark, as `sync-source` runs it: planned and
+    fetched ahead on a thread of their own (`fetched_pages`), each page written by the flow's own page task.
+    `instrument` may wrap the runtime's connector to time its parts and count its requests into the stats."""
+    stats = SyncStats(label)
+    runtime = build_runtime(config, config.source(source), store=store)
+    if instrument is not None:
+        instrument(runtime, stats)
+    with store.connect() as conn:
+        watermark = (get_state(conn, source, ENTITY) or {}).get("watermark")
+    started, cpu_started = time.perf_counter(), time.process_time()
+    last_log = started
+    try:
+        pages = fetched_pages(runtime.connector, watermark, ENTITY)
+        while True:
+            waiting = time.perf_counter()
+            item = next(pages, None)
+            stats.split["waiting_for_fetch"] += time.perf_counter() - waiting
+            if item is None:
+                break
+            page, records = item
+            task_started = time.perf_counter()
+            page_report, watermark = ingest_page.fn(runtime, ENTITY, page, watermark, records)
+            task_s = time.perf_counter() - task_started
+            stats.split["ingest"] += task_s
+            stats.ingest_pages.append((page_report.fetched, task_s))
+            stats.report += page_report
+            stats.pages += 1
+            if time.perf_counter() - last_log > 30:
+                last_log = time.perf_counter()
+                done = stats.report.fetched
+                log(f"  {label}: {done} tickets in {last_log - started:.0f} s ({done / (last_log - started):.0f}/s)")
+    finally:
+        runtime.connector.close()
+    stats.seconds = time.perf_counter() - started
+    stats.cpu_seconds = time.process_time() - cpu_started
+    stats.split["other"] = stats.seconds - stats.split["waiting_for_fetch"] - stats.split["ingest"]
+    return stats

@@ -51,17 +51,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import re
 import resource
-import subprocess
 import sys
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -69,17 +64,14 @@ from sqlalchemy import func, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._support import Schema, log, peak_rss_mb
+from bench._support import ChildSimulator, Schema, SyncStats, log, peak_rss_mb, run_sync
 from flows.runtime import SourceRuntime, build_runtime
-from flows.sync import ENTITY, fetched_pages, ingest_page
+from flows.sync import ENTITY, fetched_pages
 from itsm_core.config import HubConfig, parse_config
 from itsm_core.store import Store
-from itsm_core.store.sync_state import get_state
 from itsm_core.store.tables import CommentRow, TicketRow
-from itsm_core.sync.batch import BatchReport
 from simulators.glpi.simulator import HUB_USER_TOKEN
 
-REPO = Path(__file__).resolve().parent.parent
 SOURCE = "glpi"
 TIMEZONE = "Europe/Paris"
 
@@ -87,89 +79,16 @@ TIMEZONE = "Europe/Paris"
 # --- the simulator, as a child process ------------------------------------------------------------------------
 
 
-class Simulator:
-    """`python -m simulators.glpi.simulator --control` in its own process: URL on stdout, commands on stdin."""
-
-    def __init__(self, tickets: int, seed: int, latency_ms: float = 0) -> None:
-        started = time.perf_counter()
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "simulators.glpi.simulator", "--tickets", str(tickets), "--seed", str(seed),
-             "--timezone", TIMEZONE, "--latency-ms", str(latency_ms), "--control"],
-            cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )  # fmt: skip
-        self.generation_s: float | None = None
-        threading.Thread(target=self._relay_stderr, daemon=True).start()
-        self.url = self.process.stdout.readline().strip()
-        if not self.url.startswith("http"):
-            self.process.kill()
-            raise RuntimeError(f"the GLPI simulator did not start (exit {self.process.wait()})")
-        self.startup_s = time.perf_counter() - started
-
-    def _relay_stderr(self) -> None:
-        for line in self.process.stderr:
-            match = re.match(r"generated \d+ tickets in ([\d.]+) s", line)
-            if match:
-                self.generation_s = float(match.group(1))
-            log(f"[simulator] {line.rstrip()}")
-
-    def command(self, line: str) -> dict[str, Any]:
-        self.process.stdin.write(line + "\n")
-        self.process.stdin.flush()
-        reply = json.loads(self.process.stdout.readline())
-        if "error" in reply:
-            raise RuntimeError(f"simulator: {reply['error']}")
-        return reply
-
-    def stop(self) -> int:
-        """End of input stops it (SIGTERM if it does not); returns the exit code."""
-        self.process.stdin.close()
-        try:
-            return self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.terminate()
-            return self.process.wait(timeout=30)
+def start_simulator(tickets: int, seed: int, latency_ms: float = 0) -> ChildSimulator:
+    """`python -m simulators.glpi.simulator --control` in its own process."""
+    args = ["--tickets", str(tickets), "--seed", str(seed), "--timezone", TIMEZONE, "--latency-ms", str(latency_ms)]
+    return ChildSimulator("simulators.glpi.simulator", args)
 
 
 # --- a fresh schema in the given database -----------------------------------------------------------------------
 
 
 # --- one sync, instrumented ------------------------------------------------------------------------------------
-
-
-@dataclass
-class SyncStats:
-    label: str
-    seconds: float = 0.0
-    cpu_seconds: float = 0.0  # the hub process's CPU time (every thread) during the run
-    pages: int = 0
-    report: BatchReport = field(default_factory=BatchReport)
-    split: Counter[str] = field(default_factory=Counter)
-    requests: Counter[str] = field(default_factory=Counter)
-    #: (tickets, seconds) of `ingest` per page, to see whether the store slows down as its tables grow
-    ingest_pages: list[tuple[int, float]] = field(default_factory=list)
-
-    def ingest_ms_per_ticket_by_tenth(self) -> list[float]:
-        """Mean ingest time per ticket over each tenth of the pages (fewer parts when there are fewer pages)."""
-        pages, parts = self.ingest_pages, min(10, len(self.ingest_pages))
-        if not pages:
-            return []
-        bounds = [round(k * len(pages) / parts) for k in range(parts + 1)]
-        chunks = [pages[a:b] for a, b in pairwise(bounds)]
-        return [round(1000 * sum(s for _, s in c) / max(1, sum(n for n, _ in c)), 2) for c in chunks]
-
-    def summary(self) -> dict[str, Any]:
-        counts = {k: v for k, v in self.report.counts().items() if v}
-        return {
-            "s": round(self.seconds, 3),
-            "hub_cpu_s": round(self.cpu_seconds, 3),
-            "pages": self.pages,
-            **counts,
-            "requests": sum(self.requests.values()),
-            "requests_by_kind": dict(self.requests.most_common()),
-            "split_s": {k: round(v, 3) for k, v in self.split.items()},
-            "ingest_ms_per_ticket_by_tenth": self.ingest_ms_per_ticket_by_tenth(),
-        }
 
 
 def _request_kind(path: str) -> str:
@@ -246,43 +165,6 @@ def instrument(runtime: SourceRuntime, stats: SyncStats) -> None:
     connector.names.load = timed_names
     connector.fetch_page = timed_fetch
     connector.plan_pages = timed_plan
-
-
-def run_sync(config: HubConfig, store: Store, label: str) -> SyncStats:
-    """One pull of every page from the committed watermark, as `sync-source` runs it (GlpiHub.sync)."""
-    stats = SyncStats(label)
-    runtime = build_runtime(config, config.source(SOURCE), store=store)
-    instrument(runtime, stats)
-    with store.connect() as conn:
-        watermark = (get_state(conn, SOURCE, ENTITY) or {}).get("watermark")
-    started, cpu_started = time.perf_counter(), time.process_time()
-    last_log = started
-    try:
-        pages = fetched_pages(runtime.connector, watermark, ENTITY)
-        while True:
-            waiting = time.perf_counter()
-            item = next(pages, None)
-            stats.split["waiting_for_fetch"] += time.perf_counter() - waiting
-            if item is None:
-                break
-            page, records = item
-            task_started = time.perf_counter()
-            page_report, watermark = ingest_page.fn(runtime, ENTITY, page, watermark, records)
-            task_s = time.perf_counter() - task_started
-            stats.split["ingest"] += task_s
-            stats.ingest_pages.append((page_report.fetched, task_s))
-            stats.report += page_report
-            stats.pages += 1
-            if time.perf_counter() - last_log > 30:
-                last_log = time.perf_counter()
-                done = stats.report.fetched
-                log(f"  {label}: {done} tickets in {last_log - started:.0f} s ({done / (last_log - started):.0f}/s)")
-    finally:
-        runtime.connector.close()
-    stats.seconds = time.perf_counter() - started
-    stats.cpu_seconds = time.process_time() - cpu_started
-    stats.split["other"] = stats.seconds - stats.split["waiting_for_fetch"] - stats.split["ingest"]
-    return stats
 
 
 # --- the references: COPY of the same ticket rows; the same pages fetched and written raw ---------------------------
@@ -362,7 +244,7 @@ def main() -> None:
     args = parser.parse_args()
 
     log(f"starting the GLPI simulator with {args.tickets} tickets (seed {args.seed}, {args.latency_ms} ms) ...")
-    sim = Simulator(args.tickets, args.seed, args.latency_ms)
+    sim = start_simulator(args.tickets, args.seed, args.latency_ms)
     log(f"simulator ready at {sim.url} after {sim.startup_s:.1f} s")
     schema = Schema(args.database_url, "bench_glpi")
     store = Store(schema.url)
@@ -371,7 +253,7 @@ def main() -> None:
         log(f"schema {schema.name} migrated")
         config = hub_config(sim.url, schema.url, args.page_size, args.concurrency)
 
-        full = run_sync(config, store, "full")
+        full = run_sync(config, store, SOURCE, instrument, "full")
         log(f"full sync: {full.report.fetched} tickets in {full.seconds:.1f} s "
             f"({full.report.fetched / full.seconds:.0f}/s): {json.dumps(full.summary())}")  # fmt: skip
         with store.connect() as conn:
@@ -385,16 +267,16 @@ def main() -> None:
         touched = sim.command(f"touch 0.01 {args.seed}")["touched"]
         touch_s = time.perf_counter() - started
         log(f"touched {touched} tickets in GLPI in {touch_s:.2f} s")
-        incremental = run_sync(config, store, "incremental")
+        incremental = run_sync(config, store, SOURCE, instrument, "incremental")
         log(f"incremental sync: {incremental.seconds:.2f} s: {json.dumps(incremental.summary())}")
         assert incremental.report.fetched >= touched, (touched, incremental.report.counts())
 
-        nochange = run_sync(config, store, "nochange")
+        nochange = run_sync(config, store, SOURCE, instrument, "nochange")
         log(f"no-change sync: {nochange.seconds:.2f} s: {json.dumps(nochange.summary())}")
         sim.command("advance 121")
-        settling = run_sync(config, store, "settling")
+        settling = run_sync(config, store, SOURCE, instrument, "settling")
         log(f"settling sync (the overlap elapsed): {settling.seconds:.2f} s: {json.dumps(settling.summary())}")
-        settled = run_sync(config, store, "nochange_settled")
+        settled = run_sync(config, store, SOURCE, instrument, "nochange_settled")
         log(f"no-change sync, settled: {settled.seconds:.3f} s: {json.dumps(settled.summary())}")
         hub_peak = peak_rss_mb()
 

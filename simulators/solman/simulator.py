@@ -27,14 +27,19 @@ attachments, partners, categories, ``StatusSet``; the "My" services' reporter sc
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import base64
 import json
 import random
 import re
 import secrets
+import signal
+import sys
 import threading
+import time
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -498,3 +503,70 @@ def _metadata(service: str) -> str:
         f'<Schema Namespace="{service}"><EntityContainer Name="{service}_Entities">{sets}</EntityContainer>'
         "</Schema></edmx:DataServices></edmx:Edmx>"
     )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m simulators.solman.simulator --incidents N`: print the origin when ready, serve until a signal."""
+    parser = argparse.ArgumentParser(prog="python -m simulators.solman.simulator", description=main.__doc__)
+    parser.add_argument("--incidents", type=int, default=20, help="incidents made by `populate`")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--forward-to", default=None, metavar="GUID", help="the hub's ICT system GUID")
+    parser.add_argument("--latency-ms", type=float, default=0, help="delay every answer (a real Solman: 50-300 ms)")
+    parser.add_argument(
+        "--control",
+        action="store_true",
+        help="read commands on stdin (`touch FRACTION [SEED]`, `requests`; each answered with a JSON line); "
+        "end of input stops",
+    )
+    args = parser.parse_args(argv)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    with SolmanSimulator(seed=args.seed, latency_ms=args.latency_ms) as sim:
+        sim.forward_to = args.forward_to
+        started = time.perf_counter()
+        sim.populate(args.incidents)
+        print(sim.url(ICT).split("/sap/")[0], flush=True)
+        print(f"generated {args.incidents} incidents in {time.perf_counter() - started:.1f} s", file=sys.stderr,
+              flush=True)  # fmt: skip
+        if args.control:
+            threading.Thread(target=_control, args=(sim, stop), daemon=True, name="solman-control").start()
+        while not stop.wait(0.5):
+            pass
+    return 0
+
+
+def _control(sim: SolmanSimulator, stop: threading.Event) -> None:
+    """`--control`: ``touch FRACTION [SEED]`` makes a processor write on that share of the open incidents (a note;
+    one in three also moves to Customer Action) → ``{"touched": N}``; ``requests`` → the requests served since the
+    last ``requests``, by kind. End of input stops the server."""
+    for line in sys.stdin:
+        words = line.split()
+        if not words:
+            continue
+        try:
+            if words[0] == "touch" and len(words) in (2, 3):
+                chance = random.Random(int(words[2]) if len(words) == 3 else 0)
+                with sim._lock:
+                    open_ones = [g for g, d in sim.documents.items() if d.status not in ("E0008", "E0010")]
+                picked = chance.sample(open_ones, round(float(words[1]) * len(open_ones)))
+                for number, guid in enumerate(picked):
+                    sim.add_text(guid, f"Processor's update {number}: the fix is in the quality system.")
+                    if number % 3 == 0:
+                        sim.set_status(guid, "E0003")
+                reply: dict[str, Any] = {"touched": len(picked)}
+            elif words[0] == "requests" and len(words) == 1:
+                with sim._lock:
+                    served, sim.requests = sim.requests, []
+                kinds = Counter(path.split("?")[0].split("(")[0] for _, path, _ in served)
+                reply = {"total": len(served), "by_kind": dict(kinds.most_common())}
+            else:
+                raise ValueError("expected: touch FRACTION [SEED], or requests")
+        except ValueError as error:
+            reply = {"error": f"{line.strip()!r}: {error}"}
+        print(json.dumps(reply), flush=True)
+    stop.set()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
