@@ -13,8 +13,12 @@ import uvicorn
 class LoopbackServer:
     """`app` on 127.0.0.1 (`port`, or a free one for 0), from a daemon thread; `start` returns once listening."""
 
-    def __init__(self, app: Any, *, name: str, port: int = 0, date_header: bool = True) -> None:
+    def __init__(
+        self, app: Any, *, name: str, port: int = 0, date_header: bool = True, tls: dict[str, Any] | None = None
+    ) -> None:
         self.app, self.name, self.port, self.date_header = app, name, port, date_header
+        #: uvicorn's ssl_* settings (certfile, keyfile, ca_certs, cert_reqs) to serve https:// instead
+        self.tls = tls or {}
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
         self._socket: socket.socket | None = None
@@ -28,7 +32,8 @@ class LoopbackServer:
         sock.bind(("127.0.0.1", self.port))
         sock.listen(256)
         self._socket = sock
-        self.origin = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        scheme = "https" if self.tls else "http"
+        self.origin = f"{scheme}://127.0.0.1:{sock.getsockname()[1]}"
         config = uvicorn.Config(
             self.app,
             log_level="warning",
@@ -38,6 +43,7 @@ class LoopbackServer:
             ws="none",
             date_header=self.date_header,
             timeout_graceful_shutdown=2,
+            **{f"ssl_{key}": value for key, value in self.tls.items()},
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Self
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from connectors.solman.profile import SolmanProfile, load_profile
-from itsm_core.config import LOOPBACK_HOSTS, TwoWaySource
+from itsm_core.config import LOOPBACK_HOSTS, TwoWaySource, anchor
 from itsm_core.errors import ConfigError
 
 log = logging.getLogger("itsm.config")
@@ -19,6 +19,19 @@ log = logging.getLogger("itsm.config")
 #: customer's, chosen when the endpoint was created: `ict_path` overrides it).
 ICT_PATH = "/sap/bc/srt/rfc/sap/ict_service_desk_api/{client}/ict_service_desk_api/ict_service_desk_api_binding"
 ODATA_ROOT = "/sap/opu/odata/sap"
+
+
+class OAuthClient(BaseModel):
+    """An OAuth 2.0 client of a token endpoint (client credentials). AS ABAP's own server documents the SAML bearer
+    and authorization-code grants only; client credentials is what a token endpoint in front of it (a cloud
+    proxy) offers."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    token_url: str = Field(description="e.g. https://solman.example.com:44300/sap/bc/sec/oauth2/token?sap-client=100")
+    client_id: str
+    client_secret: SecretStr
+    scope: str | None = Field(default=None, description="e.g. AI_CRM_GW_MYMESSAGE_SRV_0001")
 
 
 class SolmanSource(TwoWaySource):
@@ -40,8 +53,11 @@ class SolmanSource(TwoWaySource):
     backend: Literal["ict", "odata"] = Field(default="ict", description="ict (SOAP, two-way) or odata (Fiori)")
     sap_client: str = Field(default="100", pattern=r"^\d{3}$", description="the SAP client (Mandant), 3 digits")
     language: str = Field(default="EN", pattern=r"^[A-Z]{2}$", description="logon language, 2 letters")
-    user: str = Field(description="the hub's SAP user (basic authentication)")
-    password: SecretStr
+    user: str | None = Field(default=None, description="the hub's SAP user, for basic authentication")
+    password: SecretStr | None = None
+    client_cert: Path | None = Field(default=None, description="X.509: the hub's client certificate (PEM)")
+    client_key: Path | None = Field(default=None, description="X.509: its private key (PEM), if not in client_cert")
+    oauth: OAuthClient | None = Field(default=None, description="an OAuth 2.0 bearer from a token endpoint")
     profile: str = Field(default="solman_smin", description="the customer's profile in mappings/ or a path")
     system_guid: str | None = Field(
         default=None, pattern=r"^[0-9A-F]{32}$", description="ICT: the hub's system GUID in Solman (32 hex)"
@@ -54,6 +70,18 @@ class SolmanSource(TwoWaySource):
 
     @model_validator(mode="after")
     def _checked(self) -> SolmanSource:
+        given = {"user and password": self.user or self.password, "client_cert": self.client_cert,
+                 "oauth": self.oauth}  # fmt: skip
+        ways = [name for name, value in given.items() if value]
+        if len(ways) != 1:
+            raise ValueError(
+                "give exactly one way to authenticate: user and password, client_cert (X.509), or oauth"
+                + (f" (given: {', '.join(ways)})" if ways else "")
+            )
+        if (self.user is None) != (self.password is None):
+            raise ValueError("basic authentication needs both user and password")
+        if self.client_key is not None and self.client_cert is None:
+            raise ValueError("client_key needs client_cert")
         url = urlsplit(self.url)
         if url.scheme not in ("https", "http") or not url.hostname or url.path.strip("/"):
             raise ValueError("url must be the system's origin only, e.g. https://solman.example.com:44300")
@@ -71,6 +99,11 @@ class SolmanSource(TwoWaySource):
         except ConfigError as exc:
             raise ValueError(str(exc)) from None
         return value
+
+    def anchored(self, base_dir: Path) -> Self:
+        files = {name: anchor(getattr(self, name), base_dir) for name in ("client_cert", "client_key", "ca_file")
+                 if getattr(self, name) is not None}  # fmt: skip
+        return self.model_copy(update=files) if files else self
 
     def loaded_profile(self) -> SolmanProfile:
         return load_profile(self.profile)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import ssl
 from collections.abc import Iterator
 from dataclasses import asdict
 from datetime import UTC, datetime
@@ -24,6 +25,7 @@ from typing import Any
 import httpx
 
 from connectors.base import TICKETS, SourceConnector
+from connectors.solman._auth import BearerToken
 from connectors.solman._ict import IctService, system_guid
 from connectors.solman._odata import ODataService
 from connectors.solman._rfc import read_table
@@ -43,14 +45,33 @@ CREATE_SERVICE, MESSAGE_SERVICE = "AI_CRM_GW_CREATE_INCIDENT_SRV", "AI_CRM_GW_MY
 
 
 def build_http(source: SolmanSource, profile: SolmanProfile) -> httpx.Client:
-    """The source's one connection pool: basic authentication, TLS as configured, the profile's limits."""
+    """The source's one connection pool: its authentication (basic, an X.509 client certificate, or an OAuth 2.0
+    bearer), TLS as configured, the profile's limits."""
     limits = profile.limits
+    auth: httpx.Auth | tuple[str, str] | None = None
+    if source.oauth is not None:
+        oauth = source.oauth
+        auth = BearerToken(oauth.token_url, oauth.client_id, oauth.client_secret.get_secret_value(),
+                           scope=oauth.scope, system=source.name)  # fmt: skip
+    elif source.user is not None and source.password is not None:
+        auth = (source.user, source.password.get_secret_value())
     return httpx.Client(
-        auth=(source.user, source.password.get_secret_value()),
-        verify=str(source.ca_file) if source.ca_file else source.verify_tls,
+        auth=auth,
+        verify=tls_context(source),
         timeout=httpx.Timeout(limits.read_timeout_seconds, connect=10),
         limits=httpx.Limits(max_connections=limits.max_connections),
     )
+
+
+def tls_context(source: SolmanSource) -> ssl.SSLContext:
+    """Whom the hub trusts (the system's CA, or the usual ones; nobody's certificate checked when verify_tls is
+    false) and, for X.509 authentication, the certificate it shows."""
+    context = ssl.create_default_context(cafile=str(source.ca_file) if source.ca_file else None)
+    if not source.verify_tls:
+        context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    if source.client_cert is not None:
+        context.load_cert_chain(str(source.client_cert), str(source.client_key) if source.client_key else None)
+    return context
 
 
 def build_backend(source: SolmanSource, profile: SolmanProfile, http: httpx.Client) -> SolmanBackend:

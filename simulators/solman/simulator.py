@@ -35,6 +35,7 @@ import random
 import re
 import secrets
 import signal
+import ssl
 import sys
 import threading
 import time
@@ -44,6 +45,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import parse_qsl
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -140,11 +142,17 @@ class SolmanSimulator:
         ict_zone: str = "UTC",
         seed: int | None = None,
         latency_ms: float = 0,
+        tls: dict[str, Any] | None = None,
     ) -> None:
         self.sap_client, self.user, self.password = sap_client, user, password
         self.clock = clock
         self.latency = latency_ms / 1000  # each answer that much later, as a real system's ABAP stack takes time
-        self._random = random.Random(seed)  # GUIDs (and `populate`'s incidents) the same for the same seed
+        self._random = random.Random(seed)
+        #: https:// with uvicorn's ssl_* settings (certfile, keyfile; ca_certs and cert_reqs for client certificates)
+        self.tls = tls or {}
+        #: OAuth 2.0 clients of the token endpoint (client id → secret), and the bearer tokens it issued
+        self.oauth_clients: dict[str, str] = {"HUB_CLIENT": "client-secret"}
+        self._bearer_tokens: set[str] = set()  # GUIDs (and `populate`'s incidents) the same for the same seed
         #: ICT: this system's GUID, the zone of its `IctTimestamp`s, and the partner desk that incidents created
         #: here are forwarded to (`add_incident`), as an agent's "send to external service desk" action does.
         self.system_guid = uuid.uuid5(uuid.NAMESPACE_DNS, "solman-simulator").hex.upper()
@@ -164,7 +172,7 @@ class SolmanSimulator:
     # - lifecycle
 
     def __enter__(self) -> SolmanSimulator:
-        self._server = LoopbackServer(_build_app(self), name="solman-simulator")
+        self._server = LoopbackServer(_build_app(self), name="solman-simulator", tls=self.tls)
         self._server.start()
         return self
 
@@ -224,6 +232,11 @@ class SolmanSimulator:
         a lock or a silent success is met by writes (and function imports) only."""
         with self._lock:
             self._faults.append((kind, path, times))
+
+    def expire_tokens(self) -> None:
+        """Every bearer token becomes invalid (they expired)."""
+        with self._lock:
+            self._bearer_tokens.clear()
 
     def expire_csrf(self) -> None:
         """Every CSRF token becomes invalid (the security session timed out)."""
@@ -288,6 +301,13 @@ def _build_app(sim: SolmanSimulator) -> Starlette:
         sim.requests.append((request.method, f"{service}/{target}", response.status_code))
         return response
 
+    async def token(request: Request) -> Response:
+        form = dict(parse_qsl((await request.body()).decode(errors="replace")))
+        with sim._lock:
+            response = _serve_token(sim, request, form)
+        sim.requests.append((request.method, "oauth2/token", response.status_code))
+        return response
+
     async def rfc(request: Request) -> Response:
         body = await request.body()
         with sim._lock:
@@ -311,6 +331,7 @@ def _build_app(sim: SolmanSimulator) -> Starlette:
             Route(ROOT + "/{service}/{rest:path}", endpoint, methods=methods),
             Route(ICT_PATH.replace("{client}", "{sap_client}"), soap, methods=["GET", "POST"]),
             Route("/sap/bc/soap/rfc", rfc, methods=["POST"]),
+            Route("/sap/bc/sec/oauth2/token", token, methods=["POST"]),
         ]
     )
 
@@ -463,14 +484,38 @@ def _is_function(path: str) -> bool:
 
 
 def _authorised(sim: SolmanSimulator, request: Request) -> bool:
+    """Basic with the user's password, a bearer token the token endpoint issued, or — served with client
+    certificates required — none: the TLS handshake proved the certificate, which CERTRULE maps to the user."""
+    scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer":
+        return credentials in sim._bearer_tokens
+    if scheme.lower() != "basic":
+        return scheme == "" and sim.tls.get("cert_reqs") == ssl.CERT_REQUIRED
+    return _basic(request) == (sim.user, sim.password)
+
+
+def _basic(request: Request) -> tuple[str, str] | None:
     scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "basic":
-        return False
+        return None
     try:
         user, _, password = base64.b64decode(credentials).decode().partition(":")
     except (ValueError, UnicodeDecodeError):
-        return False
-    return (user, password) == (sim.user, sim.password)
+        return None
+    return user, password
+
+
+def _serve_token(sim: SolmanSimulator, request: Request, form: dict[str, str]) -> Response:
+    """AS ABAP's OAuth 2.0 token endpoint, for the client-credentials grant (clients of `oauth_clients`)."""
+    client = _basic(request) or (form.get("client_id", ""), form.get("client_secret", ""))
+    if sim.oauth_clients.get(client[0]) != client[1] or not client[0]:
+        return JSONResponse({"error": "invalid_client"}, 401)
+    if form.get("grant_type") != "client_credentials":
+        return JSONResponse({"error": "unsupported_grant_type"}, 400)
+    token = secrets.token_urlsafe(24)
+    sim._bearer_tokens.add(token)
+    return JSONResponse({"access_token": token, "token_type": "Bearer", "expires_in": 3600,
+                         "scope": form.get("scope", "")})  # fmt: skip
 
 
 def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:
