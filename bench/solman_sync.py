@@ -2,7 +2,7 @@
 a plain loop of the same reads.
 
     .venv/bin/python bench/solman_sync.py --incidents 10000 --database-url postgresql://postgres@127.0.0.1/DB
-        [--backend ict|odata] [--page-size 200] [--latency-ms 0] [--seed 1] [--keep-schema]
+        [--backend ict|odata [--delta]] [--page-size 200] [--latency-ms 0] [--seed 1] [--keep-schema]
 
 The Solman simulator runs as a separate process (`python -m simulators.solman.simulator --control`, its own GIL)
 and makes N incidents with `populate` (not timed): a description each, 40 % in process with a processor's reply,
@@ -10,14 +10,16 @@ and makes N incidents with `populate` (not timed): a description each, 40 % in p
 pages planned and fetched ahead on a thread, each written by `ingest_page.fn`). Three timed runs:
 
 1. full sync of every incident from an empty store;
-2. incremental sync after `touch 0.01` (1 % of the open incidents get a processor's note, a third of those also
-   move to Customer Action);
+2. incremental sync after `advance 600` (ten minutes pass in Solman) and `touch 0.01` (1 % of the open incidents
+   get a processor's note, a third of those also move to Customer Action);
 3. a sync with nothing changed.
 
 Neither channel has a "changed since" query (reference §0), so every run reads every incident the channel lists
 (ICT: ``ListUnclosedIncidents`` once, then ``ReadCompleteIncident`` per incident; OData: ``MessageResultSet``
 pages of 100, then the incident and its ``TextSet``), in parallel up to the profile's `max_connections` (4); the
-landing's content hash makes the unchanged ones no-ops. Requests are counted on the simulator's side.
+landing's content hash makes the unchanged ones no-ops. With `--delta` (odata only), the profile names a customer's
+delta service (the simulator's ``ZITSM_INCIDENT_DELTA_SRV``): runs after the first read only what changed since
+their watermark. Requests are counted on the simulator's side.
 
 Reference in the same run: a plain loop of the same reads — the same requests, as prebuilt bodies through a bare
 httpx client on as many threads, answers read and dropped: no zeep, no decode, no store.
@@ -31,32 +33,44 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import httpx
+import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._support import ChildSimulator, Schema, SyncStats, log, peak_rss_mb, run_sync
+from bench._support import REPO, ChildSimulator, Schema, SyncStats, log, peak_rss_mb, run_sync
 from connectors.solman._ict import system_guid
 from connectors.solman.config import ICT_PATH, ODATA_ROOT
 from itsm_core.config import HubConfig, parse_config
 from itsm_core.store import Store
 from simulators.solman.ict import NS, SOAP_ENV
-from simulators.solman.simulator import MYMESSAGE
+from simulators.solman.simulator import DELTA, MYMESSAGE
 
 SOURCE = "solman"
 USER, PASSWORD, CLIENT = "HUBUSER", "hub-secret", "100"
 CONNECTIONS = 4  # the bundled profile's limits.max_connections
 
 
-def hub_config(origin: str, database_url: str, backend: str, page_size: int) -> HubConfig:
+def hub_config(origin: str, database_url: str, backend: str, page_size: int, profile: Path | None) -> HubConfig:
     source = {"name": SOURCE, "kind": "solman", "backend": backend, "url": origin, "user": USER,
               "password": PASSWORD, "sap_client": CLIENT, "page_size": page_size}  # fmt: skip
+    if profile is not None:
+        source["profile"] = str(profile)
     return parse_config(json.dumps({"database_url": database_url, "sources": [source]}))
+
+
+def delta_profile(folder: Path) -> Path:
+    """The bundled profile, with the simulator's delta service."""
+    bundled = yaml.safe_load((REPO / "mappings" / "solman_smin.yaml").read_text())
+    path = folder / "solman_delta.yaml"
+    path.write_text(yaml.safe_dump({**bundled, "delta": {"service": DELTA}}))
+    return path
 
 
 def timed(config: HubConfig, store: Store, sim: ChildSimulator, label: str) -> tuple[SyncStats, dict[str, Any]]:
@@ -110,6 +124,7 @@ def main() -> None:
     parser.add_argument("--incidents", type=int, default=10_000)
     parser.add_argument("--database-url", required=True, help="PostgreSQL; a fresh schema is made in it and dropped")
     parser.add_argument("--backend", choices=["ict", "odata"], default="ict")
+    parser.add_argument("--delta", action="store_true", help="odata: read through the simulator's delta service")
     parser.add_argument("--page-size", type=int, default=200)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--latency-ms", type=float, default=0, help="the simulator's delay per request")
@@ -124,9 +139,12 @@ def main() -> None:
     store = Store(schema.url)
     try:
         store.upgrade()
-        config = hub_config(sim.url, schema.url, args.backend, args.page_size)
+        folder = Path(tempfile.mkdtemp(prefix="solman-bench-"))
+        profile = delta_profile(folder) if args.delta else None
+        config = hub_config(sim.url, schema.url, args.backend, args.page_size, profile)
         full, full_requests = timed(config, store, sim, "full")
         assert full.report.created == args.incidents and full.report.quarantined == 0, full.report.counts()
+        sim.command("advance 600")  # ten minutes between scheduled runs: past a delta service's overlap
         touched = sim.command(f"touch 0.01 {args.seed}")["touched"]
         incremental, incremental_requests = timed(config, store, sim, "incremental")
         assert incremental.report.updated == touched, (touched, incremental.report.counts())
@@ -148,7 +166,7 @@ def main() -> None:
     full_rate, loop_rate = args.incidents / full.seconds, len(guids) / loop_s
     print(json.dumps({
         "incidents": args.incidents,
-        "backend": args.backend,
+        "backend": args.backend + ("+delta" if args.delta else ""),
         "page_size": args.page_size,
         "latency_ms": args.latency_ms,
         "full_incidents_per_s": round(full_rate, 1),

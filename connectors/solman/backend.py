@@ -29,9 +29,16 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from connectors.solman._ict import IctService, parse_timestamp, rows, table, text_lines, timestamp
-from connectors.solman._odata import ODataService, guid_compact, guid_literal, parse_datetime, string_literal
+from connectors.solman._odata import (
+    ODataService,
+    datetime_literal,
+    guid_compact,
+    guid_literal,
+    parse_datetime,
+    string_literal,
+)
 from connectors.solman.profile import SolmanProfile, is_status_code
-from itsm_core.errors import UpstreamNotFound, UpstreamRejected
+from itsm_core.errors import UpstreamError, UpstreamNotFound, UpstreamRejected
 from itsm_core.models import TicketStatus
 
 
@@ -99,8 +106,28 @@ class OdataBackend:
 
     name = "odata"
 
-    def __init__(self, create: ODataService, messages: ODataService, profile: SolmanProfile) -> None:
-        self.create_service, self.messages, self.profile = create, messages, profile
+    def __init__(
+        self, create: ODataService, messages: ODataService, profile: SolmanProfile, delta: ODataService | None = None
+    ) -> None:
+        self.create_service, self.messages, self.profile, self.delta = create, messages, profile, delta
+
+    def changed_since(self, since: datetime | None) -> list[tuple[datetime, str]]:
+        """(change date, GUID) of every incident the profile's delta service lists as changed at or after `since`
+        (closed bound; all when None), oldest first. Only with a delta service (`profile.delta`)."""
+        feed = self.profile.delta
+        assert self.delta is not None and feed is not None, "no delta service in the profile"
+        params = {"$filter": f"{feed.changed_at} ge {datetime_literal(since)}"} if since else {}
+        found = []
+        for row in self.delta.iter_collection(feed.entity_set, params, top=self.profile.limits.page_size):
+            changed_at = parse_datetime(row.get(feed.changed_at))
+            if changed_at is None:
+                raise UpstreamError(
+                    f"{self.delta.system}: {feed.service} listed an incident without {feed.changed_at}: check the "
+                    "profile's delta.changed_at",
+                    system=self.delta.system,
+                )
+            found.append((changed_at, guid_compact(str(row[feed.guid]))))
+        return sorted(found)
 
     def listed(self, also: Iterable[str] = ()) -> list[str]:
         rows = self.messages.iter_collection("MessageResultSet", top=self.profile.limits.page_size)
@@ -152,6 +179,8 @@ class OdataBackend:
             self.messages: {"MessageResultSet", *(ways["odata"] for ways in self.profile.transitions.values()
                                                   if "odata" in ways)},
         }  # fmt: skip
+        if self.delta is not None and self.profile.delta is not None:
+            wanted[self.delta] = {self.profile.delta.entity_set}
         problems = []
         for service, names in wanted.items():
             offered = service.metadata_names()

@@ -45,7 +45,9 @@ class SolmanSource(TwoWaySource):
 
     Incremental contract: none on SAP's side (neither channel has a "changed since" query); every run reads the
     incidents the channel lists — ICT: the open ones exchanged with the hub, plus those the hub still holds open
-    (to see their closure) — and the landing's content hash makes an unchanged one a no-op.
+    (to see their closure) — and the landing's content hash makes an unchanged one a no-op. With a customer's
+    delta service in the profile (`delta`, odata only): the incidents changed at or after the watermark (the
+    latest change date read) less the delta's `overlap_seconds`, closed bound, oldest first.
     """
 
     kind: Literal["solman"]

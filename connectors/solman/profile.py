@@ -65,6 +65,18 @@ class Timezones(_Strict):
     ict_timestamps: ZoneName = "UTC"
 
 
+class DeltaFeed(_Strict):
+    """A customer-built Gateway service that lists incidents by change date (SAP ships none): with it, the odata
+    backend reads only what changed since its watermark. `entity_set` must take ``$filter=<changed_at> ge
+    datetime'…'``; `guid` and `changed_at` name its properties (an ``Edm.Guid`` and an ``Edm.DateTime``)."""
+
+    service: str = Field(description="the service's name under /sap/opu/odata/sap/, e.g. ZITSM_INCIDENT_DELTA_SRV")
+    entity_set: str = "IncidentSet"
+    guid: str = "Guid"
+    changed_at: str = "ChangedAt"
+    overlap_seconds: int = Field(default=120, ge=0, description="re-read window before the watermark")
+
+
 class Limits(_Strict):
     page_size: int = Field(default=100, ge=1, le=1000, description="rows per OData page (services cap it)")
     max_connections: int = Field(default=4, ge=1, le=16, description="each request holds an ABAP work process")
@@ -91,6 +103,7 @@ class SolmanProfile(_Strict):
     category: Category = Category()
     timezones: Timezones = Timezones()
     limits: Limits = Limits()
+    delta: DeltaFeed | None = Field(default=None, description="odata: the customer's delta service, if any")
 
     @field_validator("status_map")
     @classmethod

@@ -2,7 +2,9 @@
 
 One run: `plan_pages` asks the backend for the incidents its channel lists (ICT: the open ones exchanged with the
 hub; OData: all) plus the ones the hub still holds open (so an incident closed in Solman is read once more and
-its closure seen), and cuts them into pages of `page_size` GUIDs. `fetch_page` reads each incident of a page
+its closure seen), and cuts them into pages of `page_size` GUIDs. With the customer's delta service (odata and
+`profile.delta`), it asks only for the incidents changed at or after its watermark (the latest change date read,
+less the delta's `overlap_seconds`; closed bound), oldest first, and each page moves the watermark to its latest. `fetch_page` reads each incident of a page
 with its notes, in parallel up to the profile's `max_connections` (each request holds an SAP work process): SAP
 offers no read of several incidents at once. No watermark: see `SolmanSource`.
 
@@ -19,7 +21,7 @@ import logging
 import ssl
 from collections.abc import Iterator
 from dataclasses import asdict
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -80,18 +82,13 @@ def build_backend(source: SolmanSource, profile: SolmanProfile, http: httpx.Clie
     if source.backend == "ict":
         service = IctService(http, source.ict_endpoint(), system=source.name, wsdl=source.ict_wsdl, **retry)
         return IctBackend(service, profile, hub_guid(source), source.language)
-    services = [
-        ODataService(
-            http,
-            source.odata_service(name),
-            system=source.name,
-            sap_client=source.sap_client,
-            language=source.language,
-            **retry,
-        )
-        for name in (CREATE_SERVICE, MESSAGE_SERVICE)
-    ]
-    return OdataBackend(*services, profile)
+
+    def service(name: str) -> ODataService:
+        return ODataService(http, source.odata_service(name), system=source.name, sap_client=source.sap_client,
+                            language=source.language, **retry)  # fmt: skip
+
+    delta = service(profile.delta.service) if profile.delta is not None else None
+    return OdataBackend(service(CREATE_SERVICE), service(MESSAGE_SERVICE), profile, delta)
 
 
 def hub_guid(source: SolmanSource) -> str:
@@ -114,7 +111,11 @@ def _iso(value: Any) -> str:
 
 class SolmanConnector(SourceConnector):
     payload_format = "json"
-    incremental = False
+
+    @property
+    def incremental(self) -> bool:  # type: ignore[override]
+        """Only with the customer's delta service (odata): SAP's own channels list no changes since a moment."""
+        return self.source.backend == "odata" and self.profile.delta is not None
 
     def __init__(self, source: SolmanSource, backend: SolmanBackend | None = None) -> None:
         self.source = source
@@ -186,16 +187,36 @@ class SolmanConnector(SourceConnector):
                     key="profile",
                 )  # fmt: skip
             self._checked = True
+        size = self.source.page_size
+        if self.incremental:
+            assert isinstance(self.backend, OdataBackend) and self.profile.delta is not None
+            since = _changed_at(watermark)
+            overlap = timedelta(seconds=self.profile.delta.overlap_seconds)
+            changed = self.backend.changed_since(since - overlap if since else None)
+            for start in range(0, len(changed), size):
+                chunk = changed[start : start + size]
+                yield {"guids": [guid for _, guid in chunk], "until": chunk[-1][0].isoformat()}
+            return
         unfinished: list[str] = []
         if self._store is not None:
             with self._store.connect() as conn:
                 unfinished = unfinished_ticket_ids(conn, self.source.name)
-        guids, size = self.backend.listed(unfinished), self.source.page_size
+        guids = self.backend.listed(unfinished)
         for start in range(0, len(guids), size):
             yield {"guids": guids[start : start + size]}
 
     def page_watermark(self, page: Any, watermark: str | None) -> str | None:
-        return None
+        """With a delta service: the latest change date read so far (pages come oldest first). Closed bound: the
+        next run asks for changes at or after it, less the delta's `overlap_seconds`."""
+        if not self.incremental:
+            return None
+        before = _changed_at(watermark)
+        until = datetime.fromisoformat(page["until"])
+        return json.dumps({"changed_at": max(until, before).isoformat() if before else until.isoformat()})
+
+    def watermark_positions(self, watermark: str | None) -> dict[str, tuple[Any, ...]]:
+        moment = _changed_at(watermark)
+        return {"changed_at": (moment,)} if moment else {}
 
     def fetch_page(self, page: Any) -> list[RawRecord]:
         now = datetime.now(UTC)
@@ -267,6 +288,10 @@ def decode_incident(payload: bytes, profile: SolmanProfile) -> dict[str, Any]:
 
 def _note_ref(note: dict[str, Any]) -> str:
     return Note(note.get("text_type") or "", note.get("text") or "", _parsed(note.get("at")), "").ref
+
+
+def _changed_at(watermark: str | None) -> datetime | None:
+    return datetime.fromisoformat(json.loads(watermark)["changed_at"]) if watermark else None
 
 
 def _parsed(value: Any) -> datetime | None:

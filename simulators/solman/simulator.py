@@ -43,7 +43,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -58,6 +58,8 @@ from simulators.solman.ict import ICT_PATH
 
 ROOT = "/sap/opu/odata/sap"
 CREATE, MYMESSAGE = "AI_CRM_GW_CREATE_INCIDENT_SRV", "AI_CRM_GW_MYMESSAGE_SRV"
+#: A customer-built delta service (SAP ships none): incidents by change date (`profile.delta` points at it).
+DELTA = "ZITSM_INCIDENT_DELTA_SRV"
 #: `SolmanSimulator.url(ICT)`: the ICT SOAP endpoint (simulators/solman/ict.py).
 ICT = "ICT_SERVICE_DESK_API"
 TOP_CAP = 100
@@ -212,6 +214,14 @@ class SolmanSimulator:
                 self.set_status(guid, "E0003")
                 self.add_text(guid, "Please send the exact transaction and a screenshot of the message.")
             guids.append(guid)
+        with self._lock:  # spread over the last 30 days, the older first, as a desk's backlog is
+            now = self.clock()
+            for number, guid in enumerate(guids):
+                age = timedelta(days=30) * (count - number) / max(1, count)
+                document = self.documents[guid]
+                document.created_at = document.changed_at = now - age
+                for text in document.texts:
+                    text.at = now - age
         return guids
 
     def add_text(self, guid: str, text: str, *, text_type: str = "SU01", author: str = "PROCESSOR1") -> None:
@@ -397,7 +407,7 @@ def _serve(sim: SolmanSimulator, request: Request, service: str, rest: str, body
         return Response("Logon failed", 401, {"www-authenticate": 'Basic realm="SAP NetWeaver Application Server"'})
     cookie = request.cookies.get(f"SAP_SESSIONID_SM1_{sim.sap_client}") or secrets.token_hex(8)
     headers = {"set-cookie": f"SAP_SESSIONID_SM1_{sim.sap_client}={cookie}; path=/"}
-    if service not in (CREATE, MYMESSAGE):
+    if service not in (CREATE, MYMESSAGE, DELTA):
         return _error(404, "/IWFND/MED/170", f"No service found for namespace /SAP/, name {service}, version 0001")
     fault = sim._fault(rest, request.method)
     if fault == "html_login":
@@ -414,7 +424,27 @@ def _serve(sim: SolmanSimulator, request: Request, service: str, rest: str, body
         return Response(_metadata(service), 200, {**headers, "content-type": "application/xml"})
     if service == CREATE:
         return _create(sim, request, rest, body, headers, silent=fault == "silent")
+    if service == DELTA:
+        return _delta(sim, request, rest, headers)
     return _mymessage(sim, request, rest, body, headers, fault)
+
+
+def _delta(sim: SolmanSimulator, request: Request, rest: str, headers: dict[str, str]) -> Response:
+    """A customer's delta service: ``IncidentSet`` by change date, ``$filter=ChangedAt ge datetime'…'``."""
+    if rest != "IncidentSet" or request.method != "GET":
+        return _error(404, "/IWBEP/CM_MGW_RT/020", f"Resource not found for segment '{rest}'", headers)
+    rows = sorted(sim.documents.values(), key=lambda d: (d.changed_at, d.guid))
+    wanted = request.query_params.get("$filter", "")
+    if wanted:
+        found = re.fullmatch(r"ChangedAt ge datetime'(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)'", wanted)
+        if found is None:
+            return _error(400, "/IWBEP/CM_MGW_RT/004", f"Invalid filter expression: '{wanted}'", headers)
+        since = datetime.fromisoformat(found.group(1)).replace(tzinfo=UTC)
+        rows = [d for d in rows if d.changed_at >= since]
+    top = min(int(request.query_params.get("$top", TOP_CAP)), TOP_CAP)
+    skip = int(request.query_params.get("$skip", 0))
+    page = [{"Guid": str(uuid.UUID(d.guid)), "ChangedAt": _json_date(d.changed_at)} for d in rows[skip : skip + top]]
+    return JSONResponse({"d": {"results": page}}, 200, headers)
 
 
 def _create(sim, request: Request, rest: str, body: bytes, headers: dict[str, str], *, silent: bool) -> Response:
@@ -534,7 +564,7 @@ def _json_date(moment: datetime) -> str:
 
 
 def _metadata(service: str) -> str:
-    names = ["IncidentSet"] if service == CREATE else ["MessageResultSet", "TextSet"]
+    names = ["MessageResultSet", "TextSet"] if service == MYMESSAGE else ["IncidentSet"]
     sets = "".join(f'<EntitySet Name="{name}" EntityType="{service}.{name[:-3]}"/>' for name in names)
     if service == MYMESSAGE:
         sets += "".join(
@@ -567,7 +597,9 @@ def main(argv: list[str] | None = None) -> int:
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    with SolmanSimulator(seed=args.seed, latency_ms=args.latency_ms) as sim:
+    shift = [timedelta()]  # `advance` moves the clock forward
+    clock = lambda: datetime.now(UTC) + shift[0]  # noqa: E731
+    with SolmanSimulator(seed=args.seed, latency_ms=args.latency_ms, clock=clock) as sim:
         sim.forward_to = args.forward_to
         started = time.perf_counter()
         sim.populate(args.incidents)
@@ -575,16 +607,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"generated {args.incidents} incidents in {time.perf_counter() - started:.1f} s", file=sys.stderr,
               flush=True)  # fmt: skip
         if args.control:
-            threading.Thread(target=_control, args=(sim, stop), daemon=True, name="solman-control").start()
+            threading.Thread(target=_control, args=(sim, stop, shift), daemon=True, name="solman-control").start()
         while not stop.wait(0.5):
             pass
     return 0
 
 
-def _control(sim: SolmanSimulator, stop: threading.Event) -> None:
+def _control(sim: SolmanSimulator, stop: threading.Event, shift: list[timedelta]) -> None:
     """`--control`: ``touch FRACTION [SEED]`` makes a processor write on that share of the open incidents (a note;
     one in three also moves to Customer Action) → ``{"touched": N}``; ``requests`` → the requests served since the
-    last ``requests``, by kind. End of input stops the server."""
+    last ``requests``, by kind; ``advance SECONDS`` moves Solman's clock forward, as if that much time had passed.
+    End of input stops the server."""
     for line in sys.stdin:
         words = line.split()
         if not words:
@@ -600,13 +633,16 @@ def _control(sim: SolmanSimulator, stop: threading.Event) -> None:
                     if number % 3 == 0:
                         sim.set_status(guid, "E0003")
                 reply: dict[str, Any] = {"touched": len(picked)}
+            elif words[0] == "advance" and len(words) == 2:
+                shift[0] += timedelta(seconds=float(words[1]))
+                reply = {"now": sim.clock().isoformat()}
             elif words[0] == "requests" and len(words) == 1:
                 with sim._lock:
                     served, sim.requests = sim.requests, []
                 kinds = Counter(path.split("?")[0].split("(")[0] for _, path, _ in served)
                 reply = {"total": len(served), "by_kind": dict(kinds.most_common())}
             else:
-                raise ValueError("expected: touch FRACTION [SEED], or requests")
+                raise ValueError("expected: touch FRACTION [SEED], advance SECONDS, or requests")
         except ValueError as error:
             reply = {"error": f"{line.strip()!r}: {error}"}
         print(json.dumps(reply), flush=True)

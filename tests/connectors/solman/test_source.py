@@ -19,7 +19,7 @@ from tests.connectors.conformance.conftest import Hub, _hub
 tickets = TicketRow.__table__
 
 
-@pytest.fixture(params=[None, "odata"])
+@pytest.fixture(params=[None, "odata", "odata-delta"])
 def hub(request, tmp_path: Path) -> Iterator[Hub]:
     yield from _hub((registered_kinds()["solman"], request.param), tmp_path)
 

@@ -7,8 +7,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import yaml
+
+import mappings
 from connectors.solman._ict import system_guid
-from simulators.solman.simulator import SolmanSimulator
+from simulators.solman.simulator import DELTA, SolmanSimulator
 from tests.connectors.conformance.testbed import SOURCE, Testbed
 
 
@@ -57,4 +60,16 @@ class SolmanOdataTestbed(SolmanTestbed):
     backend = "odata"
 
 
-VARIANTS = {"odata": SolmanOdataTestbed}
+class SolmanDeltaTestbed(SolmanTestbed):
+    """Through OData with a customer's delta service in the profile: incremental, by change date."""
+
+    backend = "odata"
+
+    def source(self, page_size: int) -> dict[str, Any]:
+        profile = self.base / "profile.yaml"
+        bundled = yaml.safe_load((Path(mappings.__file__).parent / "solman_smin.yaml").read_text())
+        profile.write_text(yaml.safe_dump({**bundled, "delta": {"service": DELTA, "overlap_seconds": 5}}))
+        return {**super().source(page_size), "profile": str(profile)}
+
+
+VARIANTS = {"odata": SolmanOdataTestbed, "odata-delta": SolmanDeltaTestbed}
