@@ -4,9 +4,10 @@ One run: `plan_pages` asks the backend for the incidents its channel lists (ICT:
 hub; OData: all) plus the ones the hub still holds open (so an incident closed in Solman is read once more and
 its closure seen), and cuts them into pages of `page_size` GUIDs. With the customer's delta service (odata and
 `profile.delta`), it asks only for the incidents changed at or after its watermark (the latest change date read,
-less the delta's `overlap_seconds`; closed bound), oldest first, and each page moves the watermark to its latest. `fetch_page` reads each incident of a page
-with its notes, in parallel up to the profile's `max_connections` (each request holds an SAP work process): SAP
-offers no read of several incidents at once. No watermark: see `SolmanSource`.
+less the delta's `overlap_seconds`; closed bound), oldest first, and each page moves the watermark to its latest;
+without one, the connector keeps no watermark. `fetch_page` reads each incident of a page with its notes, in
+parallel up to the profile's `max_connections` (each request holds an SAP work process): SAP offers no read of
+several incidents at once.
 
 A document is the incident as read (`incident_document`), sorted and without a read time, so an unchanged
 incident lands the same bytes and the landing's hash makes it a no-op. `decode` applies the profile: the E-code
