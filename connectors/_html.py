@@ -5,6 +5,8 @@ Shared by every connector that receives HTML, so a body means the same whichever
 
 from __future__ import annotations
 
+import html
+
 import nh3
 from inscriptis import get_text
 
@@ -21,6 +23,14 @@ def sanitise_html(html: str) -> str:
 def html_to_text(html: str) -> str:
     """The text a reader sees in `html` (layout-aware: tables, lists and paragraphs keep their lines)."""
     return normalise_text(get_text(html))
+
+
+def text_to_html(text: str, author: str | None = None) -> str:
+    """Plain text as a system's rich-text content (GLPI's, Solman's in HTML mode): escaped once, paragraphs and
+    line breaks kept, the author named first."""
+    paragraphs = [p for p in text.strip().split("\n\n") if p.strip()] or [""]
+    body = "".join(f"<p>{html.escape(p).replace(chr(10), '<br>')}</p>" for p in paragraphs)
+    return (f"<p><em>{html.escape(author)} wrote:</em></p>" if author else "") + body
 
 
 def normalise_text(text: str) -> str:

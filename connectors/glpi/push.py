@@ -17,6 +17,7 @@ import html
 import logging
 from typing import Any
 
+from connectors._html import text_to_html
 from connectors.base import SourceWriter
 from connectors.glpi.client import GlpiClient
 from connectors.glpi.config import GlpiSource
@@ -117,7 +118,7 @@ class GlpiWriter(SourceWriter):
     def _comment(self, ticket_id: int, operation: dict[str, Any]) -> Sent:
         body: str = operation["body"]
         if body.startswith(SOLUTION_PREFIX):
-            content = _as_html(body.removeprefix(SOLUTION_PREFIX), operation.get("author"))
+            content = text_to_html(body.removeprefix(SOLUTION_PREFIX), operation.get("author"))
             try:
                 new_id = self.client.add(
                     "ITILSolution", {"itemtype": "Ticket", "items_id": ticket_id, "content": content}
@@ -125,7 +126,7 @@ class GlpiWriter(SourceWriter):
                 return Sent(comment_ref=f"ITILSolution/{new_id}")
             except UpstreamRejected as refusal:
                 log.info("%s: ticket %d refused a solution (%s); sent as a followup", self.system, ticket_id, refusal)
-        content = _as_html(body, operation.get("author"))
+        content = text_to_html(body, operation.get("author"))
         for row in self.client.all_sub_items("Ticket", ticket_id, "ITILFollowup"):
             if html.unescape(row.get("content") or "") == content:
                 return Sent(comment_ref=f"ITILFollowup/{row['id']}")  # sent before, its outbox row not marked
@@ -142,10 +143,3 @@ class GlpiWriter(SourceWriter):
 
     def _refused(self, reason: str) -> UpstreamRejected:
         return UpstreamRejected(f"{self.system}: {reason}", system=self.system)
-
-
-def _as_html(text: str, author: str | None) -> str:
-    """Plain text as GLPI's rich-text content: escaped once, paragraphs and line breaks kept, the author named."""
-    paragraphs = [p for p in text.strip().split("\n\n") if p.strip()] or [""]
-    body = "".join(f"<p>{html.escape(p).replace(chr(10), '<br>')}</p>" for p in paragraphs)
-    return (f"<p><em>{html.escape(author)} wrote:</em></p>" if author else "") + body

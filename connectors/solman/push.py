@@ -6,8 +6,9 @@
   way to reach stays in the hub (said once per run in the log; `itsm sync check` lists them): the Fiori services,
   for one, can only confirm or withdraw. Only the status is pushed: assignment and priority belong to Solman's
   own dispatching (partner functions, priority derivation) in the setups this was written for;
-- ``comment`` → a reply text (the profile's ``reply`` text type) headed by its author; a text already on the
-  incident is not written again (a resend after a lost answer).
+- ``comment`` → a reply text (the profile's ``reply`` text type) headed by its author, as HTML paragraphs when
+  the profile's `text_format` is ``html``; a text already on the incident is not written again (a resend after a
+  lost answer).
 
 Every write is read back by the backend before it counts (SAP's silent successes); the note as read back gives
 the comment's identity for the hub's echo suppression.
@@ -18,6 +19,7 @@ from __future__ import annotations
 import logging
 from typing import Any, ClassVar
 
+from connectors._html import text_to_html
 from connectors.base import SourceWriter
 from connectors.solman.backend import same_text
 from connectors.solman.config import SolmanSource
@@ -66,8 +68,11 @@ class SolmanWriter(SourceWriter):
         return Sent(fields={"status": str(wanted)})
 
     def _comment(self, guid: str, operation: dict[str, Any]) -> Sent:
-        author = operation.get("author")
-        text = f"{author} wrote:\n\n{operation['body']}" if author else operation["body"]
+        author, body = operation.get("author"), operation["body"]
+        if self.connector.profile.text_format == "html":
+            text = text_to_html(body, author)
+        else:
+            text = f"{author} wrote:\n\n{body}" if author else body
         backend = self.connector.backend
         for note in backend.read(guid).notes:
             if same_text(note.text) == same_text(text):

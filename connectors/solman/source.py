@@ -27,6 +27,7 @@ from typing import Any
 
 import httpx
 
+from connectors._html import html_to_text
 from connectors.base import TICKETS, SourceConnector
 from connectors.solman._auth import BearerToken
 from connectors.solman._ict import IctService, system_guid
@@ -260,12 +261,16 @@ def decode_incident(payload: bytes, profile: SolmanProfile) -> dict[str, Any]:
             f"status_map.{process_type} and replay"
         )
     priority = profile.priority_map.get(str(data.get("priority") or ""))
+
+    def as_text(text: str) -> str:  # the system's texts are HTML or plain, as the profile says
+        return html_to_text(text) if profile.text_format == "html" else text
+
     description_type = profile.text_types.description
     first = next((note for note in notes if note.get("text_type") == description_type), None)
     comments = [
         {
             "external_id": _note_ref(note),
-            "body": note.get("text") or "",
+            "body": as_text(note.get("text") or ""),
             "public": note.get("text_type") != profile.text_types.internal_note,
             "author": note.get("author") or None,
             "created_at": _parsed(note.get("at")),
@@ -279,7 +284,7 @@ def decode_incident(payload: bytes, profile: SolmanProfile) -> dict[str, Any]:
         "process_type": process_type,
         "user_status": code,
         "title": data.get("description") or f"Solman incident {data.get('object_id') or guid}",
-        "description": (first or {}).get("text") or "",
+        "description": as_text((first or {}).get("text") or ""),
         "status": str(status) if status else None,
         "priority": priority,
         "changed_at": _parsed(data.get("changed_at")),

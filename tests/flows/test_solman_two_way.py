@@ -3,8 +3,12 @@ status and a note from the hub reach Solman, a note from Solman reaches the hub,
 
 from __future__ import annotations
 
-import pytest
+from pathlib import Path
 
+import pytest
+import yaml
+
+import mappings
 from itsm_core.store.outbox import depth
 from simulators.solman.simulator import SolmanSimulator
 from tests.support.solman import SolmanHub
@@ -73,3 +77,23 @@ def test_confirmed_in_solman_closes_the_hubs_ticket(sim, database_url, tmp_path)
     sim.set_status(guid, "E0008")  # confirmed: ICT no longer lists it, the hub reads it once more
     hub.sync()
     assert hub.ticket(guid)["status"] == "closed"
+
+
+def test_a_system_that_keeps_its_texts_in_html_gets_html_and_gives_text(sim, database_url, tmp_path):
+    bundled = yaml.safe_load((Path(mappings.__file__).parent / "solman_smin.yaml").read_text())
+    profile = tmp_path / "html_profile.yaml"
+    profile.write_text(yaml.safe_dump({**bundled, "text_format": "html"}))
+    hub = SolmanHub.start(sim, database_url, tmp_path, profile=str(profile))
+    guid = sim.add_incident("Printer jammed", text="<p>Tray 2 &amp; tray 3 <b>jam</b></p>")
+    hub.sync()
+    assert hub.ticket(guid)["description"] == "Tray 2 & tray 3 jam"
+
+    hub.change(guid, comment="Use tray 1 < 2 for now")
+    assert hub.push().sent == 1
+    assert sim.documents[guid].texts[-1].text == (
+        "<p><em>ops@example.org wrote:</em></p><p>Use tray 1 &lt; 2 for now</p>"
+    )
+    sim.add_text(guid, "<p>Works <i>again</i></p>")
+    hub.sync()
+    assert hub.comments(guid) == ["Use tray 1 < 2 for now", "Works again"]
+    assert hub.push().sent == 0
