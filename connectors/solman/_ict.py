@@ -150,7 +150,9 @@ class IctService:
         self._sleep = sleep
         self._transport = _HttpxTransport(http, system)
         try:
-            client = zeep.Client(wsdl or f"{endpoint}?wsdl", transport=self._transport)
+            # huge trees: an attachment travels inline, base64, up to the profile's max_attachment_bytes
+            settings = zeep.Settings(xml_huge_tree=True)
+            client = zeep.Client(wsdl or f"{endpoint}?wsdl", transport=self._transport, settings=settings)
         except (zeep.exceptions.Error, ValueError) as exc:
             raise UpstreamError(f"{system}: the ICT WSDL cannot be read ({exc})", system=system) from None
         self.operations = frozenset(
@@ -183,8 +185,9 @@ class IctService:
                     detail=fault.message,
                 ) from None
             except (zeep.exceptions.Error, ValueError) as exc:
+                said = str(exc).split("\n", 1)[0][:200]  # zeep quotes the whole answer after it: data, not for logs
                 raise UpstreamError(
-                    f"{self.system}: SAP's answer to ICT {operation} does not match its WSDL ({exc})",
+                    f"{self.system}: SAP's answer to ICT {operation} does not match its WSDL ({said})",
                     system=self.system,
                 ) from None
             if f"{operation}Response".encode() not in self._transport.last_body:

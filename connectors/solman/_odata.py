@@ -31,6 +31,7 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import quote
 from xml.etree import ElementTree
 
 import httpx
@@ -223,6 +224,18 @@ class ODataService:
         response = self._send("POST", path, json=body)
         return unwrap(self._json(response, path)) if response.status_code != 204 else None
 
+    def get_media(self, path: str) -> bytes:
+        """A media resource's bytes (``…/$value``)."""
+        return self._send("GET", path).content
+
+    def post_media(self, path: str, data: bytes, *, filename: str, content_type: str) -> Any:
+        """A media upload (an attachment): the body is the file, its name in ``slug`` and ``content-disposition``
+        (quotes and line breaks dropped, non-ASCII percent-encoded, as HTTP headers need)."""
+        safe = quote(filename.replace('"', "").replace("\r", "").replace("\n", ""), safe=" ._-()")
+        headers = {"content-type": content_type, "slug": safe, "content-disposition": f'inline; filename="{safe}"'}
+        response = self._send("POST", path, content=data, headers=headers)
+        return unwrap(self._json(response, path)) if response.status_code != 204 else None
+
     def merge(self, path: str, body: Mapping[str, Any]) -> None:
         """A partial update (OData v2 ``MERGE``). Gateway answers 204 even when it changed nothing: re-read."""
         self._send("MERGE", path, json=body)
@@ -251,17 +264,21 @@ class ODataService:
         params: Mapping[str, str] | None = None,
         json: Any = None,
         write: bool | None = None,
+        content: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> httpx.Response:
         write = method in WRITE_METHODS if write is None else write
         query = {**self.params, "$format": "json", **(params or {})} if method == "GET" or params else self.params
+        if path.endswith("/$value"):  # a media resource: its own type, not JSON
+            query = {key: value for key, value in query.items() if key != "$format"}
         url = path if path.startswith("http") else f"{self.url}/{path.lstrip('/')}"
         refreshed = False
         for attempt in range(self.lock_retries + 2):  # the lock's retries, and one for an expired CSRF token
-            headers = {"Accept": "application/json"}
+            sent = {"Accept": "application/json", **(headers or {})}
             if write:
-                headers["X-CSRF-Token"] = self._csrf_token()
+                sent["X-CSRF-Token"] = self._csrf_token()
             try:
-                response = self.http.request(method, url, params=query, json=json, headers=headers)
+                response = self.http.request(method, url, params=query, json=json, content=content, headers=sent)
             except httpx.TransportError as exc:
                 raise unanswered(exc, system=self.system, what=f"{method} {_name(path)}", write=write) from None
             if write and response.status_code == 403 and _csrf_required(response) and not refreshed:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -57,6 +57,15 @@ class Note:
 
 
 @dataclass(frozen=True)
+class File:
+    """An attachment of an incident."""
+
+    name: str
+    content_type: str
+    content: bytes = field(repr=False)
+
+
+@dataclass(frozen=True)
 class Incident:
     """An incident as the hub needs it; `status` is the E-code, `canonical` its meaning in the profile."""
 
@@ -69,6 +78,9 @@ class Incident:
     canonical: TicketStatus | None
     changed_at: datetime | None
     notes: tuple[Note, ...] = ()
+    files: tuple[File, ...] = ()
+    #: Files not read: over the profile's `limits.max_attachment_bytes` (name and size, for a line that says so).
+    files_left_out: tuple[tuple[str, int], ...] = ()
 
 
 class SolmanBackend(Protocol):
@@ -95,6 +107,10 @@ class SolmanBackend(Protocol):
         ...
 
     def transition(self, guid: str, status: TicketStatus, comment: str = "") -> None: ...
+
+    def attach(self, guid: str, file: File) -> None:
+        """Attach a file; checked on the incident read back."""
+        ...
 
     def missing(self) -> list[str]:
         """What the connector would call that the system does not offer (its WSDL or $metadata), each named."""
@@ -146,7 +162,25 @@ class OdataBackend:
             Note(str(row.get("Tdid") or ""), str(row.get("TextString") or ""), parse_datetime(row.get("DateTimeText")))
             for row in self.messages.get(f"{key}/TextSet")
         )
-        return replace(self._incident(self.messages.get(key)), notes=notes)
+        files, left_out = [], []
+        for row in self.messages.get(f"{key}/AttachmentSet"):
+            name, size = str(row.get("Filename") or "attachment"), int(row.get("DocumentSize") or 0)
+            if size > self.profile.limits.max_attachment_bytes:
+                left_out.append((name, size))
+                continue
+            media = (f"AttachmentSet(refGuid={guid_literal(guid)},loioId={string_literal(str(row['loioId']))},"
+                     f"phioId={string_literal(str(row['phioId']))})/$value")  # fmt: skip
+            files.append(
+                File(name, str(row.get("MimeType") or "application/octet-stream"), self.messages.get_media(media))
+            )
+        incident = self._incident(self.messages.get(key))
+        return replace(incident, notes=notes, files=tuple(files), files_left_out=tuple(left_out))
+
+    def attach(self, guid: str, file: File) -> None:
+        before = len(self.read(guid).files)
+        self.messages.post_media(f"{_key(guid)}/AttachmentSet", file.content, filename=file.name,
+                                 content_type=file.content_type)  # fmt: skip
+        _attached(self.read(guid).files[before:], file, self.messages.system, guid)
 
     def create(self, title: str, text: str, *, priority: str, process_type: str | None = None) -> Incident:
         """A new incident: the short description is the title cut to the profile's length; the whole title
@@ -264,7 +298,28 @@ class IctBackend:
             canonical=self.profile.status_of(process_type, status) if status else None,
             changed_at=parse_timestamp(answer.get("IctTimestamp"), self.zone),
             notes=notes,
-        )
+            files=tuple(
+                File(str(row.get("Filename") or "attachment"), str(row.get("MimeType") or "application/octet-stream"),
+                     bytes(row.get("Data") or b""))
+                for row in rows(answer.get("IctAttachments"))
+                if str(row.get("Delete") or "").upper() != "X"
+                and len(row.get("Data") or b"") <= self.profile.limits.max_attachment_bytes
+            ),
+            files_left_out=tuple(
+                (str(row.get("Filename") or "attachment"), len(row.get("Data") or b""))
+                for row in rows(answer.get("IctAttachments"))
+                if len(row.get("Data") or b"") > self.profile.limits.max_attachment_bytes
+            ),
+        )  # fmt: skip
+
+    def attach(self, guid: str, file: File) -> None:
+        before = len(self.read(guid).files)
+        attachment = {
+            "AttachmentGuid": uuid.uuid4().hex.upper(), "Filename": file.name, "MimeType": file.content_type,
+            "Data": file.content, "Timestamp": timestamp(_now(), self.zone), "Language": self.language,
+        }  # fmt: skip
+        self.service.call("AddInfo", **self._envelope(guid, []), IctAttachments=table([attachment]))
+        _attached(self.read(guid).files[before:], file, self.service.system, guid)
 
     def create(
         self, title: str, text: str, *, priority: str, process_type: str | None = None, key: str | None = None
@@ -335,6 +390,11 @@ def _added(new_notes: tuple[Note, ...], text: str, system: str, guid: str) -> No
         if same_text(note.text) == same_text(text):
             return note
     raise _not_applied(system, f"a note on {guid}", "the note is not among the incident's texts")
+
+
+def _attached(new_files: tuple[File, ...], file: File, system: str, guid: str) -> None:
+    if not any(found.name == file.name and found.content == file.content for found in new_files):
+        raise _not_applied(system, f"the file {file.name!r} on {guid}", "it is not among the incident's attachments")
 
 
 def _once(listed: list[str], also: Iterable[str]) -> list[str]:

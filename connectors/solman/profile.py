@@ -84,6 +84,9 @@ class Limits(_Strict):
     lock_retries: int = Field(default=4, ge=0, le=10, description="tries again on a locked document")
     lock_backoff_seconds: float = Field(default=2, gt=0)
     short_text: int = Field(default=40, ge=1, description="the short description's length; the rest goes to text")
+    max_attachment_bytes: int = Field(
+        default=20 * 1024 * 1024, ge=1, description="a larger file is left out of its ticket, with a line naming it"
+    )
 
 
 class SolmanProfile(_Strict):

@@ -17,6 +17,8 @@ the hub's, the first description text the ticket's description, the other texts 
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import logging
 import ssl
@@ -108,6 +110,8 @@ def incident_document(incident: Incident) -> bytes:
 def _iso(value: Any) -> str:
     if isinstance(value, datetime):
         return value.astimezone(UTC).isoformat()
+    if isinstance(value, bytes):  # a file's content
+        return base64.b64encode(value).decode()
     raise TypeError(f"{type(value).__name__} is not JSON")
 
 
@@ -278,13 +282,27 @@ def decode_incident(payload: bytes, profile: SolmanProfile) -> dict[str, Any]:
         for note in notes
         if note is not first and (note.get("text") or "").strip()
     ]
+    try:
+        attachments = [
+            {"name": f["name"], "content_type": f["content_type"], "content": base64.b64decode(f["content"])}
+            for f in data.get("files") or []
+        ]
+    except (KeyError, TypeError, ValueError, binascii.Error):
+        raise ParseError(f"incident {guid}: an attachment has no readable content") from None
+    left_out = [
+        f"[file {name} ({size} bytes) left out: over the profile's limits.max_attachment_bytes "
+        f"({profile.limits.max_attachment_bytes}); raise it to import the file with the incident's next change]"
+        for name, size in data.get("files_left_out") or []
+    ]
+    description = "\n\n".join(part for part in [as_text((first or {}).get("text") or ""), *left_out] if part)
     return {
         "guid": guid,
         "object_id": data.get("object_id"),
         "process_type": process_type,
         "user_status": code,
         "title": data.get("description") or f"Solman incident {data.get('object_id') or guid}",
-        "description": as_text((first or {}).get("text") or ""),
+        "description": description,
+        "attachments": attachments,
         "status": str(status) if status else None,
         "priority": priority,
         "changed_at": _parsed(data.get("changed_at")),

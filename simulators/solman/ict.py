@@ -22,6 +22,7 @@ direction (Solman calling the partner's own endpoint).
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
@@ -120,6 +121,10 @@ def _add_info(sim: SolmanSimulator, args: dict[str, Any]) -> Response:
         return _answer("AddInfo", errors=[("CRM_ORDER/030", f"Status {status} is not in profile SMIN0001")])
     for text_type, text in _statements(args):
         document.texts.append(sim._text(text_type, text))
+    for row in _rows(args.get("IctAttachments")):
+        if isinstance(row, dict) and row.get("Filename"):
+            data = base64.b64decode(str(row.get("Data") or ""))
+            document.attachments.append(sim._attachment(str(row["Filename"]), str(row.get("MimeType") or ""), data))
     if status:
         document.status = status
     sim._touch(document)
@@ -187,7 +192,13 @@ def _read_complete(sim: SolmanSimulator, args: dict[str, Any]) -> Response:
         "IncidentGuid": document.guid, "RequesterGuid": document.partner or "", "ProviderGuid": sim.system_guid,
         "ShortDescription": document.description, "Priority": document.priority, "Language": "EN",
     }  # fmt: skip
+    files = [
+        {"AttachmentGuid": f"{a.loio}{a.phio}", "Filename": a.filename, "MimeType": a.mime_type,
+         "Data": base64.b64encode(a.data).decode(), "Timestamp": _stamp(a.at or document.changed_at, zone)}
+        for a in document.attachments
+    ]  # fmt: skip
     answer = {
+        "IctAttachments": files,
         "IctAdditionalInfos": infos,
         "IctHead": head,
         "IctId": document.partner_id or "",

@@ -45,7 +45,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, unquote
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -79,7 +79,8 @@ SAMPLE_INCIDENTS = [
 #: Faults that only a write meets (`fail_next`).
 WRITE_FAULTS = frozenset({"lock", "silent"})
 FUNCTIONS = ("confirmIncident", "withdrawIncident")
-_KEY = re.compile(r"^MessageResultSet\(guid'([0-9a-fA-F-]{36})'\)(/TextSet)?$")
+_KEY = re.compile(r"^MessageResultSet\(guid'([0-9a-fA-F-]{36})'\)(/TextSet|/AttachmentSet)?$")
+_MEDIA = re.compile(r"^AttachmentSet\(refGuid=guid'([0-9a-fA-F-]{36})',loioId='(\w+)',phioId='(\w+)'\)/\$value$")
 _LITERAL = re.compile(r"^guid'([0-9a-fA-F-]{36})'$")
 
 
@@ -98,6 +99,22 @@ class Text:
 
 
 @dataclass
+class Attachment:
+    """A file on a document (SAP's knowledge-provider object: logical and physical ids)."""
+
+    loio: str
+    phio: str
+    filename: str
+    mime_type: str
+    data: bytes = field(repr=False)
+    at: datetime | None = None
+
+    def as_row(self, guid: str) -> dict[str, Any]:
+        return {"refGuid": str(uuid.UUID(guid)), "loioId": self.loio, "phioId": self.phio, "Filename": self.filename,
+                "MimeType": self.mime_type, "DocumentSize": len(self.data)}  # fmt: skip
+
+
+@dataclass
 class Document:
     """One CRM one-order document (an incident) and its texts; `partner` is the external service desk it is
     exchanged with over ICT (its system GUID), `partner_id` that desk's own id of it."""
@@ -112,6 +129,7 @@ class Document:
     changed_at: datetime
     status: str = "E0001"
     texts: list[Text] = field(default_factory=list)
+    attachments: list[Attachment] = field(default_factory=list)
     partner: str | None = None
     partner_id: str = ""
 
@@ -223,6 +241,19 @@ class SolmanSimulator:
                 for text in document.texts:
                     text.at = now - age
         return guids
+
+    def add_attachment(
+        self, guid: str, filename: str, data: bytes, mime_type: str = "application/octet-stream"
+    ) -> None:
+        """A processor attaches a file to the incident."""
+        with self._lock:
+            document = self.documents[guid]
+            document.attachments.append(self._attachment(filename, mime_type, data))
+            self._touch(document)
+
+    def _attachment(self, filename: str, mime_type: str, data: bytes) -> Attachment:
+        loio, phio = (f"{self._random.getrandbits(64):016X}" for _ in range(2))
+        return Attachment(loio, phio, filename, mime_type, data, self.clock())
 
     def add_text(self, guid: str, text: str, *, text_type: str = "SU01", author: str = "PROCESSOR1") -> None:
         """A processor writes on the incident."""
@@ -475,6 +506,8 @@ def _mymessage(sim, request: Request, rest: str, body: bytes, headers: dict[str,
             return _error(404, "CRM_ORDER/001", "Document does not exist", headers)
         if not match.group(2):
             return JSONResponse({"d": document.as_message()}, 200, headers)
+        if match.group(2) == "/AttachmentSet":
+            return _attachments(sim, request, document, body, headers, fault)
         if request.method == "GET":
             return JSONResponse({"d": {"results": [text.as_row() for text in document.texts]}}, 200, headers)
         text = json.loads(body or b"{}").get("TextString")
@@ -485,10 +518,34 @@ def _mymessage(sim, request: Request, rest: str, body: bytes, headers: dict[str,
             document.texts.append(written)
             sim._touch(document)
         return JSONResponse({"d": written.as_row()}, 201, headers)
+    media = _MEDIA.match(rest)
+    if media and request.method == "GET":
+        document = sim.documents.get(uuid.UUID(media.group(1)).hex.upper())
+        found = [a for a in (document.attachments if document else []) if (a.loio, a.phio) == media.group(2, 3)]
+        if not found:
+            return _error(404, "/IWBEP/CM_MGW_RT/020", "Attachment does not exist", headers)
+        return Response(found[0].data, 200, {**headers, "content-type": found[0].mime_type})
     function = rest.split("?")[0]
     if function in FUNCTIONS:
         return _function(sim, request, function, headers, fault)
     return _error(404, "/IWBEP/CM_MGW_RT/020", f"Resource not found for segment '{rest}'", headers)
+
+
+def _attachments(sim, request: Request, document: Document, body: bytes, headers: dict[str, str], fault) -> Response:
+    """``AttachmentSet`` of a message: GET lists them; POST uploads one (the body is the file; its name in
+    ``content-disposition: inline; filename="…"`` or ``slug``)."""
+    if request.method == "GET":
+        return JSONResponse({"d": {"results": [a.as_row(document.guid) for a in document.attachments]}}, 200, headers)
+    disposition = request.headers.get("content-disposition", "")
+    named = re.search(r'filename="([^"]*)"', disposition)
+    filename = unquote(named.group(1) if named else request.headers.get("slug", ""))
+    if not filename or not body:
+        return _error(400, "CRM_ORDER/040", "Enter a file name and content", headers)
+    attachment = sim._attachment(filename, request.headers.get("content-type", "application/octet-stream"), body)
+    if fault != "silent":
+        document.attachments.append(attachment)
+        sim._touch(document)
+    return JSONResponse({"d": attachment.as_row(document.guid)}, 201, headers)
 
 
 def _function(sim, request: Request, function: str, headers: dict[str, str], fault: str | None) -> Response:

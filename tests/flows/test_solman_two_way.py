@@ -9,6 +9,9 @@ import pytest
 import yaml
 
 import mappings
+from connectors.solman.backend import File
+from connectors.solman.source import SolmanConnector
+from itsm_core.errors import UpstreamRejected
 from itsm_core.store.outbox import depth
 from simulators.solman.simulator import SolmanSimulator
 from tests.support.solman import SolmanHub
@@ -97,3 +100,30 @@ def test_a_system_that_keeps_its_texts_in_html_gets_html_and_gives_text(sim, dat
     hub.sync()
     assert hub.comments(guid) == ["Use tray 1 < 2 for now", "Works again"]
     assert hub.push().sent == 0
+
+
+@pytest.mark.parametrize("backend", ["ict", "odata"])
+def test_files_attached_in_solman_become_attachments_and_the_backend_attaches_and_checks(
+    sim, database_url, tmp_path, backend
+):
+    hub = SolmanHub.start(sim, database_url, tmp_path, backend=backend)
+    guid = sim.add_incident("Printer jammed")
+    sim.add_attachment(guid, "error log.txt", b"E42 paper path\n", "text/plain")
+    sim.add_attachment(guid, "dump.bin", b"x" * 30_000_000, "application/octet-stream")  # over the 20 MiB limit
+    hub.sync()
+    ticket = hub.ticket(guid)
+    assert (
+        "[file dump.bin (30000000 bytes) left out: over the profile's limits.max_attachment_bytes"
+        in (ticket["description"])
+    )
+    assert [(a.name, a.content) for a in hub.attachments(guid)] == [("error log.txt", b"E42 paper path\n")]
+
+    connector = SolmanConnector(hub.config.source("sap"))
+    try:
+        connector.backend.attach(guid, File("screenshot ü.png", "image/png", b"\x89PNG..."))
+        assert sim.documents[guid].attachments[-1].data == b"\x89PNG..."
+        sim.fail_next("silent", path="AttachmentSet|AddInfo")
+        with pytest.raises(UpstreamRejected, match="not among the incident's attachments"):
+            connector.backend.attach(guid, File("again.png", "image/png", b"\x89PNG"))
+    finally:
+        connector.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import Connection, select
@@ -16,7 +17,7 @@ from itsm_core.config import HubConfig, parse_config
 from itsm_core.models import Comment
 from itsm_core.store import Store
 from itsm_core.store.comments import add_comments
-from itsm_core.store.tables import CommentRow, ExternalRefRow, TicketRow
+from itsm_core.store.tables import AttachmentBlobRow, AttachmentRow, CommentRow, ExternalRefRow, TicketRow
 from itsm_core.store.tickets import change_status
 from itsm_core.sync.batch import BatchReport
 from simulators.solman.simulator import ICT, SolmanSimulator
@@ -75,6 +76,18 @@ class SolmanHub:
         with self.store.connect() as conn:
             query = select(comments.c.body).where(comments.c.ticket_id == self.ticket_id(guid))
             return list(conn.execute(query.order_by(comments.c.id)).scalars())
+
+    def attachments(self, guid: str) -> list[Any]:
+        """The ticket's attachments with their content, in the order they were stored."""
+        files, blobs = AttachmentRow.__table__, AttachmentBlobRow.__table__
+        query = (
+            select(files.c.name, files.c.content_type, blobs.c.content)
+            .join(blobs, blobs.c.sha256 == files.c.sha256)
+            .where(files.c.ticket_id == self.ticket_id(guid))
+            .order_by(files.c.id)
+        )
+        with self.store.connect() as conn:
+            return [SimpleNamespace(name=n, content_type=t, content=bytes(c)) for n, t, c in conn.execute(query)]
 
     def change(self, guid: str, *, status: str | None = None, comment: str | None = None) -> None:
         """A person's change in the hub, queued for Solman as the CLI queues it."""
