@@ -125,25 +125,24 @@ def project_home() -> Path:
 
 
 def serve_demo(directory: Path, port: int, console: Console, *, stop: threading.Event | None = None) -> None:
-    """The demo's data under a real Prefect server until `stop` is set (Ctrl-C from the CLI): the simulated GLPI,
-    the server on `port`, the `itsm-process` pool, `prefect deploy --all` of the project, a worker, and one cycle
-    started at once (the next ones come on the deployments' schedules)."""
-    from flows.demo import DEMO_CONFIG, DEMO_GLPI_SEED, DEMO_GLPI_TICKETS, copy_samples
+    """The demo's data under a real Prefect server until `stop` is set (Ctrl-C from the CLI): the simulated GLPI and
+    Solman, the server on `port`, the `itsm-process` pool, `prefect deploy --all` of the project, a worker, and one
+    cycle started at once (the next ones come on the deployments' schedules)."""
+    from flows.demo import copy_samples, demo_upstreams
     from itsm_core.store import Store
-    from simulators.glpi.simulator import HUB_USER_TOKEN, GlpiSimulator
 
     home = project_home()
     directory = directory.resolve()
     directory.mkdir(parents=True, exist_ok=True)
     copy_samples(directory / "inbox")
     stop = stop or threading.Event()
-    with GlpiSimulator(tickets=DEMO_GLPI_TICKETS, seed=DEMO_GLPI_SEED) as glpi:
-        config = directory / "itsm.yaml"
-        config.write_text(DEMO_CONFIG.format(glpi_url=glpi.url, glpi_token=HUB_USER_TOKEN), encoding="utf-8")
+    config = directory / "itsm.yaml"
+    with demo_upstreams(config) as (glpi, solman):
         store = Store(f"sqlite:///{directory / 'itsm.db'}")
         store.upgrade()
         store.dispose()
-        console.print(f"simulated GLPI on {glpi.url}; config {config}", highlight=False)
+        solman_origin = solman.url("ICT_SERVICE_DESK_API").split("/sap/")[0]
+        console.print(f"simulated GLPI on {glpi.url}, Solman on {solman_origin}; config {config}", highlight=False)
         console.print(f"starting a Prefect server on 127.0.0.1:{port} (its data in {directory / 'prefect'})…")
         with prefect_server(directory / "prefect", port=port) as server:
             for step in (
@@ -165,4 +164,4 @@ def serve_demo(directory: Path, port: int, console: Console, *, stop: threading.
                     highlight=False,
                 )
                 stop.wait()
-        console.print("stopped: worker, Prefect server and simulated GLPI", highlight=False)
+        console.print("stopped: worker, Prefect server, simulated GLPI and Solman", highlight=False)

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import shutil
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
@@ -97,10 +99,6 @@ DEMO_SOLMAN_INCIDENTS = 8
 
 
 def run_demo(directory: Path, console: Console) -> None:
-    from connectors.solman._ict import system_guid
-    from simulators.glpi.simulator import HUB_USER_TOKEN, GlpiSimulator
-    from simulators.solman.simulator import ICT, SolmanSimulator
-
     directory.mkdir(parents=True, exist_ok=True)
     inbox = directory / "inbox"
     copied = copy_samples(inbox)
@@ -109,6 +107,19 @@ def run_demo(directory: Path, console: Console) -> None:
         f"starting a simulated GLPI with {DEMO_GLPI_TICKETS} generated tickets and a simulated SAP Solution Manager "
         f"with {DEMO_SOLMAN_INCIDENTS} incidents on loopback…"
     )
+    config_file = directory / "itsm.yaml"
+    with demo_upstreams(config_file) as (glpi, solman):
+        _run_cycle(directory, config_file, glpi, solman, console)
+
+
+@contextmanager
+def demo_upstreams(config_file: Path) -> Iterator[tuple[GlpiSimulator, SolmanSimulator]]:
+    """The demo's simulated GLPI and Solution Manager, serving while the block runs, and `config_file` written to
+    read them (their ports change at every start)."""
+    from connectors.solman._ict import system_guid
+    from simulators.glpi.simulator import HUB_USER_TOKEN, GlpiSimulator
+    from simulators.solman.simulator import ICT, SolmanSimulator
+
     # Solman's clock stands still at this morning's 07:00 UTC: the same incidents, to the second, all day long
     morning = datetime.now(UTC).replace(hour=7, minute=0, second=0, microsecond=0)
     with (
@@ -117,13 +128,12 @@ def run_demo(directory: Path, console: Console) -> None:
     ):
         solman.forward_to = system_guid("demo-solman")  # as Solman's admin registers the hub's GUID
         solman.populate(DEMO_SOLMAN_INCIDENTS)
-        config_file = directory / "itsm.yaml"
         text = DEMO_CONFIG.format(
             glpi_url=glpi.url, glpi_token=HUB_USER_TOKEN, solman_url=solman.url(ICT).split("/sap/")[0],
             solman_user=solman.user, solman_password=solman.password,
         )  # fmt: skip
         config_file.write_text(text, encoding="utf-8")
-        _run_cycle(directory, config_file, glpi, solman, console)
+        yield glpi, solman
 
 
 def _run_cycle(

@@ -26,15 +26,16 @@ import base64
 from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from xml.sax.saxutils import escape
 from zoneinfo import ZoneInfo
 
 from lxml import etree
 from starlette.responses import Response
 
-if TYPE_CHECKING:
-    from simulators.solman.simulator import Document, SolmanSimulator
+#: The simulator (simulators/solman/simulator.py, which imports this module) and its documents, as they are used
+#: here: `Any`, so the two modules do not import each other.
+SolmanSimulator = Document = Any
 
 NS = "urn:sap-com:document:sap:soap:functions:mc-style"
 SOAP_ENV = "http://schemas.xmlsoap.org/soap/envelope/"

@@ -10,9 +10,11 @@ import sys
 import time
 
 import pytest
+from sqlalchemy import select
 
 from flows.serve import PrefectServer
 from itsm_core.store import Store
+from itsm_core.store.tables import ExternalRefRow
 from itsm_core.store.tickets import count_tickets
 from tests.conftest import REPO
 from tests.support.net import free_port
@@ -57,11 +59,13 @@ def test_serve_demo_runs_a_cycle_under_the_server_then_stops_cleanly_on_ctrl_c(t
         assert f"Prefect UI: http://127.0.0.1:{port}" in output and "Ctrl-C stops everything" in output
         store = Store(f"sqlite:///{tmp_path / 'itsm.db'}")
         with store.connect() as conn:
-            assert count_tickets(conn) > 0  # the demo's mail and GLPI tickets, by a worker-run cycle
+            assert count_tickets(conn) > 0  # the demo's mail, GLPI and Solman tickets, by a worker-run cycle
+            linked = conn.execute(select(ExternalRefRow.system).distinct()).scalars().all()
+            assert {"demo-glpi", "demo-solman"} <= set(linked), linked
         store.dispose()
     finally:
         os.killpg(proc.pid, signal.SIGINT)
         code = proc.wait(60)
         log.close()
     assert code == 0, (tmp_path / "serve.log").read_text()[-4000:]
-    assert "stopped: worker, Prefect server and simulated GLPI" in (tmp_path / "serve.log").read_text()
+    assert "stopped: worker, Prefect server, simulated GLPI and Solman" in (tmp_path / "serve.log").read_text()
