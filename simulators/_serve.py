@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import socket
+import sys
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import uvicorn
@@ -67,3 +70,19 @@ class LoopbackServer:
             self._socket.close()
         self._server = self._thread = self._socket = None
         self.origin = None
+
+
+def answer_commands(handle: Callable[[list[str]], dict[str, Any]], stop: threading.Event) -> None:
+    """A simulator's ``--control`` mode: each line on stdin is a command, split into words and given to `handle`,
+    whose answer goes to stdout as one JSON line (a ValueError as ``{"error": …}``); end of input sets `stop`, so a
+    simulator never outlives the benchmark that drives it."""
+    for line in sys.stdin:
+        words = line.split()
+        if not words:
+            continue
+        try:
+            reply = handle(words)
+        except ValueError as error:
+            reply = {"error": f"{line.strip()!r}: {error}"}
+        print(json.dumps(reply), flush=True)
+    stop.set()

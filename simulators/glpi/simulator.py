@@ -73,7 +73,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from simulators._serve import LoopbackServer
+from simulators._serve import LoopbackServer, answer_commands
 from simulators.glpi.simdata import (
     ASSIGN,
     ASSIGNED,
@@ -2851,27 +2851,18 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _control(sim: GlpiSimulator, stop: threading.Event, shift: list[timedelta]) -> None:
-    """`--control`: answer stdin commands with one JSON line each on stdout; end of input stops the server.
+    """`--control`: ``touch FRACTION [SEED]`` edits that share of the live tickets; ``advance SECONDS`` moves GLPI's
+    clock forward (`shift`), as if that much time had passed: dates written and the Date header follow it."""
 
-    ``touch FRACTION [SEED]`` edits that share of the live tickets; ``advance SECONDS`` moves GLPI's clock forward
-    (`shift`), as if that much time had passed: dates written and the Date header follow it."""
-    for line in sys.stdin:
-        words = line.split()
-        if not words:
-            continue
-        try:
-            if words[0] == "touch" and len(words) in (2, 3):
-                touched = sim.touch(float(words[1]), int(words[2]) if len(words) == 3 else 0)
-                reply: dict[str, Any] = {"touched": len(touched)}
-            elif words[0] == "advance" and len(words) == 2:
-                shift[0] += timedelta(seconds=float(words[1]))
-                reply = {"now": sim.time.now()}
-            else:
-                raise ValueError("expected: touch FRACTION [SEED], or advance SECONDS")
-        except ValueError as error:
-            reply = {"error": f"{line.strip()!r}: {error}"}
-        print(json.dumps(reply), flush=True)
-    stop.set()
+    def handle(words: list[str]) -> dict[str, Any]:
+        if words[0] == "touch" and len(words) in (2, 3):
+            return {"touched": len(sim.touch(float(words[1]), int(words[2]) if len(words) == 3 else 0))}
+        if words[0] == "advance" and len(words) == 2:
+            shift[0] += timedelta(seconds=float(words[1]))
+            return {"now": sim.time.now()}
+        raise ValueError("expected: touch FRACTION [SEED], or advance SECONDS")
+
+    answer_commands(handle, stop)
 
 
 if __name__ == "__main__":

@@ -52,7 +52,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from simulators._serve import LoopbackServer
+from simulators._serve import LoopbackServer, answer_commands
 from simulators.solman import ict
 from simulators.solman.ict import ICT_PATH
 
@@ -673,37 +673,30 @@ def main(argv: list[str] | None = None) -> int:
 def _control(sim: SolmanSimulator, stop: threading.Event, shift: list[timedelta]) -> None:
     """`--control`: ``touch FRACTION [SEED]`` makes a processor write on that share of the open incidents (a note;
     one in three also moves to Customer Action) → ``{"touched": N}``; ``requests`` → the requests served since the
-    last ``requests``, by kind; ``advance SECONDS`` moves Solman's clock forward, as if that much time had passed.
-    End of input stops the server."""
-    for line in sys.stdin:
-        words = line.split()
-        if not words:
-            continue
-        try:
-            if words[0] == "touch" and len(words) in (2, 3):
-                chance = random.Random(int(words[2]) if len(words) == 3 else 0)
-                with sim._lock:
-                    open_ones = [g for g, d in sim.documents.items() if d.status not in ("E0008", "E0010")]
-                picked = chance.sample(open_ones, round(float(words[1]) * len(open_ones)))
-                for number, guid in enumerate(picked):
-                    sim.add_text(guid, f"Processor's update {number}: the fix is in the quality system.")
-                    if number % 3 == 0:
-                        sim.set_status(guid, "E0003")
-                reply: dict[str, Any] = {"touched": len(picked)}
-            elif words[0] == "advance" and len(words) == 2:
-                shift[0] += timedelta(seconds=float(words[1]))
-                reply = {"now": sim.clock().isoformat()}
-            elif words[0] == "requests" and len(words) == 1:
-                with sim._lock:
-                    served, sim.requests = sim.requests, []
-                kinds = Counter(path.split("?")[0].split("(")[0] for _, path, _ in served)
-                reply = {"total": len(served), "by_kind": dict(kinds.most_common())}
-            else:
-                raise ValueError("expected: touch FRACTION [SEED], advance SECONDS, or requests")
-        except ValueError as error:
-            reply = {"error": f"{line.strip()!r}: {error}"}
-        print(json.dumps(reply), flush=True)
-    stop.set()
+    last ``requests``, by kind; ``advance SECONDS`` moves Solman's clock forward, as if that much time had passed."""
+
+    def handle(words: list[str]) -> dict[str, Any]:
+        if words[0] == "touch" and len(words) in (2, 3):
+            chance = random.Random(int(words[2]) if len(words) == 3 else 0)
+            with sim._lock:
+                open_ones = [g for g, d in sim.documents.items() if d.status not in ("E0008", "E0010")]
+            picked = chance.sample(open_ones, round(float(words[1]) * len(open_ones)))
+            for number, guid in enumerate(picked):
+                sim.add_text(guid, f"Processor's update {number}: the fix is in the quality system.")
+                if number % 3 == 0:
+                    sim.set_status(guid, "E0003")
+            return {"touched": len(picked)}
+        if words[0] == "advance" and len(words) == 2:
+            shift[0] += timedelta(seconds=float(words[1]))
+            return {"now": sim.clock().isoformat()}
+        if words[0] == "requests" and len(words) == 1:
+            with sim._lock:
+                served, sim.requests = sim.requests, []
+            kinds = Counter(path.split("?")[0].split("(")[0] for _, path, _ in served)
+            return {"total": len(served), "by_kind": dict(kinds.most_common())}
+        raise ValueError("expected: touch FRACTION [SEED], advance SECONDS, or requests")
+
+    answer_commands(handle, stop)
 
 
 if __name__ == "__main__":

@@ -34,12 +34,6 @@ SEEN = {1: "new", **STATUSES}  # and GLPI's own: a requester answering an unassi
 TOKEN = re.compile(r"\b[gh]\d+\b")  # each comment carries one: g12 written in GLPI, h7 in the hub
 
 
-def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "seed" in metafunc.fixturenames:
-        first, runs = metafunc.config.getoption("--fault-seed"), metafunc.config.getoption("--runs")
-        metafunc.parametrize("seed", [first + n for n in range(runs)])
-
-
 def test_random_edits_on_both_sides_converge_without_loops_or_losses(tmp_path, postgres_url, seed):
     chance = random.Random(seed)
     urgency = {int(code): level for code, level in load_mapping("glpi").value_maps["urgency"].items()}

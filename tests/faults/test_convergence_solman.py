@@ -29,12 +29,6 @@ STATUSES = {"E0002": "in_progress", "E0003": "pending"}  # Solman ↔ hub, the s
 TOKEN = re.compile(r"\b[sh]\d+\b")  # each note carries one: s12 written in Solman, h7 in the hub
 
 
-def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "seed" in metafunc.fixturenames:
-        first, runs = metafunc.config.getoption("--fault-seed"), metafunc.config.getoption("--runs")
-        metafunc.parametrize("seed", [first + n for n in range(runs)])
-
-
 def test_random_edits_on_both_sides_converge_without_loops_or_losses(tmp_path, postgres_url, seed):
     chance = random.Random(seed)
     profile = load_profile("solman_smin")

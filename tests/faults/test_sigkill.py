@@ -40,12 +40,6 @@ REPO = Path(__file__).resolve().parents[2]
 TICKETS = 1500
 
 
-def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "seed" in metafunc.fixturenames:
-        first, runs = metafunc.config.getoption("--fault-seed"), metafunc.config.getoption("--runs")
-        metafunc.parametrize("seed", [first + n for n in range(runs)])
-
-
 def test_a_glpi_pull_killed_at_random_points_ends_equal_to_an_uninterrupted_one(tmp_path, seed, request):
     kills_wanted = request.config.getoption("--kills")
     with (
