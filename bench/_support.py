@@ -72,6 +72,13 @@ class Schema:
             conn.execute(text(f'DROP SCHEMA "{self.name}" CASCADE'))
         self.admin.dispose()
 
+    def close(self, *, keep: bool) -> None:
+        """Drop the schema, or (`keep`, for inspection) say where it stays."""
+        if keep:
+            log(f"schema {self.name} kept")
+        else:
+            self.drop()
+
 
 class ChildSimulator:
     """``python -m MODULE ARGS --control`` in its own process (its own GIL, so the simulator's work does not slow

@@ -286,10 +286,7 @@ def main() -> None:
         log(f"floor: the same pages fetched and COPY'd raw: {floor_rows} in {floor_s:.1f} s")
     finally:
         store.dispose()
-        if args.keep_schema:
-            log(f"schema {schema.name} kept")
-        else:
-            schema.drop()
+        schema.close(keep=args.keep_schema)
         exit_code = sim.stop()
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     simulator_peak = round(children.ru_maxrss / 1024, 1)

@@ -157,10 +157,7 @@ def main() -> None:
         log(f"plain loop of the same reads: {len(guids)} in {loop_s:.1f} s")
     finally:
         store.dispose()
-        if args.keep_schema:
-            log(f"schema {schema.name} kept")
-        else:
-            schema.drop()
+        schema.close(keep=args.keep_schema)
         exit_code = sim.stop()
 
     full_rate, loop_rate = args.incidents / full.seconds, len(guids) / loop_s

@@ -141,8 +141,7 @@ def serve_demo(directory: Path, port: int, console: Console, *, stop: threading.
         store = Store(f"sqlite:///{directory / 'itsm.db'}")
         store.upgrade()
         store.dispose()
-        solman_origin = solman.url("ICT_SERVICE_DESK_API").split("/sap/")[0]
-        console.print(f"simulated GLPI on {glpi.url}, Solman on {solman_origin}; config {config}", highlight=False)
+        console.print(f"simulated GLPI on {glpi.url}, Solman on {solman.origin}; config {config}", highlight=False)
         console.print(f"starting a Prefect server on 127.0.0.1:{port} (its data in {directory / 'prefect'})…")
         with prefect_server(directory / "prefect", port=port) as server:
             for step in (

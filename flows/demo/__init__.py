@@ -118,7 +118,7 @@ def demo_upstreams(config_file: Path) -> Iterator[tuple[GlpiSimulator, SolmanSim
     read them (their ports change at every start)."""
     from connectors.solman._ict import system_guid
     from simulators.glpi.simulator import HUB_USER_TOKEN, GlpiSimulator
-    from simulators.solman.simulator import ICT, SolmanSimulator
+    from simulators.solman.simulator import SolmanSimulator
 
     # Solman's clock stands still at this morning's 07:00 UTC: the same incidents, to the second, all day long
     morning = datetime.now(UTC).replace(hour=7, minute=0, second=0, microsecond=0)
@@ -129,7 +129,7 @@ def demo_upstreams(config_file: Path) -> Iterator[tuple[GlpiSimulator, SolmanSim
         solman.forward_to = system_guid("demo-solman")  # as Solman's admin registers the hub's GUID
         solman.populate(DEMO_SOLMAN_INCIDENTS)
         text = DEMO_CONFIG.format(
-            glpi_url=glpi.url, glpi_token=HUB_USER_TOKEN, solman_url=solman.url(ICT).split("/sap/")[0],
+            glpi_url=glpi.url, glpi_token=HUB_USER_TOKEN, solman_url=solman.origin,
             solman_user=solman.user, solman_password=solman.password,
         )  # fmt: skip
         config_file.write_text(text, encoding="utf-8")

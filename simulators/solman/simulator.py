@@ -200,12 +200,17 @@ class SolmanSimulator:
         if self._server is not None:
             self._server.stop()
 
+    @property
+    def origin(self) -> str:
+        """``http(s)://127.0.0.1:PORT``: what a source's `url` names (every service is found under it)."""
+        assert self._server is not None and self._server.origin, "start the simulator first (with SolmanSimulator())"
+        return self._server.origin
+
     def url(self, service: str) -> str:
         """The base URL of an OData service (`CREATE`, `MYMESSAGE`), or of the ICT SOAP endpoint (`ICT`)."""
-        assert self._server is not None and self._server.origin, "start the simulator first (with SolmanSimulator())"
         if service == ICT:
-            return self._server.origin + ICT_PATH.format(client=self.sap_client)
-        return f"{self._server.origin}{ROOT}/{service}"
+            return self.origin + ICT_PATH.format(client=self.sap_client)
+        return f"{self.origin}{ROOT}/{service}"
 
     # - acting as people in Solman, and breaking things
 
@@ -660,7 +665,7 @@ def main(argv: list[str] | None = None) -> int:
         sim.forward_to = args.forward_to
         started = time.perf_counter()
         sim.populate(args.incidents)
-        print(sim.url(ICT).split("/sap/")[0], flush=True)
+        print(sim.origin, flush=True)
         print(f"generated {args.incidents} incidents in {time.perf_counter() - started:.1f} s", file=sys.stderr,
               flush=True)  # fmt: skip
         if args.control:

@@ -20,7 +20,7 @@ from itsm_core.store.comments import add_comments
 from itsm_core.store.tables import AttachmentBlobRow, AttachmentRow, CommentRow, ExternalRefRow, TicketRow
 from itsm_core.store.tickets import change_status
 from itsm_core.sync.batch import BatchReport
-from simulators.solman.simulator import ICT, SolmanSimulator
+from simulators.solman.simulator import SolmanSimulator
 from tests.support.glpi import pull
 
 SOURCE = "sap"
@@ -29,8 +29,7 @@ SOURCE = "sap"
 def solman_source(sim: SolmanSimulator, **options: Any) -> dict[str, Any]:
     """A `sources:` entry reading `sim` (ICT unless `backend: odata`); the simulator forwards its incidents to it."""
     sim.forward_to = system_guid(options.get("name", SOURCE))
-    origin = sim.url(ICT).split("/sap/")[0]
-    return {"name": SOURCE, "kind": "solman", "url": origin, "user": sim.user, "password": sim.password,
+    return {"name": SOURCE, "kind": "solman", "url": sim.origin, "user": sim.user, "password": sim.password,
             "sap_client": sim.sap_client, "page_size": 10, **options}  # fmt: skip
 
 

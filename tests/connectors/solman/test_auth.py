@@ -29,7 +29,7 @@ def _without_password(sim: SolmanSimulator, **auth) -> dict:
 
 def test_an_oauth_bearer_is_taken_once_and_again_when_refused(database_url, tmp_path):
     with SolmanSimulator() as sim:
-        origin = sim.url("ICT_SERVICE_DESK_API").split("/sap/")[0]
+        origin = sim.origin
         oauth = {"token_url": f"{origin}/sap/bc/sec/oauth2/token?sap-client=100", "client_id": "HUB_CLIENT",
                  "client_secret": "client-secret", "scope": "ICT_SERVICE_DESK_API_0001"}  # fmt: skip
         hub = SolmanHub.start(sim, database_url, tmp_path, **{"user": None, "password": None, "oauth": oauth})
@@ -46,7 +46,7 @@ def test_an_oauth_bearer_is_taken_once_and_again_when_refused(database_url, tmp_
 
 def test_a_refused_oauth_client_is_named_without_its_secret(tmp_path):
     with SolmanSimulator() as sim:
-        origin = sim.url("ICT_SERVICE_DESK_API").split("/sap/")[0]
+        origin = sim.origin
         oauth = {"token_url": f"{origin}/sap/bc/sec/oauth2/token", "client_id": "HUB_CLIENT",
                  "client_secret": "wrong-secret-4711"}  # fmt: skip
         config = _config(_without_password(sim, oauth=oauth), tmp_path)

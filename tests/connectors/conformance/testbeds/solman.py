@@ -27,9 +27,8 @@ class SolmanTestbed(Testbed):
         self.added = 0
 
     def source(self, page_size: int) -> dict[str, Any]:
-        origin = self.sim.url("ICT_SERVICE_DESK_API").split("/sap/")[0]
         return {
-            "name": SOURCE, "kind": "solman", "backend": self.backend, "url": origin, "user": self.sim.user,
+            "name": SOURCE, "kind": "solman", "backend": self.backend, "url": self.sim.origin, "user": self.sim.user,
             "password": self.sim.password, "sap_client": self.sim.sap_client, "page_size": page_size,
         }  # fmt: skip
 
