@@ -7,6 +7,7 @@ from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from flows.artifacts import cycle_rows
+from flows.automation import collect_outcomes
 from flows.push import push_outbox
 from flows.runtime import build_propagator, build_rules, load_hub_config
 from flows.sync import sync_source
@@ -45,6 +46,13 @@ def hub_cycle(config_path: str | None = None) -> dict[str, dict[str, int] | str]
     except Exception as exc:
         results["dispatch-waiting"] = failure_text(exc)
         logger.error("dispatch-waiting failed: %s", results["dispatch-waiting"])
+    if config.automation.rules:
+        try:
+            if collected := collect_automation(config_path):
+                logger.info("%d automation run(s) ended; their outcomes are on their tickets", collected)
+        except Exception as exc:
+            results["collect-automation"] = failure_text(exc)
+            logger.error("collect-automation failed: %s", results["collect-automation"])
     try:
         push_outbox.with_options(flow_run_name="push-outbox")(config_path)
     except Exception as exc:
@@ -62,6 +70,26 @@ def hub_cycle(config_path: str | None = None) -> dict[str, dict[str, int] | str]
     if failed:
         raise CycleFailed(results, failed)
     return results
+
+
+@task(name="collect-automation", retries=2, retry_delay_seconds=5, cache_policy=NO_CACHE)
+def collect_automation(config_path: str | None) -> int:
+    """The outcomes of automation runs that ended since the last cycle, on their tickets (before the push, so
+    linked systems and requesters hear of them in this cycle)."""
+    config = load_hub_config(config_path)
+    store = Store(config.database_url.get_secret_value())
+    try:
+        lines = collect_outcomes(store, config)
+    finally:
+        store.dispose()
+    if lines:
+        create_table_artifact(
+            key="automation-outcomes",
+            table=lines,
+            description="Automation runs that ended: succeeded (the ticket resolved with a comment) or failed "
+            "(the ticket back to an agent, with the reason in a private comment)",
+        )
+    return len(lines)
 
 
 @task(name="dispatch-waiting", retries=2, retry_delay_seconds=5, cache_policy=NO_CACHE)

@@ -20,9 +20,10 @@ from sqlalchemy import Connection, select
 from connectors.base import SourceWriter
 from connectors.mail.outbound import OutgoingMail, render_acknowledgement, send_mail
 from itsm_core.config import EmailConfig
-from itsm_core.email.notify import EMAIL_TARGET
+from itsm_core.email.notify import EMAIL_TARGET, requester_mails
 from itsm_core.email.threads import reply_key, ticket_token_number
 from itsm_core.errors import (
+    ConfigError,
     SmtpUnavailable,
     UpstreamError,
     UpstreamForbidden,
@@ -149,25 +150,7 @@ def deliver_email(store: Store, config: EmailConfig, limit: int = 200) -> Delive
     if not rows:
         return report
     domain = smtp.from_address.rpartition("@")[2]
-    mails: list[OutgoingMail] = []
-    for row in rows:
-        fields = row["fields"]
-        number = format_ticket_id(row["ticket_id"]) if row["ticket_id"] is not None else None
-        mails.append(
-            render_acknowledgement(
-                fields["kind"],
-                ticket_number=number,
-                title=titles.get(row["ticket_id"], fields.get("subject", "")),
-                requester_name=fields.get("requester_name"),
-                requester=fields["to"][0],
-                token=config.ticket_token.format(number=ticket_token_number(key, row["ticket_id"])) if number else "",
-                from_domain=domain,
-                in_reply_to=fields.get("in_reply_to"),
-                references=fields.get("references") or [],
-                solution=fields.get("solution"),
-                reason=fields.get("reason"),
-            )
-        )
+    mails = [_render(config, key, domain, row["ticket_id"], titles, row["fields"]) for row in rows]
     try:
         results = send_mail(smtp, mails)
     except SmtpUnavailable as exc:
@@ -177,28 +160,73 @@ def deliver_email(store: Store, config: EmailConfig, limit: int = 200) -> Delive
         report.failed = len(rows)
         log.warning("no mail sent: %s; will retry", exc)
         return report
-    now = utcnow()
     with store.transaction() as conn:
-        sent_ids, messages = [], []
-        for row, mail, result in zip(rows, mails, results, strict=True):
+        sent_ids = []
+        for row, result in zip(rows, results, strict=True):
             if result.ok:
                 sent_ids.append(row["id"])
-                messages.append(
-                    {
-                        "message_id": mail.message_id,
-                        "direction": "out",
-                        "ticket_id": row["ticket_id"],
-                        "address": mail.to[0].lower(),
-                        "source": EMAIL_TARGET,
-                        "at": now,
-                    }
-                )
             else:
                 mark_failed(conn, row, result.error or "refused")
         mark_sent(conn, sent_ids)
-        insert_ignoring_conflicts(conn, MailMessageRow.__table__, messages, ["direction", "message_id"])
+        sent = [(row["ticket_id"], mail) for row, mail, r in zip(rows, mails, results, strict=True) if r.ok]
+        remember_sent(conn, sent, EMAIL_TARGET)
     report.sent, report.failed = len(sent_ids), len(rows) - len(sent_ids)
     return report
+
+
+def _render(
+    config: EmailConfig, key: bytes, domain: str, ticket_id: int | None, titles: dict[int, str], fields: dict[str, Any]
+) -> OutgoingMail:
+    """The mail of an email payload (`itsm_core/email/notify.py`), threaded, with the ticket's reply token."""
+    number = format_ticket_id(ticket_id) if ticket_id is not None else None
+    return render_acknowledgement(
+        fields["kind"],
+        ticket_number=number,
+        title=titles.get(ticket_id, fields.get("subject", "")) if ticket_id is not None else fields.get("subject", ""),
+        requester_name=fields.get("requester_name"),
+        requester=fields["to"][0],
+        token=config.ticket_token.format(number=ticket_token_number(key, ticket_id)) if ticket_id is not None else "",
+        from_domain=domain,
+        in_reply_to=fields.get("in_reply_to"),
+        references=fields.get("references") or [],
+        solution=fields.get("solution"),
+        reason=fields.get("reason"),
+        text=fields.get("text"),
+    )
+
+
+def remember_sent(conn: Connection, sent: list[tuple[int | None, OutgoingMail]], source: str) -> None:
+    """Record the Message-IDs of mails sent for tickets, so replies thread and bounces find their ticket."""
+    now = utcnow()
+    messages = [
+        {"message_id": mail.message_id, "direction": "out", "ticket_id": ticket_id, "address": mail.to[0].lower(),
+         "source": source, "at": now}
+        for ticket_id, mail in sent
+    ]  # fmt: skip
+    insert_ignoring_conflicts(conn, MailMessageRow.__table__, messages, ["direction", "message_id"])
+
+
+def mail_requester_now(store: Store, config: EmailConfig, ticket_id: int, kind: str, text: str, source: str) -> bool:
+    """Mail the requester of a ticket that came by mail at once, in its thread — for what must never rest in the
+    store or the outbox (a one-time password). False when the ticket did not come by mail (nobody to mail);
+    raises `SmtpUnavailable` (or `ConfigError` without `email.smtp`) when it could not be sent."""
+    if config.smtp is None:
+        raise ConfigError("email.smtp is not set: the hub cannot mail the requester; configure the SMTP relay")
+    with store.connect() as conn:
+        payloads = requester_mails(conn, [ticket_id], lambda row: kind)
+        key = reply_key(conn)
+        titles = dict(conn.execute(select(tickets.c.id, tickets.c.title).where(tickets.c.id == ticket_id)).all())
+    if not payloads:
+        return False
+    mail = _render(
+        config, key, config.smtp.from_address.rpartition("@")[2], ticket_id, titles, {**payloads[0][1], "text": text}
+    )
+    (result,) = send_mail(config.smtp, [mail])
+    if not result.ok:
+        raise SmtpUnavailable(f"the mail to the requester of {format_ticket_id(ticket_id)} was refused: {result.error}")
+    with store.transaction() as conn:
+        remember_sent(conn, [(ticket_id, mail)], source)
+    return True
 
 
 def deliver_alerts(

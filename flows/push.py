@@ -17,9 +17,11 @@ from prefect.cache_policies import NO_CACHE
 from connectors.alerts import send_alert
 from connectors.base import SourceWriter
 from connectors.registry import build_writer, push_targets
+from flows.automation import start_runs
 from flows.outbound import DeliveryReport, deliver_alerts, deliver_email, deliver_linked
 from flows.runtime import load_hub_config
 from itsm_core.alerts.plan import MAILTO, alert_target
+from itsm_core.automation.plan import AUTOMATION_TARGET
 from itsm_core.config import HubConfig
 from itsm_core.email.notify import EMAIL_TARGET
 from itsm_core.store import Store
@@ -77,6 +79,13 @@ def push_alerts(store: Store, config: HubConfig) -> dict[str, dict[str, int]]:
     return results
 
 
+@task(name="start-automation-page", cache_policy=NO_CACHE)
+def start_automation_page(store: Store, config: HubConfig, lines: list[dict[str, Any]]) -> DeliveryReport:
+    report, started = start_runs(store, config, limit=PAGE)
+    lines += started
+    return report
+
+
 @flow(name="push-outbox")
 def push_outbox(config_path: str | None = None) -> dict[str, dict[str, int]]:
     """Send what every target is due; returns per target how many were sent and how many wait for a retry."""
@@ -84,7 +93,14 @@ def push_outbox(config_path: str | None = None) -> dict[str, dict[str, int]]:
     config = load_hub_config(config_path)
     store = Store(config.database_url.get_secret_value())
     results: dict[str, dict[str, int]] = {}
+    automation: list[dict[str, Any]] = []
     try:
+        # First: asking a requester queues the question's mail, which then goes out in this same push.
+        with store.connect() as conn:
+            automation_due = depth(conn, AUTOMATION_TARGET)
+        if automation_due:
+            total = _drain(lambda: start_automation_page(store, config, automation))
+            results[AUTOMATION_TARGET] = {"sent": total.sent, "retry_later": total.failed, "refused": total.refused}
         if config.email.smtp is not None:
             total = _drain(lambda: push_email_page(store, config))
             results[EMAIL_TARGET] = {"sent": total.sent, "retry_later": total.failed, "refused": total.refused}
@@ -106,4 +122,11 @@ def push_outbox(config_path: str | None = None) -> dict[str, dict[str, int]]:
         description="Per target system: changes sent, waiting for a retry, and refused (dead letters: "
         "`itsm deadletters list`; `itsm sync status` shows the outbox)",
     )
+    if automation:
+        create_table_artifact(
+            key="automation-started",
+            table=automation,
+            description="Automation steps taken: requesters asked, workflows started (their flow runs carry the "
+            "ticket's number as a tag), and steps that could not be taken (the ticket went to an agent)",
+        )
     return results

@@ -12,6 +12,7 @@ from sqlalchemy import Connection
 from connectors.base import CIS, TICKETS, SourceConnector
 from connectors.registry import build_connector, default_mapping, kind_of, push_targets
 from itsm_core.alerts.plan import AlertPlanner
+from itsm_core.automation.plan import AutomationPlanner
 from itsm_core.calendars import BusinessCalendar
 from itsm_core.config import HubConfig, SourceBase, load_config, secret_values
 from itsm_core.email.notify import EmailNotifier
@@ -27,7 +28,7 @@ from itsm_core.sync.ingest import SourcePipeline
 from itsm_core.sync.ingest_cis import CIPipeline
 from itsm_core.sync.intake import Intake
 from itsm_core.sync.linked import LinkedSystemTarget
-from itsm_core.sync.propagate import HUB, Change, Propagator, PushTarget
+from itsm_core.sync.propagate import HUB, Announcer, Change, Propagator, PushTarget
 
 # Our own modules log under "itsm"; Prefect ships them to the UI (PREFECT_LOGGING_EXTRA_LOGGERS) at INFO.
 logging.getLogger("itsm").setLevel(logging.INFO)
@@ -88,14 +89,21 @@ def build_propagator(config: HubConfig) -> Propagator:
         writer = kind_of(source).writer
         assert writer is not None  # a push target's kind has one
         targets.append(LinkedSystemTarget(source.name, writer.pushed_fields))
-    return Propagator(tuple(targets), (AlertPlanner(config.alerts),) if config.alerts.rules else ())
+    announcers: list[Announcer] = []
+    if config.alerts.rules:
+        announcers.append(AlertPlanner(config.alerts))
+    if config.automation.rules:
+        announcers.append(AutomationPlanner(config.automation))
+    return Propagator(tuple(targets), tuple(announcers))
 
 
 #: A change to one ticket, made inside the caller's transaction: (fields changed, comments added).
 HubEdit = Callable[[Connection, int], tuple[frozenset[str], tuple[int, ...]]]
 
 
-def change_ticket(config: HubConfig, store: Store, ticket_id: int, edit: HubEdit) -> tuple[Change, dict[str, int]]:
+def change_ticket(
+    config: HubConfig, store: Store, ticket_id: int, edit: HubEdit, *, told: frozenset[str] = frozenset()
+) -> tuple[Change, dict[str, int]]:
     """A change made in the hub (a person at the CLI, the demo) and its news for every push target, in one
     transaction; returns the change and how many outbox items each target got."""
     rules = build_rules(config)
@@ -106,7 +114,7 @@ def change_ticket(config: HubConfig, store: Store, ticket_id: int, edit: HubEdit
         # What the person changed may call for the rules (a derived priority follows a new urgency).
         decided, _ = apply_rules(conn, rules, {ticket_id: fields}) if fields else ([], None)
         fields |= {name for change in decided for name in change.fields}
-        change = Change(ticket_id, fields, comment_ids, origin=HUB)
+        change = Change(ticket_id, fields, comment_ids, origin=HUB, told=told)
         queued = build_propagator(config).propagate(conn, [change])
     return change, queued
 

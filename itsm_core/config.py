@@ -35,6 +35,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from itsm_core.alerts.spec import AlertsConfig
+from itsm_core.automation.spec import AutomationConfig
 from itsm_core.calendars import Calendar
 from itsm_core.errors import ConfigError
 from itsm_core.plugins import CONNECTOR_KINDS, load_plugins
@@ -45,8 +46,8 @@ from itsm_core.rules.spec import RulesConfig
 DEFAULT_CONFIG_PATH = Path("itsm.yaml")
 CONFIG_ENV_VAR = "ITSM_CONFIG"
 _NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
-#: Source names with another meaning: a CLI word, and the outbox target of the hub's own mail.
-RESERVED_NAMES = frozenset({"status", "email"})
+#: Source names with another meaning: a CLI word, and the outbox targets of the hub's own mail and automation.
+RESERVED_NAMES = frozenset({"status", "email", "automation"})
 
 
 class _Strict(BaseModel):
@@ -192,6 +193,7 @@ class HubConfig(_Strict):
     rules: RulesConfig = Field(default_factory=RulesConfig)
     reports: ReportsConfig = Field(default_factory=ReportsConfig)
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
+    automation: AutomationConfig = Field(default_factory=AutomationConfig)
 
     @field_validator("database_url")
     @classmethod

@@ -36,8 +36,9 @@ from itsm_core.errors import ConfigError, SmtpUnavailable
 
 log = logging.getLogger("itsm.connectors.mail.outbound")
 
-#: What the mail is about: a ticket opened, resolved or closed, or a message refused (no ticket; e.g. too large).
-Kind = Literal["created", "resolved", "closed", "refused"]
+#: What the mail is about: a ticket opened, resolved or closed, a message refused (no ticket; e.g. too large), an
+#: automation's question (`text`), or credentials a workflow set (`text`; sent at once, never through the outbox).
+Kind = Literal["created", "resolved", "closed", "refused", "question", "credentials"]
 
 # 7bit: non-ASCII bodies go out quoted-printable or base64, so servers without 8BITMIME take them unchanged.
 _POLICY = policy.default.clone(cte_type="7bit")
@@ -136,6 +137,7 @@ def render_acknowledgement(
     references: list[str],
     solution: str | None = None,
     reason: str | None = None,
+    text: str | None = None,
     signature: str = "IT Service Desk",
     with_html: bool = False,
 ) -> OutgoingMail:
@@ -153,6 +155,7 @@ def render_acknowledgement(
         "token": token,
         "solution": solution,
         "reason": reason,
+        "text": text,
         "signature": signature,
     }
     return OutgoingMail(

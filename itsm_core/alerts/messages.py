@@ -3,13 +3,9 @@ own text). Short enough for an SMS; the ticket's number and title always come fi
 
 from __future__ import annotations
 
-from functools import cache
 from typing import Any
 
-from jinja2 import StrictUndefined
-from jinja2.sandbox import SandboxedEnvironment
-
-_env = SandboxedEnvironment(autoescape=False, undefined=StrictUndefined, trim_blocks=True)
+from itsm_core.templating import render as render_template
 
 SUBJECTS = {
     "ticket_created": "New P{{ ticket.priority or '?' }} {{ number }}: {{ ticket.title }}",
@@ -28,16 +24,11 @@ Priority P{{ ticket.priority or '?' }} · status {{ ticket.status }} · group {{
 {% endfor %}{% endif %}"""
 
 
-@cache
-def _template(text: str) -> Any:
-    return _env.from_string(text)
-
-
 def render(
     event: str, number: str, ticket: dict[str, Any], detail: dict[str, Any], text: str | None = None
 ) -> tuple[str, str]:
     """(subject, text) of an alert."""
     values = {"event": event, "number": number, "ticket": ticket, "detail": detail}
-    subject = " ".join(_template(SUBJECTS[event]).render(**values).split())[:200]
-    body = _template(text or TEXT).render(subject=subject, **values).strip()
+    subject = " ".join(render_template(SUBJECTS[event], **values).split())[:200]
+    body = render_template(text or TEXT, subject=subject, **values).strip()
     return subject, body

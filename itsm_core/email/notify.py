@@ -1,14 +1,15 @@
 """Mail the hub sends about tickets that came by mail: the outbox payloads, and the push target for status news.
 
-Payload (outbox `fields` for target "email"): ``{"kind": created|resolved|closed|refused, "to": [address],
-"requester_name", "in_reply_to", "references": [...]}``; `flows/outbound.py` renders and sends it.
+Payload (outbox `fields` for target "email"): ``{"kind": created|resolved|closed|refused|question, "to": [address],
+"requester_name", "in_reply_to", "references": [...], "text"}`` (`text`: what an automation asks);
+`flows/outbound.py` renders and sends it.
 Only tickets the hub received by mail are told of their resolution and closure: tickets from GLPI or Solman
 have their own notifications there, and two mails for one event would be noise.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, select
@@ -54,19 +55,28 @@ class EmailNotifier:
         wanted = {c.ticket_id for c in changes if "status" in c.fields}
         if not self.enabled or not wanted:
             return []
-        t = tickets.c
-        query = select(t.id, t.status, t.requester, t.requester_name, t.custom_fields)
-        rows = conn.execute(query.where(t.id.in_(wanted), t.status.in_(ANNOUNCED))).all()
-        threads = _threads(conn, [row.id for row in rows])
-        items: list[OutboxItem] = []
-        for row in rows:
-            thread, received = threads.get(row.id, ([], False))
-            if not received or not row.requester:
-                continue  # not a mail ticket: its own system tells the requester
-            reply_to = (row.custom_fields or {}).get("reply_to") or [row.requester]
-            payload = mail_payload(ANNOUNCED[row.status], reply_to[0], requester_name=row.requester_name, thread=thread)
-            items.append((row.id, payload))
-        return items
+        return requester_mails(conn, wanted, lambda row: ANNOUNCED.get(row.status))
+
+
+def requester_mails(
+    conn: Connection, ticket_ids: Collection[int], kind: Callable[[Any], str | None], **extra: Any
+) -> list[OutboxItem]:
+    """A mail payload (of the `kind` a ticket row calls for; None: no mail) to the requester of each of these
+    tickets that came by mail, answering its thread. Tickets from GLPI or Solman are told by their own system."""
+    t = tickets.c
+    query = select(t.id, t.status, t.requester, t.requester_name, t.custom_fields)
+    rows = conn.execute(query.where(one_of(conn, t.id, ticket_ids))).all()
+    threads = _threads(conn, [row.id for row in rows])
+    items: list[OutboxItem] = []
+    for row in rows:
+        thread, received = threads.get(row.id, ([], False))
+        chosen = kind(row)
+        if not received or not row.requester or chosen is None:
+            continue
+        reply_to = (row.custom_fields or {}).get("reply_to") or [row.requester]
+        payload = mail_payload(chosen, reply_to[0], requester_name=row.requester_name, thread=thread, **extra)
+        items.append((row.id, payload))
+    return items
 
 
 def _threads(conn: Connection, ticket_ids: list[int]) -> dict[int, tuple[list[str], bool]]:

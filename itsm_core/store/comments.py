@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from email.utils import parseaddr
 
 from sqlalchemy import Connection
 
@@ -40,3 +41,9 @@ def add_comments(conn: Connection, items: Sequence[tuple[int, Comment]]) -> list
         utcnow(),
     )
     return ids
+
+
+def author_address(author: str | None) -> str:
+    """The address in a comment's author "Name <address>" (or the text itself: a login), case-folded."""
+    text = author or ""
+    return (parseaddr(text)[1] or text).strip().casefold() if "<" in text else text.strip().casefold()

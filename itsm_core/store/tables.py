@@ -481,4 +481,31 @@ class DeadLetterRow(Base):
     replay_ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id", ondelete="SET NULL"))
 
 
+AUTOMATION_STATES = ["asking", "asked", "queued", "started", "succeeded", "failed", "declined"]
+
+
+class AutomationRunRow(Base):
+    """A ticket's automation (`itsm_core/automation/`): at most one per ticket, ever — the once-only guarantee.
+
+    asking → asked (the requester was asked; `approval: ask`) → queued → started (the Prefect flow run) →
+    succeeded | failed; or declined by the requester. Each step is written in the transaction of what caused it."""
+
+    __tablename__ = "automation_runs"
+    __table_args__ = (_one_of("state", AUTOMATION_STATES), Index(None, "state"))
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), unique=True)
+    rule: Mapped[str] = mapped_column(String(64))
+    deployment: Mapped[str] = mapped_column(String(200))
+    parameters: Mapped[dict[str, Any]] = mapped_column(JSONDoc)
+    state: Mapped[str] = mapped_column(String(16))
+    flow_run_id: Mapped[str | None] = mapped_column(String(36))
+    flow_run_name: Mapped[str | None] = mapped_column(String(200))
+    reason: Mapped[str | None] = mapped_column(Text)  # why it failed or was declined
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
 metadata = Base.metadata

@@ -22,13 +22,15 @@ HUB = None
 
 @dataclass(frozen=True)
 class Change:
-    """One ticket's change. `origin` is the system (source name) it came from, or `HUB`; `created`: a new ticket."""
+    """One ticket's change. `origin` is the system (source name) it came from, or `HUB`; `created`: a new ticket;
+    `told`: push targets that already know by other means (a workflow that mailed the requester itself)."""
 
     ticket_id: int
     fields: frozenset[str] = frozenset()
     comment_ids: tuple[int, ...] = ()
     origin: str | None = HUB
     created: bool = False
+    told: frozenset[str] = frozenset()
 
 
 OutboxItem = tuple[int | None, dict[str, Any]]
@@ -69,7 +71,7 @@ class Propagator:
         transaction; returns items per target."""
         queued: dict[str, int] = {}
         for target in self.targets:
-            relevant = [c for c in changes if c.origin != target.name]
+            relevant = [c for c in changes if c.origin != target.name and target.name not in c.told]
             items = target.plan(conn, relevant) if relevant else []
             enqueue(conn, target.name, items)
             if items:

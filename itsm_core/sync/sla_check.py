@@ -14,7 +14,6 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from email.utils import parseaddr
 from typing import Any
 
 from sqlalchemy import Connection, and_, delete, insert, or_, select, tuple_
@@ -24,6 +23,7 @@ from itsm_core.rules import Rules
 from itsm_core.rules.sla import STOPPED, TRACKED, Change, Clock, SlaRules
 from itsm_core.store.audit import audit_event
 from itsm_core.store.bulk import insert_ignoring_conflicts, one_of, update_by_id, upsert
+from itsm_core.store.comments import author_address
 from itsm_core.store.tables import (
     AuditEventRow,
     CommentRow,
@@ -85,17 +85,17 @@ def replies(
     of the `agents` (an agent who mailed from their own address). Authors are compared by address, so
     "Ann Lee <ann@example.org>" is ann@example.org.
     """
-    customer = {row["id"]: {_address(row["requester"])} for row in rows}
+    customer = {row["id"]: {author_address(row["requester"])} for row in rows}
     watching = select(watchers.c.ticket_id, watchers.c.address).where(one_of(conn, watchers.c.ticket_id, customer))
     for ticket_id, address in conn.execute(watching):
-        customer[ticket_id].add(_address(address))
+        customer[ticket_id].add(author_address(address))
     by_mail = select(mail_messages.c.comment_id).where(
         mail_messages.c.direction == "in",
         one_of(conn, mail_messages.c.ticket_id, customer),
         mail_messages.c.comment_id.is_not(None),
     )
     mailed = set(conn.execute(by_mail).scalars())
-    desk = {_address(agent) for agent in agents}
+    desk = {author_address(agent) for agent in agents}
     query = (
         select(comments.c.id, comments.c.ticket_id, comments.c.author, comments.c.created_at)
         .where(one_of(conn, comments.c.ticket_id, customer), comments.c.public.is_(True))
@@ -103,16 +103,10 @@ def replies(
     )
     found: dict[int, list[datetime]] = {}
     for comment_id, ticket_id, author, at in conn.execute(query):
-        address = _address(author)
+        address = author_address(author)
         if address in desk or (comment_id not in mailed and address not in customer[ticket_id]):
             found.setdefault(ticket_id, []).append(at)
     return found
-
-
-def _address(author: str | None) -> str:
-    """The address in "Name <address>" (or the text itself: a login), case-folded."""
-    text = author or ""
-    return (parseaddr(text)[1] or text).strip().casefold() if "<" in text else text.strip().casefold()
 
 
 def check_batch(
