@@ -31,6 +31,7 @@ from flows._cli_base import (
     out,
 )
 from flows.cli_alerts import alerts_app
+from flows.cli_automation import automation_app
 from flows.cli_reports import report_app
 from flows.cli_rules import classify_app, rules_app
 from flows.cli_sla import sla_app
@@ -102,6 +103,7 @@ app.add_typer(classify_app, name="classify")
 app.add_typer(sla_app, name="sla")
 app.add_typer(webhooks_app, name="webhooks")
 app.add_typer(alerts_app, name="alerts")
+app.add_typer(automation_app, name="automation")
 app.add_typer(report_app, name="report")
 
 

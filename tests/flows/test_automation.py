@@ -122,6 +122,12 @@ class Hub:
         return [r for r in runs if r.parameters.get("requester") == self.requester]
 
 
+def itsm(*args: str) -> subprocess.CompletedProcess[str]:
+    command = [str(Path(sys.executable).parent / "itsm"), *args]
+    env = {**os.environ, "COLUMNS": "200"}
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=120, cwd=REPO)
+
+
 def read_flow_runs(server: PrefectServer, *, tag: str | None = None, ids: list[str] | None = None) -> list[Any]:
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, FlowRunFilterTags
@@ -231,6 +237,13 @@ def test_a_forgotten_password_is_reset_by_the_workflow_and_the_ticket_resolved(w
         audit = [a for a in h.rows(AuditEventRow) if a["field"] == "automation"]
         assert [a["new_value"]["state"] for a in audit] == ["queued", "started", "succeeded"]
 
+        history = json.loads(itsm("automation", "history", "--json", "--config", str(world.config)).stdout)
+        assert [(e["ticket"], e["state"], e["flow_run_id"]) for e in history] == [
+            ("T-000001", "succeeded", str(flow_run.id))
+        ]
+        explained = itsm("automation", "explain", "T-000001", "--config", str(world.config)).stdout
+        assert "already has its automation (reset-password, succeeded)" in explained and flow_run.name in explained
+
         # Processed again — the requester answers, the ticket reopens, another cycle: no second run, ever.
         h.mail("Thanks, it works.", subject=mail["Subject"], In_Reply_To=mail["Message-ID"])
         h.cycle()
@@ -251,6 +264,8 @@ def test_a_failing_workflow_sends_the_ticket_back_to_the_group_with_the_reason(w
         (note,) = [c for c in h.rows(CommentRow) if c["author"] == "automation:reset-password"]
         assert not note["public"] and run["reason"] in note["body"] and flow_run.name in note["body"]
         assert h.mails() == []  # the requester hears from the agent, not from a failed robot
+        shown = itsm("automation", "history", "--state", "failed", "--config", str(world.config)).stdout
+        assert "T-000001" in shown and "failed" in shown
 
 
 def test_the_outcome_lands_after_the_hub_was_killed_between_start_and_end(world: World, tmp_path: Path):
@@ -320,6 +335,17 @@ def test_a_start_retried_after_a_crash_before_its_commit_creates_no_second_flow_
         wait_until_ended(h)
         h.cycle()
         assert h.ticket()["status"] == "resolved" and len(h.mails()) == 1
+
+
+def test_explain_says_why_no_rule_matched(world: World, tmp_path: Path):
+    with hub(world, tmp_path, reset_rule(min_confidence=0.8)) as h:
+        h.mail("My printer jams.", subject="Printer")
+        h.cycle()
+        assert h.rows(AutomationRunRow) == []
+        explained = itsm("automation", "explain", "T-000001", "--config", str(world.config))
+        assert explained.returncode == 0, explained.stderr
+        assert "reset-password: its condition does not hold" in explained.stdout
+        assert "no automation for this ticket" in explained.stdout
 
 
 def test_with_ask_nothing_runs_until_the_requester_confirms(world: World, tmp_path: Path):
