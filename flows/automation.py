@@ -34,7 +34,7 @@ from itsm_core.errors import NotFound
 from itsm_core.models import Comment, TicketStatus, utcnow
 from itsm_core.store import Store
 from itsm_core.store.comments import add_comments
-from itsm_core.store.outbox import claim_due, enqueue, mark_failed, mark_sent, release
+from itsm_core.store.outbox import MAX_ATTEMPTS, claim_due, enqueue, mark_failed, mark_sent, release
 from itsm_core.store.tables import MailMessageRow, TicketRow
 from itsm_core.store.tickets import format_ticket_id, set_fields, set_statuses
 from itsm_core.templating import render
@@ -69,11 +69,16 @@ def start_runs(store: Store, config: HubConfig, limit: int = 50) -> tuple[Delive
             )
             continue
         except Exception as exc:  # the Prefect API or the store unreachable: retried with backoff
+            error = f"{type(exc).__name__}: {exc}"
+            if row["attempts"] + 1 >= MAX_ATTEMPTS:  # the last try: the ticket goes to an agent, not into limbo
+                _give_up(store, config, row, rule, f"not started after {MAX_ATTEMPTS} attempts: {error}")
+                report.refused += 1
+                continue
             with store.transaction() as conn:
-                mark_failed(conn, row, f"{type(exc).__name__}: {exc}")
+                mark_failed(conn, row, error)
                 release(conn, [later["id"] for later in rows[position + 1 :]])
             report.failed += 1
-            log.warning("%s: automation %s not started: %s; retried later", fields["ticket"], fields["rule"], exc)
+            log.warning("%s: automation %s not started: %s; retried later", fields["ticket"], fields["rule"], error)
             break
         report.sent += 1
         lines.append(line)

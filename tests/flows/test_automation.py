@@ -141,6 +141,17 @@ def read_flow_runs(server: PrefectServer, *, tag: str | None = None, ids: list[s
         return client.read_flow_runs(flow_run_filter=wanted)
 
 
+def read_logs(server: PrefectServer, flow_run_id: Any) -> list[Any]:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings({PREFECT_API_URL: server.api_url}), get_client(sync_client=True) as client:
+        found = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])))
+    assert found, "the workflow's run logged nothing to the API"
+    return found
+
+
 def wait_until_ended(hub: Hub, timeout: float = 180) -> Any:
     """The ticket's flow run, once the worker has run it to a final state."""
     deadline = time.monotonic() + timeout
@@ -234,6 +245,8 @@ def test_a_forgotten_password_is_reset_by_the_workflow_and_the_ticket_resolved(w
         assert all(password not in c["body"] for c in comments)
         assert all(password not in json.dumps(r["fields"]) for r in h.rows(OutboxRow))
         assert password not in worker_log(world)
+        assert all(password not in line.message for line in read_logs(world.server, flow_run.id))
+        assert "a one-time password was mailed to the requester" in solution[0]["body"]  # the run's final message
         audit = [a for a in h.rows(AuditEventRow) if a["field"] == "automation"]
         assert [a["new_value"]["state"] for a in audit] == ["queued", "started", "succeeded"]
 
@@ -372,3 +385,41 @@ def test_with_ask_nothing_runs_until_the_requester_confirms(world: World, tmp_pa
         assert len(h.flow_runs()) == 1
         password = one_time_password(h.mails()[-1])
         assert world.ldap.can_bind(h.dn, password)
+
+
+def test_a_deployment_that_does_not_exist_hands_the_ticket_to_an_agent(world: World, tmp_path: Path):
+    rule = reset_rule(run_deployment={"name": "reset-password/not-deployed", "parameters": {}})
+    with hub(world, tmp_path, rule) as h:
+        h.mail("I forgot my password.")
+        h.cycle()
+        run, ticket = h.run(), h.ticket()
+        assert run["state"] == "failed" and "no deployment reset-password/not-deployed" in run["reason"]
+        assert "prefect deploy -n not-deployed" in run["reason"]
+        assert (ticket["status"], ticket["assignment_group"]) == ("new", "service-desk")
+        (letter,) = [r for r in h.rows(OutboxRow) if r["target_system"] == "automation"]
+        assert letter["state"] == "dead"
+
+
+def test_an_unreachable_prefect_api_is_retried_later_and_starts_nothing(world: World, tmp_path: Path):
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    import flows.automation
+    from flows.runtime import load_hub_config
+    from tests.support.net import free_port
+
+    with hub(world, tmp_path, reset_rule()) as h:
+        h.mail("I forgot my password.")
+        h.cycle()  # started; then, as if it had not been: its start meets a Prefect that is down
+        assert h.run()["state"] == "started"
+        store = Store(h.url)
+        with store.transaction() as conn:
+            conn.execute(AutomationRunRow.__table__.update().values(state="queued", flow_run_id=None))
+            outbox = OutboxRow.__table__
+            conn.execute(outbox.update().values(state="pending", next_attempt_at=outbox.c.created_at))
+        with temporary_settings({PREFECT_API_URL: f"http://127.0.0.1:{free_port()}/api"}):
+            report, _ = flows.automation.start_runs(store, load_hub_config(str(world.config)))
+        store.dispose()
+        assert (report.sent, report.failed) == (0, 1)
+        (step,) = [r for r in h.rows(OutboxRow) if r["target_system"] == "automation"]
+        assert (step["state"], step["attempts"]) == ("pending", 1) and step["last_error"]
+        assert h.run()["state"] == "queued"
