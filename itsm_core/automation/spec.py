@@ -51,15 +51,19 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-def _templates(value: Any) -> None:
+def _templates(value: Any, path: str = "") -> None:
+    """Check every string of `value` compiles; the error names the parameter (``requester``, ``ids[2]``)."""
     if isinstance(value, str):
-        check_template(value)
+        try:
+            check_template(value)
+        except ValueError as exc:
+            raise ValueError(f"{path}: {exc}") from None
     elif isinstance(value, dict):
-        for item in value.values():
-            _templates(item)
+        for key, item in value.items():
+            _templates(item, f"{path}.{key}" if path else str(key))
     elif isinstance(value, list):
-        for item in value:
-            _templates(item)
+        for index, item in enumerate(value):
+            _templates(item, f"{path}[{index}]")
 
 
 class RunDeployment(_Strict):

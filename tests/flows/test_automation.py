@@ -168,16 +168,18 @@ def worker_log(world: World) -> str:
 
 
 @contextmanager
-def hub(world: World, tmp_path: Path, rule: dict[str, Any], *, locked: bool = False,
-        person: bool = True) -> Iterator[Hub]:  # fmt: skip
-    """A hub reading a fresh mailbox into a fresh store, with `rule` its one automation rule; the requester has an
-    account in the directory (unless `person` is False)."""
+def hub(world: World, tmp_path: Path, rule: dict[str, Any], *, locked: bool = False, person: bool = True,
+        url: str | None = None) -> Iterator[Hub]:  # fmt: skip
+    """A hub reading a fresh mailbox into a fresh store (SQLite unless `url`), with `rule` its one automation rule;
+    the requester has an account in the directory (unless `person` is False)."""
     name = f"u{uuid.uuid4().hex[:8]}"
     requester, password = f"{name}@northwind.example", f"old-{uuid.uuid4().hex[:10]}"
     dn = world.ldap.add_person(name, requester, password, locked=locked) if person else ""
     with running_dovecot(tmp_path / "dovecot", {"helpdesk": "imap-pw"}) as imap:
-        url = f"sqlite:///{tmp_path / 'store.db'}"
-        Store(url).upgrade()
+        url = url or f"sqlite:///{tmp_path / 'store.db'}"
+        store = Store(url)
+        store.upgrade()
+        store.dispose()
         settings = {
             "database_url": url,
             "sources": [source_settings(imap)],
@@ -214,8 +216,10 @@ def one_time_password(mail: EmailMessage) -> str:
     return found.group(1)
 
 
-def test_a_forgotten_password_is_reset_by_the_workflow_and_the_ticket_resolved(world: World, tmp_path: Path):
-    with hub(world, tmp_path, reset_rule()) as h:
+def test_a_forgotten_password_is_reset_by_the_workflow_and_the_ticket_resolved(
+    world: World, tmp_path: Path, database_url: str
+):
+    with hub(world, tmp_path, reset_rule(), url=database_url) as h:
         h.mail("Hello, I forgot my password and cannot sign in.")
         h.cycle()  # the ticket, classified; the run recorded and started in the same cycle's push
         run = h.run()
