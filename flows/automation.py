@@ -48,6 +48,14 @@ WORKFLOW_MAIL = "automation"
 UNSUCCESSFUL = {"FAILED", "CRASHED", "CANCELLED"}
 
 
+def without_server() -> bool:
+    """True when no Prefect server is configured (PREFECT_API_URL unset: `itsm run`'s temporary API), where no
+    deployment exists and nothing a run would report survives the process: automation steps wait for a server."""
+    from prefect.settings import get_current_settings
+
+    return not get_current_settings().api.url
+
+
 def start_runs(store: Store, config: HubConfig, limit: int = 50) -> tuple[DeliveryReport, list[dict[str, Any]]]:
     """Deliver up to `limit` due automation steps: ask the requester, or start the deployment. Returns the
     report and one line per step (for the run's artifact)."""

@@ -7,7 +7,7 @@ from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from flows.artifacts import cycle_rows
-from flows.automation import collect_outcomes
+from flows.automation import collect_outcomes, without_server
 from flows.push import push_outbox
 from flows.runtime import build_propagator, build_rules, load_hub_config
 from flows.sync import sync_source
@@ -46,7 +46,7 @@ def hub_cycle(config_path: str | None = None) -> dict[str, dict[str, int] | str]
     except Exception as exc:
         results["dispatch-waiting"] = failure_text(exc)
         logger.error("dispatch-waiting failed: %s", results["dispatch-waiting"])
-    if config.automation.rules:
+    if config.automation.rules and not without_server():
         try:
             if collected := collect_automation(config_path):
                 logger.info("%d automation run(s) ended; their outcomes are on their tickets", collected)

@@ -17,7 +17,7 @@ from prefect.cache_policies import NO_CACHE
 from connectors.alerts import send_alert
 from connectors.base import SourceWriter
 from connectors.registry import build_writer, push_targets
-from flows.automation import start_runs
+from flows.automation import start_runs, without_server
 from flows.outbound import DeliveryReport, deliver_alerts, deliver_email, deliver_linked
 from flows.runtime import load_hub_config
 from itsm_core.alerts.plan import MAILTO, alert_target
@@ -98,7 +98,12 @@ def push_outbox(config_path: str | None = None) -> dict[str, dict[str, int]]:
         # First: asking a requester queues the question's mail, which then goes out in this same push.
         with store.connect() as conn:
             automation_due = depth(conn, AUTOMATION_TARGET)
-        if automation_due:
+        if automation_due and without_server():
+            logger.warning(
+                "%d automation step(s) wait: workflows run on a Prefect server and its workers; set PREFECT_API_URL "
+                "(README, \"Operating it with Prefect\")", automation_due,
+            )  # fmt: skip
+        elif automation_due:
             total = _drain(lambda: start_automation_page(store, config, automation))
             results[AUTOMATION_TARGET] = {"sent": total.sent, "retry_later": total.failed, "refused": total.refused}
         if config.email.smtp is not None:

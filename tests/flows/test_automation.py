@@ -124,7 +124,7 @@ class Hub:
 
 def itsm(*args: str) -> subprocess.CompletedProcess[str]:
     command = [str(Path(sys.executable).parent / "itsm"), *args]
-    env = {**os.environ, "COLUMNS": "200"}
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}, "COLUMNS": "200"}
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=120, cwd=REPO)
 
 
@@ -427,3 +427,33 @@ def test_an_unreachable_prefect_api_is_retried_later_and_starts_nothing(world: W
         (step,) = [r for r in h.rows(OutboxRow) if r["target_system"] == "automation"]
         assert (step["state"], step["attempts"]) == ("pending", 1) and step["last_error"]
         assert h.run()["state"] == "queued"
+
+
+def test_without_a_prefect_server_the_steps_wait_and_say_why(tmp_path: Path):
+    (tmp_path / "inbox").mkdir()
+    message = EmailMessage()
+    message["From"], message["To"], message["Subject"] = "ann@northwind.example", HELPDESK, "I forgot my password"
+    message["Message-ID"] = "<forgot-1@northwind.example>"
+    message.set_content("Please help.")
+    (tmp_path / "inbox" / "1.eml").write_bytes(bytes(message))
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    settings = {
+        "database_url": url, "sources": [{"name": "drop", "kind": "maildir", "path": str(tmp_path / "inbox")}],
+        "rules": {"classification": [{"name": "password", "when": {"field": "text", "contains": "forgot my password"},
+                                      "set": {"intent": "password_reset"}}]},
+        "automation": {"rules": [reset_rule()]},
+    }  # fmt: skip
+    config = tmp_path / "itsm.yaml"
+    config.write_text(json.dumps(settings))
+    Store(url).upgrade()
+    ran = itsm("run", "--config", str(config))  # `itsm run` on its temporary Prefect API
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    assert "1 automation step(s) wait: workflows run on a Prefect server" in ran.stdout + ran.stderr
+    store = Store(url)
+    with store.connect() as conn:
+        (run,) = conn.execute(select(AutomationRunRow.state, AutomationRunRow.flow_run_id)).all()
+        (step,) = conn.execute(
+            select(OutboxRow.state, OutboxRow.attempts).where(OutboxRow.target_system == "automation")
+        )
+    store.dispose()
+    assert tuple(run) == ("queued", None) and tuple(step) == ("pending", 0)
