@@ -31,7 +31,7 @@ from flows._cli_base import (
     out,
 )
 from flows.cli_alerts import alerts_app
-from flows.cli_automation import automation_app
+from flows.cli_automation import automation_app, automation_line
 from flows.cli_reports import report_app
 from flows.cli_rules import classify_app, rules_app
 from flows.cli_sla import sla_app
@@ -334,11 +334,13 @@ def tickets_show(
     as_json: JsonOption = False,
 ) -> None:
     """One ticket: its fields, where it came from, attachments, the conversation and history."""
+    from itsm_core.automation.runs import run_of
     from itsm_core.store.tickets import format_ticket_id, get_ticket, parse_ticket_id
 
     store = _store(config)
     with store.connect() as conn:
         t = get_ticket(conn, parse_ticket_id(ticket))
+        t["automation"] = run_of(conn, t["id"])
     if as_json:
         _print_json({"number": format_ticket_id(t["id"]), **t})
         return
@@ -352,6 +354,7 @@ def tickets_show(
         ("intent", t["intent"] or "-"),
         ("assigned", " / ".join(x for x in (t["assignment_group"], t["assignee"]) if x) or "-"),
         ("watchers", ", ".join(t["watchers"]) or "-"),
+        ("automation", automation_line(t["automation"])),
         ("source", t["source_type"] + "".join(f"  {r['system']}:{r['external_id']}" for r in t["external_refs"])),
         ("created", _when(t["created_at"])),
         ("updated", _when(t["updated_at"])),

@@ -72,7 +72,9 @@ def explain(
     for reason in reasons:
         out.print(f"  - {reason}", highlight=False)
     if run is not None:
-        out.print(_run_line(run), highlight=False)
+        out.print(
+            f"automation: {automation_line(run)}" + (f": {run['reason']}" if run["reason"] else ""), highlight=False
+        )
     elif rule is None:
         out.print("no automation for this ticket", highlight=False)
 
@@ -116,8 +118,9 @@ def history(
     out.print(table if entries else "no automation yet")
 
 
-def _run_line(run: dict[str, Any]) -> str:
-    line = f"automation {run['rule']} → {run['deployment']}: {run['state']}"
-    if run["flow_run_name"]:
-        line += f", flow run {run['flow_run_name']} ({run['flow_run_id']})"
-    return line + (f": {run['reason']}" if run["reason"] else "")
+def automation_line(run: dict[str, Any] | None) -> str:
+    """A ticket's automation on one line: rule, deployment, state and flow run (`tickets show`, `explain`)."""
+    if run is None:
+        return "-"
+    flow_run = f", flow run {run['flow_run_name']} ({run['flow_run_id']})" if run["flow_run_id"] else ""
+    return f"{run['rule']} → {run['deployment']}: {run['state']}{flow_run}"

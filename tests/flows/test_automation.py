@@ -260,6 +260,8 @@ def test_a_forgotten_password_is_reset_by_the_workflow_and_the_ticket_resolved(
         ]
         explained = itsm("automation", "explain", "T-000001", "--config", str(world.config)).stdout
         assert "already has its automation (reset-password, succeeded)" in explained and flow_run.name in explained
+        shown = json.loads(itsm("tickets", "show", "T-000001", "--json", "--config", str(world.config)).stdout)
+        assert shown["automation"]["flow_run_id"] == str(flow_run.id) and shown["automation"]["state"] == "succeeded"
 
         # Processed again — the requester answers, the ticket reopens, another cycle: no second run, ever.
         h.mail("Thanks, it works.", subject=mail["Subject"], In_Reply_To=mail["Message-ID"])
