@@ -38,6 +38,7 @@ from tests.support.smtp_sink import SmtpSink
 pytestmark = pytest.mark.server
 
 HELPDESK = "helpdesk@northwind.example"
+ITSM = str(Path(sys.executable).parent / "itsm")
 
 
 @dataclass
@@ -77,13 +78,16 @@ class Hub:
     dn: str
     password: str
 
-    def cycle(self) -> dict[str, Any]:
-        from prefect.settings import PREFECT_API_URL, temporary_settings
-
-        from flows.cycle import hub_cycle
-
-        with temporary_settings({PREFECT_API_URL: self.world.server.api_url}):
-            return hub_cycle(config_path=str(self.world.config))
+    def cycle(self, *, server: bool = True) -> str:
+        """`itsm run` in a process of its own, against the Prefect server (or, `server=False`, on a temporary API
+        of its own). Never in this process: Prefect's events worker is one per process and keeps the first API
+        it sent to, so in-process flows against this module's server would leave it sending to a dead one."""
+        env = self.world.server.env(ITSM_CONFIG=str(self.world.config))
+        if not server:
+            env.pop("PREFECT_API_URL")
+        ran = subprocess.run([ITSM, "run"], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+        assert ran.returncode == 0, ran.stdout[-3000:] + ran.stderr[-3000:]
+        return ran.stdout + ran.stderr
 
     def mail(self, body: str, subject: str = "I forgot my password", **headers: str) -> None:
         message = EmailMessage()
@@ -123,7 +127,7 @@ class Hub:
 
 
 def itsm(*args: str) -> subprocess.CompletedProcess[str]:
-    command = [str(Path(sys.executable).parent / "itsm"), *args]
+    command = [ITSM, *args]
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}, "COLUMNS": "200"}
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=120, cwd=REPO)
 
@@ -297,9 +301,8 @@ def test_the_outcome_lands_after_the_hub_was_killed_between_start_and_end(world:
     with hub(world, tmp_path, unlock, locked=True) as h:
         h.mail("I am locked out of my account.", subject="Locked out")
         env = world.server.env(ITSM_CONFIG=str(world.config))
-        itsm = str(Path(sys.executable).parent / "itsm")
         quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
-        process = subprocess.Popen([itsm, "run"], cwd=REPO, env=env, start_new_session=True, **quiet)
+        process = subprocess.Popen([ITSM, "run"], cwd=REPO, env=env, start_new_session=True, **quiet)
         try:
             deadline = time.monotonic() + 120
             while not (h.rows(AutomationRunRow) and h.run()["state"] == "started"):
@@ -321,11 +324,14 @@ def test_the_outcome_lands_after_the_hub_was_killed_between_start_and_end(world:
 def test_a_start_retried_after_a_crash_before_its_commit_creates_no_second_flow_run(
     world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
     import flows.automation
     from flows.runtime import load_hub_config
 
     with hub(world, tmp_path, reset_rule()) as h:
         h.mail("I forgot my password.")
+        assert "automation step(s) wait" in h.cycle(server=False)  # recorded and queued, not started
         calls = []
         real_advance = flows.automation.advance
 
@@ -336,16 +342,13 @@ def test_a_start_retried_after_a_crash_before_its_commit_creates_no_second_flow_
             return real_advance(*args, **kwargs)
 
         monkeypatch.setattr(flows.automation, "advance", crash_once)
-        h.cycle()
-        assert h.run()["state"] == "queued" and len(h.flow_runs()) == 1  # created, not recorded
-
-        config = load_hub_config(str(world.config))
-        store = Store(h.url)
-        with store.transaction() as conn:  # the retry is due now instead of after the backoff
-            conn.execute(OutboxRow.__table__.update().values(next_attempt_at=OutboxRow.__table__.c.created_at))
-        from prefect.settings import PREFECT_API_URL, temporary_settings
-
+        config, store = load_hub_config(str(world.config)), Store(h.url)
         with temporary_settings({PREFECT_API_URL: world.server.api_url}):
+            report, _ = flows.automation.start_runs(store, config)
+            assert report.failed == 1 and h.run()["state"] == "queued"
+            assert len(h.flow_runs()) == 1  # created, not recorded
+            with store.transaction() as conn:  # the retry is due now instead of after the backoff
+                conn.execute(OutboxRow.__table__.update().values(next_attempt_at=OutboxRow.__table__.c.created_at))
             report, _ = flows.automation.start_runs(store, config)
         store.dispose()
         assert report.sent == 1
@@ -415,13 +418,8 @@ def test_an_unreachable_prefect_api_is_retried_later_and_starts_nothing(world: W
 
     with hub(world, tmp_path, reset_rule()) as h:
         h.mail("I forgot my password.")
-        h.cycle()  # started; then, as if it had not been: its start meets a Prefect that is down
-        assert h.run()["state"] == "started"
+        h.cycle(server=False)  # recorded and queued; then the start meets a Prefect that is down
         store = Store(h.url)
-        with store.transaction() as conn:
-            conn.execute(AutomationRunRow.__table__.update().values(state="queued", flow_run_id=None))
-            outbox = OutboxRow.__table__
-            conn.execute(outbox.update().values(state="pending", next_attempt_at=outbox.c.created_at))
         with temporary_settings({PREFECT_API_URL: f"http://127.0.0.1:{free_port()}/api"}):
             report, _ = flows.automation.start_runs(store, load_hub_config(str(world.config)))
         store.dispose()
