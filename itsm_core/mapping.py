@@ -47,6 +47,7 @@ from pydantic_core import to_jsonable_python
 
 from itsm_core.errors import ConfigError, MappingError
 from itsm_core.models import ClassifiedBy, ConfigurationItem, Ticket
+from itsm_core.text import collapse_spaces
 
 _TICKET_FIELDS = set(Ticket.model_fields)
 _CI_FIELDS = set(ConfigurationItem.model_fields) - {"attributes"}
@@ -294,7 +295,7 @@ def map_ci(record: dict[str, Any], mapping: CIMapping) -> ConfigurationItem:
 
 
 def _title(title: Any) -> str:
-    text = " ".join(str(title).split()) if title else ""
+    text = collapse_spaces(str(title)) if title else ""  # keeps an ideographic space (U+3000) as written
     if not text:
         return "(no subject)"
     return _clip(text, TITLE_MAX)

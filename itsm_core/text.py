@@ -15,10 +15,20 @@ _CONTROLS_IN_LINE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _CONTROLS_IN_TEXT = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")  # keeps tab, LF, CR
 
 
+# Every whitespace but the ideographic space (U+3000): Japanese and Chinese text uses it as a character of its
+# own (an indent, a gap between names), so it is kept as written, never turned into an ASCII space.
+_SPACES = re.compile(r"[^\S\u3000]+")
+
+
+def collapse_spaces(value: str) -> str:
+    """Runs of whitespace as one space, no blank edges; an ideographic space (U+3000) is kept as it is."""
+    return _SPACES.sub(" ", value).strip(" ")
+
+
 def single_line(value: str) -> str:
     """A one-line value (subject, name): control sequences removed, other controls and line breaks as spaces."""
     value = _SEQUENCES.sub("", value)
-    return " ".join(_CONTROLS_IN_LINE.sub(" ", value).split())
+    return collapse_spaces(_CONTROLS_IN_LINE.sub(" ", value))
 
 
 def without_controls(text: str) -> str:

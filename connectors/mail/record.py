@@ -97,13 +97,17 @@ def decode_mail(
 def decode_message(payload: bytes) -> dict[str, Any]:
     """The parsed message as the `email` mapping and intake read it; raises `MailParseError` if it is no message.
 
-    Adds `noise` (auto-reply or bounce, or None) and `reply_text` (the new part of a reply).
+    Adds `noise` (auto-reply or bounce, or None) and `reply_text` (the new part of a reply); `requester_unknown`
+    and `defects` are None unless the parser had to recover the sender or repair the mail.
     """
     message = parse_message(payload)
     record = message.model_dump()
     noise = classify_noise(payload)
     record["noise"] = noise.model_dump() if noise else None
     record["reply_text"] = reply_text(message.text)
+    # only a mail that needed them carries these (the mapping keeps them in the ticket's custom fields)
+    record["requester_unknown"] = message.requester_unknown or None
+    record["defects"] = message.defects or None
     record["attachments"] = [
         {"name": a.filename, "content_type": a.content_type, "content": a.content, "content_id": a.content_id}
         for a in message.attachments

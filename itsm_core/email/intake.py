@@ -13,6 +13,9 @@
    (quarantined); a reply to a resolved ticket opens it again (the resolution notice promises so);
 6. otherwise a new ticket (naming, in `custom_fields.mentions`, the tickets it named without proof).
 
+A mail whose headers name no usable sender (`requester_unknown`, the parser's placeholder address) is triaged
+the same way, but gets no acknowledgement and makes nobody a watcher.
+
 What it records, in the batch's transaction: every Message-ID with its ticket (so replies thread), CC'd
 addresses as watchers, and — for a new ticket from a real person — an acknowledgement in the outbox.
 """
@@ -199,7 +202,9 @@ class EmailIntake:
                 )
             if threaded:
                 watcher_rows += self._watchers(mail, ticket_id, requester_of.get(ticket_id), now)
-            if isinstance(item.disposition, MakeTicket) and item.created and self._acknowledges():
+            if mail.get("requester_unknown"):
+                pass  # nobody to tell: the address is a placeholder (an agent finds the requester)
+            elif isinstance(item.disposition, MakeTicket) and item.created and self._acknowledges():
                 acknowledgements.append((ticket_id, self._acknowledgement(mail)))
             elif isinstance(item.disposition, Refuse) and mail.get("oversize") and self._acknowledges():
                 acknowledgements.append((None, self._acknowledgement(mail, "refused", reason=item.disposition.reason)))
@@ -263,7 +268,8 @@ class EmailIntake:
     ) -> list[dict[str, Any]]:
         """Who follows the ticket from this mail: the people CC'd, and its sender when it is not the requester
         (someone who writes on the thread wants to hear the outcome). Never the requester nor the hub itself."""
-        addresses = {a.lower() for a in [*(mail.get("cc") or []), mail.get("from_address") or ""] if a}
+        sender = "" if mail.get("requester_unknown") else mail.get("from_address") or ""  # not a placeholder
+        addresses = {a.lower() for a in [*(mail.get("cc") or []), sender] if a}
         addresses -= self.hub_addresses | {(requester or "").lower()}
         return [{"ticket_id": ticket_id, "address": a, "created_at": now} for a in sorted(addresses)]
 

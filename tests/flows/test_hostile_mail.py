@@ -20,7 +20,7 @@ from itsm_core.config import load_config
 from itsm_core.store import Store
 from itsm_core.store.quarantine import count_dead_letters
 from itsm_core.store.sync_state import get_state, save_watermark
-from itsm_core.store.tables import MailMessageRow, TicketWatcherRow
+from itsm_core.store.tables import MailMessageRow, OutboxRow, TicketWatcherRow
 from itsm_core.store.tickets import count_tickets, get_ticket, list_tickets
 from itsm_core.sync.batch import BatchReport
 from itsm_core.sync.ingest import ingest_batch
@@ -215,3 +215,69 @@ def test_a_50_mb_attachment_within_the_caps_or_refused_with_the_reason(
                 assert full["attachments"] == []
                 assert "laptop.img" in full["description"] and "max_attachment_bytes" in full["description"]
     store.dispose()
+
+
+FIDELITY = Path(__file__).resolve().parents[1] / "connectors" / "mail" / "fixtures" / "fidelity"
+#: Issue 23: mail a mature helpdesk turns into tickets, each with the requester it must get.
+RECOVERED = {
+    "empty-from-reply-to.eml": "Kenji.Sato@example.jp",  # From: "Helpdesk user" <>, the sender from Reply-To
+    "no-from-sender.eml": "ops-robot@example.org",  # no From, the sender from Sender
+    "trailing-dot-domain.eml": "Ann.Lee@example.com",  # ann's domain written absolute (example.com.)
+    "junk-first-line.eml": "ann@example.com",  # an exporter's banner before the headers
+    "unknown-requester.eml": "unknown-requester@unknown.invalid",  # no address anywhere: for an agent
+    "iso-2022-jp-nec.eml": "Taro.Yamada@yamada.example.jp",  # ①, ㈱ under ESC $ B
+}
+
+
+@pytest.mark.parametrize("transport", ["maildir", "imap"])
+def test_mail_without_a_usable_from_becomes_a_ticket_with_the_right_requester(tmp_path, postgres_url, transport):
+    """Through the real page loop: every mail a ticket with its recovered requester, the one without any flagged
+    for an agent and not acknowledged (its address is a placeholder), a bare MAILER-DAEMON still a bounce."""
+    payloads = {name: (FIDELITY / name).read_bytes() for name in [*RECOVERED, "bare-mailer-daemon.eml"]}
+    email = (  # acknowledgements are only queued here: no SMTP server is needed
+        "email: {hub_addresses: [helpdesk@northwind.example], smtp: {host: 127.0.0.1, port: 2525, "
+        "security: plain, from_address: helpdesk@northwind.example}}\n"
+    )
+    config = tmp_path / "itsm.yaml"
+    Store(postgres_url).upgrade()
+    if transport == "maildir":
+        inbox = tmp_path / "inbox"
+        inbox.mkdir()
+        for name, payload in payloads.items():
+            (inbox / name).write_bytes(payload)
+        drop = f"{{name: drop, kind: maildir, path: {inbox}}}"
+        config.write_text(f"database_url: {postgres_url}\n{email}sources:\n  - {drop}\n")
+        report = pull(config, "drop")
+    else:
+        with running_dovecot(tmp_path / "dovecot", {"helpdesk": "imap-pw"}) as server:
+            deliver(server, *payloads.values())
+            source = json.dumps(source_settings(server))
+            config.write_text(f"database_url: {postgres_url}\n{email}sources:\n  - {source}\n")
+            report = pull(config, "helpdesk")
+    assert (report.fetched, report.created, report.ignored, report.quarantined) == (7, 6, 1, 0)
+    store = Store(postgres_url)
+    with store.connect() as conn:
+        assert count_dead_letters(conn) == 0
+        tickets = {t["custom_fields"]["message_id"]: get_ticket(conn, t["id"]) for t in list_tickets(conn)}
+        acknowledged = set(conn.execute(select(OutboxRow.ticket_id)).scalars())
+    store.dispose()
+    by_file = {name: tickets[_message_id(payloads[name])] for name in RECOVERED}
+    assert {name: ticket["requester"] for name, ticket in by_file.items()} == RECOVERED
+    unknown = by_file["unknown-requester.eml"]
+    assert unknown["custom_fields"]["requester_unknown"] is True and unknown["requester_name"] == "Someone"
+    assert unknown["title"] == "Who am I" and unknown["description"] == "No address anywhere."
+    assert unknown["id"] not in acknowledged
+    assert acknowledged == {t["id"] for name, t in by_file.items() if name != "unknown-requester.eml"}
+    recovered = by_file["empty-from-reply-to.eml"]
+    assert "requester_unknown" not in recovered["custom_fields"]
+    assert recovered["custom_fields"]["mail_defects"] == [
+        "the From header names no address: '\"Helpdesk user\" <>'; the sender was taken from Reply-To"
+    ]
+    japanese = by_file["iso-2022-jp-nec.eml"]
+    assert (
+        japanese["title"] == "㈱山田商事\u3000サーバー障害①" and "①サーバーが起動しません。" in japanese["description"]
+    )
+
+
+def _message_id(payload: bytes) -> str:
+    return payload.split(b"Message-ID: <", 1)[1].split(b">", 1)[0].decode()

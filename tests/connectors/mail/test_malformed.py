@@ -141,8 +141,11 @@ CORPUS: dict[str, tuple[bytes, str]] = {
         b'Content-Disposition: attachment; filename="empty.pdf"\r\n\r\n\r\n--Z--\r\n',
         "parsed",
     ),
-    "no-from": (b"To: helpdesk@northwind.example\r\nSubject: who?\r\n\r\nbody\r\n", "quarantined"),
-    "nul-in-headers": (b"From: a@b\x00\r\nSubject: nul\r\n\r\nbody\r\n", "quarantined"),
+    # issue 23: a mail without a sender is still somebody's mail (an "unknown requester" ticket for an agent), and
+    # a stray NUL in a header is repaired; only a mail with neither a sender nor any content is refused
+    "no-from": (b"To: helpdesk@northwind.example\r\nSubject: who?\r\n\r\nbody\r\n", "parsed"),
+    "no-from-no-content": (b"To: helpdesk@northwind.example\r\nSubject: \r\n\r\n\r\n", "quarantined"),
+    "nul-in-headers": (b"From: a@b\x00\r\nSubject: nul\r\n\r\nbody\r\n", "parsed"),
     "binary-noise": (bytes(range(256)) * 8, "quarantined"),
     "empty-file": (b"", "quarantined"),
 }

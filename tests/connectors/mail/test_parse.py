@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from connectors.mail.parse import ParsedMail, parse_message
+from connectors.mail.parse import UNKNOWN_REQUESTER, ParsedMail, parse_message
 from itsm_core.errors import MailParseError, ParseError
 
 REPO = Path(__file__).resolve().parents[3]
@@ -33,7 +33,7 @@ def test_there_are_about_ten_samples():
 def test_every_demo_sample_parses(path: Path):
     mail = parse_message(path.read_bytes())
     assert mail.subject.strip()
-    assert re.fullmatch(r"[a-z0-9._-]+@northwind\.example", mail.from_address)
+    assert re.fullmatch(r"[A-Za-z0-9._-]+@northwind\.example", mail.from_address)  # the local part as written
     assert mail.text.strip()
     assert mail.to == ["helpdesk@northwind.example"]
     assert mail.message_id and mail.message_id.endswith("@northwind.example")
@@ -58,7 +58,7 @@ def test_sample_message_ids_are_unique():
 def test_plain_english_incident():
     mail = sample("01-vpn-not-connecting.eml")
     assert mail.subject == "VPN not connecting from home office"
-    assert mail.from_address == "oliver.bennett@northwind.example"  # written Oliver.Bennett@...
+    assert mail.from_address == "Oliver.Bennett@northwind.example"  # as written: only the domain is lower-cased
     assert mail.from_name == "Oliver Bennett"
     assert mail.message_id == "CAOB7f3a91c2vpn@northwind.example"
     assert mail.date == datetime(2026, 11, 2, 8, 47, 12, tzinfo=UTC)
@@ -194,7 +194,7 @@ def test_raw_8bit_latin1_headers_and_encoded_words_with_a_wrong_charset():
     )
     mail = parse_message(raw)
     assert mail.subject == "Café kaputt, Grüße aus Köln"
-    assert mail.from_name == "Renée Müller" and mail.from_address == "r.mueller@x.example"
+    assert mail.from_name == "Renée Müller" and mail.from_address == "R.Mueller@x.example"
     assert mail.to == ["j@x.example", "jd@x.example"]
 
 
@@ -312,21 +312,28 @@ def test_headerless_prose_is_not_a_message():
         parse_message(b"Hello helpdesk,\n\nmy printer is broken again.\n\nThanks, Ann\n")
 
 
-def test_message_without_from_is_not_a_message():
+# Issue 23 changed these three: a mail without a usable sender is an "unknown requester" mail (still refused when
+# it has no content either), and a stray NUL in a header is repaired; only binary data is refused.
+def test_message_without_from_is_an_unknown_requester_mail():
     message = EmailMessage()
     message["To"] = "helpdesk@northwind.example"
     message["Subject"] = "who sent this?"
     message.set_content("body")
-    with pytest.raises(MailParseError, match="no From header"):
-        parse_message(bytes(message))
+    mail = parse_message(bytes(message))
+    assert mail.requester_unknown and mail.from_address == UNKNOWN_REQUESTER and mail.text == "body"
+    assert mail.defects == ["no From header", "no header names a usable sender: an agent must find the requester"]
+    with pytest.raises(MailParseError, match="no sender and no content"):
+        parse_message(b"To: helpdesk@northwind.example\nSubject:\n\n\n")
 
 
-def test_from_without_an_address_is_not_a_message():
-    with pytest.raises(MailParseError, match="no e-mail address"):
-        parse_message(b"From: Ann Smith\nSubject: s\n\nbody\n")
+def test_from_without_an_address_keeps_the_name_for_an_agent():
+    mail = parse_message(b"From: Ann Smith\nSubject: s\n\nbody\n")
+    assert mail.requester_unknown and mail.from_name == "Ann Smith" and mail.subject == "s"
 
 
-def test_nul_bytes_in_the_header_block_are_corrupt_but_not_in_the_body():
-    with pytest.raises(MailParseError, match="NUL bytes"):
-        parse_message(b"From: a@x.example\nSubject: s\x00\n\nbody\n")
+def test_nul_bytes_in_the_header_block_are_removed_but_binary_data_is_refused():
+    mail = parse_message(b"From: a@x.example\nSubject: s\x00\n\nbody\n")
+    assert mail.subject == "s" and mail.defects == ["NUL bytes in the header block were removed"]
     assert parse_message(b"From: a@x.example\nSubject: s\n\nbo\x00dy\n").text == "body"
+    with pytest.raises(MailParseError, match="NUL bytes"):
+        parse_message(b"\x00\x00\x00\x01From: a@x.example\nSubject: s\x00\x00\x00\x00\n\nbody\n")
