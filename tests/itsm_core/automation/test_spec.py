@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from pydantic import SecretStr
 
@@ -104,3 +106,14 @@ def test_the_documented_example_loads_with_its_secret_hidden(monkeypatch):
 def test_no_automation_section_means_no_rules():
     automation = parse_config("").automation
     assert automation.rules == [] and automation.directories == {}
+
+
+def test_the_readme_automation_example_is_valid(monkeypatch):
+    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text(encoding="utf-8")
+    example = readme.split("## Automation", 1)[1].split("```yaml\n", 1)[1].split("```", 1)[0]
+    monkeypatch.setenv("LDAP_PASSWORD", "x")
+    config = parse_config(example)
+    (rule,) = config.automation.rules
+    assert (rule.name, rule.run_deployment.name) == ("reset-password", "reset-password/ldap-reset")
+    assert config.rules.classification[0].set == {"intent": "password_reset"}
+    assert "corp" in config.automation.directories
