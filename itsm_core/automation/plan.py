@@ -31,7 +31,7 @@ from itsm_core.rules.conditions import compile_condition, record_view
 from itsm_core.store.bulk import one_of
 from itsm_core.store.comments import author_address
 from itsm_core.store.outbox import enqueue_once
-from itsm_core.store.tables import AuditEventRow, CommentRow
+from itsm_core.store.tables import AuditEventRow, CommentRow, TicketRow
 from itsm_core.store.tickets import format_ticket_id
 from itsm_core.sync.decide import read_for_rules
 from itsm_core.sync.propagate import Change
@@ -40,6 +40,7 @@ from itsm_core.templating import render
 log = logging.getLogger("itsm.automation")
 comments = CommentRow.__table__
 audit_events = AuditEventRow.__table__
+tickets = TicketRow.__table__
 
 #: The outbox target of automation steps.
 AUTOMATION_TARGET = "automation"
@@ -108,6 +109,8 @@ class AutomationPlanner:
     def __init__(self, config: AutomationConfig) -> None:
         self.config = config
         self.conditions = {rule.name: compile_condition(rule.when) for rule in config.rules}
+        self.confirm = {word.casefold() for word in config.confirm_words}
+        self.decline = {word.casefold() for word in config.decline_words}
 
     def explain(
         self, ticket: dict[str, Any], confidence: float, run: dict[str, Any] | None = None
@@ -140,7 +143,7 @@ class AutomationPlanner:
         ids = {change.ticket_id for change in changes}
         known = runs_of(conn, ids)
         queued = self._answers(
-            conn, [c for c in changes if c.comment_ids and known.get(c.ticket_id, {}).get("state") == "asked"]
+            conn, [c for c in changes if c.comment_ids and known.get(c.ticket_id, {}).get("state") == "asked"], known
         )
         fresh = ids - set(known)
         if fresh:
@@ -171,7 +174,7 @@ class AutomationPlanner:
         new = create_runs(conn, planned)
         return enqueue_once(conn, AUTOMATION_TARGET, [step for step in steps if step[0] in new])
 
-    def _answers(self, conn: Connection, changes: list[Change]) -> int:
+    def _answers(self, conn: Connection, changes: list[Change], runs: dict[int, dict[str, Any]]) -> int:
         """The requester's replies to the question: the first confirming or declining one decides."""
         if not changes:
             return 0
@@ -180,10 +183,8 @@ class AutomationPlanner:
             comments.c.id.in_(wanted)
         )
         replies = conn.execute(query.order_by(comments.c.id)).all()
-        requesters = {
-            t["id"]: author_address(t["requester"]) for t in read_for_rules(conn, {c.ticket_id for c in changes})
-        }
-        runs = runs_of(conn, requesters)
+        asked = select(tickets.c.id, tickets.c.requester).where(tickets.c.id.in_({c.ticket_id for c in changes}))
+        requesters = {ticket_id: author_address(requester) for ticket_id, requester in conn.execute(asked)}
         steps = []
         for ticket_id, author, body, public in replies:
             if not public or not requesters.get(ticket_id) or author_address(author) != requesters[ticket_id]:
@@ -201,9 +202,9 @@ class AutomationPlanner:
             if not line.strip() or line.lstrip().startswith(">"):
                 continue
             word = line.strip().strip(".!,;:").casefold()
-            if word in {w.casefold() for w in self.config.confirm_words}:
+            if word in self.confirm:
                 return "yes"
-            if word in {w.casefold() for w in self.config.decline_words}:
+            if word in self.decline:
                 return "no"
             return None
         return None
