@@ -14,7 +14,7 @@ from sqlalchemy import Connection, insert, select, update
 
 from itsm_core.models import utcnow
 from itsm_core.store.audit import audit_event
-from itsm_core.store.bulk import insert_ignoring_conflicts, one_of
+from itsm_core.store.bulk import insert_ignoring_conflicts, insert_rows, one_of
 from itsm_core.store.tables import AuditEventRow, AutomationRunRow
 
 runs = AutomationRunRow.__table__
@@ -64,7 +64,7 @@ def create_runs(conn: Connection, planned: list[dict[str, Any]]) -> set[int]:
         if item["ticket_id"] in new
     ]
     if events:
-        conn.execute(insert(audit_events), events)
+        insert_rows(conn, audit_events, events)
     return new
 
 

@@ -1,25 +1,47 @@
-"""Set-based statements that work the same on SQLite and PostgreSQL: one per batch, never one per row."""
+"""Set-based statements that work the same on SQLite and PostgreSQL: one per batch, never one per row.
+
+On PostgreSQL a batch is one statement whatever its size: every column's values go as one array parameter and
+`unnest` turns them back into rows (`INSERT … SELECT … FROM unnest(…)`, `UPDATE … FROM unnest(…)`). The
+server plans one statement instead of one per row, and psycopg sends a few arrays instead of pipelining a
+statement per row (about 4x faster for a page of tickets with their comments and audit events). SQLite, which
+runs in-process and prepares a statement once for an executemany, takes SQLAlchemy's executemany.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Insert, Table, any_, bindparam, insert, update
+from sqlalchemy import Connection, Table, any_, bindparam, insert, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.elements import ColumnElement
 
 
-def insert_returning(
-    conn: Connection, table: Table, rows: Sequence[dict[str, Any]], returning: Sequence[ColumnElement[Any]]
-) -> list[tuple[Any, ...]]:
-    """`INSERT … RETURNING` for all rows: the `returning` values of each row, in the order of `rows`.
+def insert_rows(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+    """`INSERT` of all rows (each with the same keys) in one statement."""
+    if not rows:
+        return
+    if _unnest_applies(conn, table, rows):
+        _Unnest(conn, table, rows).insert()
+    else:
+        conn.execute(insert(table), list(rows))
 
-    Returned values are as the driver gives them (ids, texts): return plain columns, not ones whose type converts.
+
+def insert_returning(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> list[int]:
+    """`INSERT` of all rows; the new surrogate ids (`id`), in the order of `rows`.
+
+    On PostgreSQL the ids are drawn from the table's sequence first (one `nextval` query for the batch) and
+    inserted with the rows, because `INSERT … SELECT … RETURNING` does not promise rows back in input order.
     """
-    return _returning(conn, insert(table), table, rows, returning)
+    if not rows:
+        return []
+    if _unnest_applies(conn, table, rows) and "id" not in rows[0]:
+        ids = _next_ids(conn, table, len(rows))
+        _Unnest(conn, table, [{"id": new_id, **row} for new_id, row in zip(ids, rows, strict=True)]).insert()
+        return ids
+    return [new_id for (new_id,) in conn.execute(insert(table).returning(table.c.id), list(rows))]
 
 
 def insert_ignoring_conflicts(
@@ -31,49 +53,19 @@ def insert_ignoring_conflicts(
 ) -> list[tuple[Any, ...]]:
     """`INSERT … ON CONFLICT (conflict_columns) DO NOTHING` for all rows at once.
 
-    Returns the `returning` columns of the rows actually inserted (rows that hit a conflict return nothing),
-    so a caller learns which keys were new in the same round trip.
+    Returns the `returning` columns of the rows actually inserted, in no particular order (rows that hit a
+    conflict return nothing), so a caller learns which keys were new in the same round trip.
     """
     if not rows:
         return []
+    if _unnest_applies(conn, table, rows):
+        return _Unnest(conn, table, rows).insert(conflict_columns, [column.name for column in returning])
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
     statement = dialect.insert(table).on_conflict_do_nothing(index_elements=list(conflict_columns))
     if returning:
-        return _returning(conn, statement, table, rows, returning)
+        return [tuple(row) for row in conn.execute(statement.returning(*returning), list(rows))]
     conn.execute(statement, list(rows))
     return []
-
-
-def _returning(
-    conn: Connection, statement: Insert, table: Table, rows: Sequence[dict[str, Any]],
-    returning: Sequence[ColumnElement[Any]],
-) -> list[tuple[Any, ...]]:  # fmt: skip
-    if not rows:
-        return []
-    keys = list(rows[0])
-    python_defaults = any(c.default is not None and c.key not in keys for c in table.c)
-    if conn.dialect.name != "postgresql" or len(rows) == 1 or python_defaults:
-        return [tuple(row) for row in conn.execute(statement.returning(*returning), list(rows))]
-    # PostgreSQL: SQLAlchemy would send one INSERT … VALUES (…), (…) with a placeholder per value, which psycopg
-    # parses again for every batch (too long for its statement cache): ~5x slower than psycopg's own
-    # executemany(returning=True), which prepares the one-row statement once and pipelines the rows.
-    compiled = statement.returning(*returning).compile(dialect=conn.dialect, column_keys=keys)
-    processors = compiled._bind_processors  # the column types' own conversions (JSON, UTC timestamps, …)
-    params = []
-    for row in rows:
-        values = compiled.construct_params(row)
-        params.append({k: processors[k](v) if k in processors else v for k, v in values.items()})
-    found: list[tuple[Any, ...]] = []
-    driver = conn.connection.driver_connection
-    with driver.cursor() as cursor:  # same connection, same transaction
-        try:
-            cursor.executemany(str(compiled), params, returning=True)
-        except driver.Error as exc:  # as SQLAlchemy raises it elsewhere, so callers catch one kind (DBAPIError)
-            raise DBAPIError.instance(str(compiled), None, exc, type(driver).Error) from None
-        while True:
-            found.extend(cursor.fetchall())  # one result per row; empty where ON CONFLICT skipped it
-            if not cursor.nextset():
-                return found
 
 
 def upsert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]], key_columns: Sequence[str]) -> None:
@@ -90,19 +82,28 @@ def upsert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]], key_c
 
 
 def update_by_id(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
-    """`UPDATE table SET … WHERE id = :id` for many rows with an executemany; rows may set different columns."""
-    by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    """`UPDATE table SET … WHERE id = …` for many rows; rows may set different columns.
+
+    Several rows for one id apply in order (the later value of a column wins), as one UPDATE each would.
+    """
+    merged: dict[Any, dict[str, Any]] = {}
     for row in rows:
+        merged.setdefault(row["id"], {}).update(row)
+    by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for row in merged.values():
         columns = tuple(sorted(k for k in row if k != "id"))
         if columns:
-            by_columns.setdefault(columns, []).append({f"_{k}": v for k, v in row.items()})
+            by_columns.setdefault(columns, []).append({"id": row["id"], **{k: row[k] for k in columns}})
     for columns, group in by_columns.items():
+        if _unnest_applies(conn, table, group):
+            _Unnest(conn, table, group).update(columns)
+            continue
         statement = (
             update(table)
             .where(table.c.id == bindparam("_id"))
             .values({column: bindparam(f"_{column}") for column in columns})
         )
-        conn.execute(statement, group)
+        conn.execute(statement, [{f"_{k}": v for k, v in row.items()} for row in group])
 
 
 def one_of(conn: Connection, column: ColumnElement[Any], values: Iterable[Any]) -> ColumnElement[bool]:
@@ -113,3 +114,66 @@ def one_of(conn: Connection, column: ColumnElement[Any], values: Iterable[Any]) 
     if conn.dialect.name == "postgresql":
         return column == any_(bindparam(None, values, type_=ARRAY(column.type)))
     return column.in_(values)
+
+
+# --- PostgreSQL: a batch as column arrays ----------------------------------------------------------------------
+
+
+def _unnest_applies(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> bool:
+    """PostgreSQL, and no column the rows leave out has a Python-side default (SQLAlchemy would fill it in)."""
+    if conn.dialect.name != "postgresql" or len(rows) < 2:
+        return False
+    keys = rows[0].keys()
+    return not any(column.default is not None and column.key not in keys for column in table.c)
+
+
+def _next_ids(conn: Connection, table: Table, count: int) -> list[int]:
+    driver = conn.connection.driver_connection
+    with driver.cursor() as cursor:
+        cursor.execute(
+            "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)", (table.fullname, count)
+        )
+        return sorted(new_id for (new_id,) in cursor.fetchall())
+
+
+class _Unnest:
+    """The rows of a batch as one array per column, each cast to the column's type, for one statement."""
+
+    def __init__(self, conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+        self.conn, self.table = conn, table
+        dialect = conn.dialect
+        quote = dialect.identifier_preparer.quote
+        self.keys = list(rows[0])
+        self.names = [quote(key) for key in self.keys]
+        casts, self.arrays = [], []
+        for key in self.keys:
+            column_type = table.c[key].type
+            process = column_type.dialect_impl(dialect).bind_processor(dialect)  # JSON, UTC timestamps, …
+            values = [row[key] for row in rows]
+            self.arrays.append([process(value) for value in values] if process else values)
+            casts.append(f"%s::{column_type.compile(dialect=dialect)}[]")
+        self.target = dialect.identifier_preparer.format_table(table)
+        self.source = f"unnest({', '.join(casts)}) AS batch({', '.join(self.names)})"
+
+    def insert(self, conflict_columns: Sequence[str] = (), returning: Sequence[str] = ()) -> list[tuple[Any, ...]]:
+        names = ", ".join(self.names)
+        sql = f"INSERT INTO {self.target} ({names}) SELECT {names} FROM {self.source}"
+        if conflict_columns:
+            sql += f" ON CONFLICT ({', '.join(conflict_columns)}) DO NOTHING"
+        if returning:
+            sql += f" RETURNING {', '.join(returning)}"
+        return self._execute(sql, fetch=bool(returning))
+
+    def update(self, columns: Sequence[str]) -> None:
+        quote = self.conn.dialect.identifier_preparer.quote
+        assignments = ", ".join(f"{quote(c)} = batch.{quote(c)}" for c in columns)
+        self._execute(f"UPDATE {self.target} SET {assignments} FROM {self.source} WHERE {self.target}.id = batch.id")
+
+    def _execute(self, sql: str, *, fetch: bool = False) -> list[tuple[Any, ...]]:
+        driver = self.conn.connection.driver_connection
+        with driver.cursor() as cursor:  # same connection, same transaction
+            try:
+                cursor.execute(sql, self.arrays)
+            except driver.Error as exc:  # as SQLAlchemy raises it elsewhere, so callers catch one kind (DBAPIError)
+                raise DBAPIError.instance(sql, None, exc, type(driver).Error) from None
+            return [tuple(row) for row in cursor.fetchall()] if fetch else []

@@ -19,14 +19,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, Connection, bindparam, delete, exists, func, insert, literal, select
+from sqlalchemy import ColumnElement, Connection, bindparam, delete, exists, func, literal, select
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.types import Text
 
 from itsm_core.mapping import RelationshipSpec
 from itsm_core.models import ConfigurationItem, utcnow
 from itsm_core.store.audit import audit_event
-from itsm_core.store.bulk import insert_ignoring_conflicts, insert_returning, one_of, update_by_id
+from itsm_core.store.bulk import insert_ignoring_conflicts, insert_returning, insert_rows, one_of, update_by_id
 from itsm_core.store.identities import add_identities
 from itsm_core.store.tables import (
     AuditEventRow,
@@ -125,7 +125,7 @@ def _write_wave(
 
     if new:
         rows = [{**_row(items[i].ci), "created_at": now, "updated_at": now} for i in new]
-        ids = [ci_id for (ci_id,) in insert_returning(conn, configuration_items, rows, [configuration_items.c.id])]
+        ids = insert_returning(conn, configuration_items, rows)
         add_identities(
             conn,
             system,
@@ -140,7 +140,7 @@ def _write_wave(
             if rows[k][name] is not None
         ]
         if events:
-            conn.execute(insert(audit_events), events)
+            insert_rows(conn, audit_events, events)
         for i, ci_id in zip(new, ids, strict=True):
             results[i] = CIWriteResult("created", ci_id)
 
@@ -194,7 +194,7 @@ def _update_existing(
         results[i] = CIWriteResult("updated" if changes else "unchanged", ci_id, changed=changed)
     update_by_id(conn, configuration_items, updates)
     if events:
-        conn.execute(insert(audit_events), events)
+        insert_rows(conn, audit_events, events)
     landed = [
         {"id": known[items[i].external_id][0], "landed_hash": items[i].payload_hash, "updated_at": now}
         for i in existing

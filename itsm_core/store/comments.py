@@ -30,7 +30,7 @@ def add_comments(conn: Connection, items: Sequence[tuple[int, Comment]]) -> list
         }
         for ticket_id, comment in items
     ]
-    ids = [comment_id for (comment_id,) in insert_returning(conn, comments, rows, [comments.c.id])]
+    ids = insert_returning(conn, comments, rows)
     store_attachments(
         conn,
         [

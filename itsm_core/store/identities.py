@@ -6,9 +6,10 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Literal
 
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, select
 
 from itsm_core.models import TicketStatus
+from itsm_core.store.bulk import insert_rows
 from itsm_core.store.tables import ExternalRefRow, TicketRow
 
 external_refs = ExternalRefRow.__table__
@@ -31,7 +32,7 @@ def add_identities(
         for external_id, digest, owner_id in items
     ]  # fmt: skip
     if rows:
-        conn.execute(insert(external_refs), rows)
+        insert_rows(conn, external_refs, rows)
 
 
 def unfinished_ticket_ids(conn: Connection, system: str) -> list[str]:

@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import Connection, func, insert, select, update
 
 from itsm_core.models import utcnow
-from itsm_core.store.bulk import one_of
+from itsm_core.store.bulk import insert_rows, one_of
 from itsm_core.store.quarantine import quarantine
 from itsm_core.store.tables import OutboxRow
 
@@ -70,7 +70,7 @@ def enqueue_once(conn: Connection, target_system: str, items: Sequence[tuple[int
         if digest not in known
     ]  # fmt: skip
     if rows:
-        conn.execute(insert(outbox), rows)
+        insert_rows(conn, outbox, rows)
     return len(rows)
 
 

@@ -20,7 +20,7 @@ def quarantine(conn: Connection, letters: list[dict[str, Any]]) -> list[int]:
         return []
     now = utcnow()
     rows = [{"created_at": now, "replay_attempts": 0, **letter} for letter in letters]
-    return [letter_id for (letter_id,) in insert_returning(conn, dead_letters, rows, [dead_letters.c.id])]
+    return insert_returning(conn, dead_letters, rows)
 
 
 def list_dead_letters(

@@ -12,12 +12,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import Connection, func, insert, select
+from sqlalchemy import Connection, func, select
 
 from itsm_core.errors import InvalidTransition, NotFound
 from itsm_core.models import OPEN_STATUSES, Attachment, ClassifiedBy, Ticket, TicketStatus, check_transition, utcnow
 from itsm_core.store.audit import audit_event
-from itsm_core.store.bulk import insert_ignoring_conflicts, insert_returning, one_of, update_by_id
+from itsm_core.store.bulk import insert_ignoring_conflicts, insert_returning, insert_rows, one_of, update_by_id
 from itsm_core.store.identities import add_identities
 from itsm_core.store.tables import (
     AttachmentBlobRow,
@@ -114,7 +114,7 @@ def _write_wave(
 
     if new:
         rows = [_row(items[i].ticket) for i in new]
-        ids = [ticket_id for (ticket_id,) in insert_returning(conn, tickets, rows, [tickets.c.id])]
+        ids = insert_returning(conn, tickets, rows)
         add_identities(
             conn,
             system,
@@ -129,7 +129,7 @@ def _write_wave(
             if rows[k][name] is not None
         ]
         if events:
-            conn.execute(insert(audit_events), events)
+            insert_rows(conn, audit_events, events)
         _attach(conn, [(ticket_id, items[i].ticket) for i, ticket_id in zip(new, ids, strict=True)], now)
         for i, ticket_id in zip(new, ids, strict=True):
             results[i] = WriteResult("created", ticket_id)
@@ -195,7 +195,7 @@ def _update_existing(
     update_by_id(conn, tickets, updates)
     forget_pushed(conn, system, forget)
     if events:
-        conn.execute(insert(audit_events), events)
+        insert_rows(conn, audit_events, events)
     _attach(conn, to_attach, now)
     landed = [
         {"id": known[items[i].external_id][0], "landed_hash": items[i].payload_hash, "updated_at": now}
@@ -329,7 +329,7 @@ def set_statuses(
         events.append(_event(row["id"], "status", row["status"], status.value, actor, source, now))
     update_by_id(conn, tickets, updates)
     if events:
-        conn.execute(insert(audit_events), events)
+        insert_rows(conn, audit_events, events)
     return [u["id"] for u in updates]
 
 
@@ -367,7 +367,7 @@ def set_fields(conn: Connection, ticket_id: int, values: dict[str, Any], actor: 
         events.append(
             _event(ticket_id, "classified_by", row["classified_by"], claimed["classified_by"], actor, None, now)
         )
-    conn.execute(insert(audit_events), events)
+    insert_rows(conn, audit_events, events)
     return changed
 
 

@@ -16,13 +16,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, select
+from sqlalchemy import Connection, func, select
 
 from itsm_core.models import OPEN_STATUSES, ClassifiedBy, utcnow
 from itsm_core.rules.engine import MATRIX, TRIAGE, Decided, Rules
 from itsm_core.rules.routing import Workload
 from itsm_core.store.audit import audit_event
-from itsm_core.store.bulk import one_of, update_by_id, upsert
+from itsm_core.store.bulk import insert_rows, one_of, update_by_id, upsert
 from itsm_core.store.tables import AuditEventRow, ConfigurationItemRow, RoutingTurnRow, TicketCILinkRow, TicketRow
 from itsm_core.sync.propagate import HUB, Change
 
@@ -82,7 +82,7 @@ def apply_rules(
             report.triaged += d.by == TRIAGE
     update_by_id(conn, tickets, updates)
     if events:
-        conn.execute(insert(AuditEventRow.__table__), events)
+        insert_rows(conn, AuditEventRow.__table__, events)
     save_turns(conn, workload, now)
     return hub_changes, report
 

@@ -16,13 +16,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, insert, or_, select, tuple_
+from sqlalchemy import Connection, and_, delete, or_, select, tuple_
 
 from itsm_core.models import utcnow
 from itsm_core.rules import Rules
 from itsm_core.rules.sla import STOPPED, TRACKED, Change, Clock, SlaRules
 from itsm_core.store.audit import audit_event
-from itsm_core.store.bulk import insert_ignoring_conflicts, one_of, update_by_id, upsert
+from itsm_core.store.bulk import insert_ignoring_conflicts, insert_rows, one_of, update_by_id, upsert
 from itsm_core.store.comments import author_address
 from itsm_core.store.tables import (
     AuditEventRow,
@@ -228,7 +228,7 @@ def _fire(
         report.fired.append(fired_item)
     update_by_id(conn, tickets, _merge(updates))
     if audit_rows:
-        conn.execute(insert(audit), audit_rows)
+        insert_rows(conn, audit, audit_rows)
     return [TicketChange(ticket_id, frozenset(names), origin=HUB) for ticket_id, names in touched.items()]
 
 

@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 from sqlalchemy import select
 
-from itsm_core.store.bulk import insert_ignoring_conflicts, insert_returning, one_of
+from itsm_core.store.bulk import insert_ignoring_conflicts, insert_returning, insert_rows, one_of, update_by_id
 from itsm_core.store.tables import ConfigurationItemRow, DeadLetterRow, InboundRecordRow
 
 letters = DeadLetterRow.__table__
@@ -21,16 +21,17 @@ def letter(n: int) -> dict:
     }  # fmt: skip
 
 
-def test_insert_returning_gives_each_rows_values_in_order_with_types_converted(store):
+def test_insert_returning_gives_each_rows_id_in_order_with_types_converted(store):
     rows = [letter(n) for n in (3, 1, 2)]
     with store.transaction() as conn:
-        ids = insert_returning(conn, letters, rows, [letters.c.id, letters.c.external_id])
-    assert [external_id for _, external_id in ids] == ["m3", "m1", "m2"]
+        ids = insert_returning(conn, letters, rows)
+    assert len(set(ids)) == 3
     with store.connect() as conn:
         stored = {r.id: r for r in conn.execute(select(letters))}
-    assert [stored[i].reason for i, _ in ids] == ["bad 3", "bad 1", "bad 2"]
-    assert all(stored[i].created_at == datetime(2026, 3, 29, 10, 0, tzinfo=UTC) for i, _ in ids)  # stored in UTC
-    assert stored[ids[0][0]].payload == b"\x00raw" * 3
+    assert [stored[i].external_id for i in ids] == ["m3", "m1", "m2"]
+    assert [stored[i].reason for i in ids] == ["bad 3", "bad 1", "bad 2"]
+    assert all(stored[i].created_at == datetime(2026, 3, 29, 10, 0, tzinfo=UTC) for i in ids)  # stored in UTC
+    assert stored[ids[0]].payload == b"\x00raw" * 3
 
 
 def test_insert_ignoring_conflicts_returns_only_the_new_rows_even_when_a_batch_repeats_one(store):
@@ -45,8 +46,8 @@ def test_insert_ignoring_conflicts_returns_only_the_new_rows_even_when_a_batch_r
         again = [record("b", "1"), record("c", "1"), record("c", "1"), record("a", "2")]
         second = insert_ignoring_conflicts(conn, inbound, again, key, returning)
         assert insert_ignoring_conflicts(conn, inbound, [record("a", "1")], key) == []  # no RETURNING: nothing
-    assert first == [("a", "1"), ("b", "1")]
-    assert second == [("c", "1"), ("a", "2")]  # b was there, the second c repeats the first
+    assert sorted(first) == [("a", "1"), ("b", "1")]
+    assert sorted(second) == [("a", "2"), ("c", "1")]  # b was there, the second c repeats the first
     with store.connect() as conn:
         assert conn.execute(select(inbound.c.external_id)).scalars().all().count("c") == 1
 
@@ -57,7 +58,7 @@ def test_json_columns_are_converted_on_the_fast_path_too(store):
     rows = [{"ci_class": "computer", "name": f"pc{n}", "status": "active", "attributes": a, "created_at": PARIS_NOON,
              "updated_at": PARIS_NOON} for n, a in enumerate(attributes)]  # fmt: skip
     with store.transaction() as conn:
-        ids = [ci_id for (ci_id,) in insert_returning(conn, cis, rows, [cis.c.id])]
+        ids = insert_returning(conn, cis, rows)
     with store.connect() as conn:
         stored = dict(conn.execute(select(cis.c.id, cis.c.attributes)).all())
     assert [stored[i] for i in ids] == attributes
@@ -65,7 +66,7 @@ def test_json_columns_are_converted_on_the_fast_path_too(store):
 
 def test_one_of_selects_the_rows_whose_value_is_listed(store):
     with store.transaction() as conn:
-        ids = [i for (i,) in insert_returning(conn, letters, [letter(n) for n in range(5)], [letters.c.id])]
+        ids = insert_returning(conn, letters, [letter(n) for n in range(5)])
 
     def picked(column, values):
         with store.connect() as conn:
@@ -74,3 +75,35 @@ def test_one_of_selects_the_rows_whose_value_is_listed(store):
     assert picked(letters.c.id, {ids[1], ids[3], 10**9}) == [ids[1], ids[3]]
     assert picked(letters.c.external_id, ["m0", "m4", "nope"]) == [ids[0], ids[4]]
     assert picked(letters.c.id, []) == []
+
+
+def test_update_by_id_applies_rows_in_order_even_when_they_repeat_an_id_and_set_different_columns(store):
+    with store.transaction() as conn:
+        ids = insert_returning(conn, letters, [letter(n) for n in range(3)])
+        update_by_id(
+            conn,
+            letters,
+            [
+                {"id": ids[0], "reason": "first", "replay_attempts": 1},
+                {"id": ids[1], "reason": "other"},
+                {"id": ids[0], "reason": "second"},  # later wins for reason; replay_attempts stays from the first
+                {"id": ids[2], "created_at": PARIS_NOON + timedelta(hours=1)},
+            ],
+        )
+    with store.connect() as conn:
+        stored = {r.id: r for r in conn.execute(select(letters))}
+    assert (stored[ids[0]].reason, stored[ids[0]].replay_attempts) == ("second", 1)
+    assert (stored[ids[1]].reason, stored[ids[1]].replay_attempts) == ("other", 0)
+    assert stored[ids[2]].created_at == datetime(2026, 3, 29, 11, 0, tzinfo=UTC)
+
+
+def test_insert_rows_writes_every_row_with_nulls_and_json_kept(store):
+    cis = ConfigurationItemRow.__table__
+    given = [({"k": None}, None), ({}, "S1")]
+    rows = [{"ci_class": "computer", "name": f"pc{n}", "status": "active", "attributes": a, "created_at": PARIS_NOON,
+             "updated_at": PARIS_NOON, "serial": s} for n, (a, s) in enumerate(given)]  # fmt: skip
+    with store.transaction() as conn:
+        insert_rows(conn, cis, rows)
+    with store.connect() as conn:
+        stored = conn.execute(select(cis.c.name, cis.c.attributes, cis.c.serial).order_by(cis.c.name)).all()
+    assert [tuple(r) for r in stored] == [("pc0", {"k": None}, None), ("pc1", {}, "S1")]
