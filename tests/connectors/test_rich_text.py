@@ -1,0 +1,51 @@
+"""Rich text shared by the connectors: the fast path for plain paragraphs reads exactly as inscriptis does."""
+
+import string
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from inscriptis import get_text
+
+from connectors._html import _PLAIN_PARAGRAPHS, html_to_text, normalise_text
+
+#: Text a paragraph may hold, weighted toward the whitespace the two paths must collapse alike.
+_MARKUP = "<>&"
+_CHARACTERS = st.sampled_from(
+    [
+        *(c for c in string.ascii_letters + string.digits + string.punctuation if c not in _MARKUP),
+        *(" ", "  ", "\t", "\n", "\r\n", "\xa0", "\u3000", "\u2009", "é", "ß", "日本", "🙂", "\x85", "\x1f", "\x00"),
+        *("&amp;", "&lt;", "&gt;", "&quot;", "&#39;", "&#x27;", "&amp;lt;", "&amp;nbsp;", "&amp;#32;", "&amp;amp;"),
+        *("&amp", "&ampx", "&nbsp;", "&#32;", "&", ";"),  # entities the fast path leaves to inscriptis
+    ]
+)
+_PARAGRAPH_TEXT = st.lists(_CHARACTERS, max_size=30).map("".join)
+_GAP = st.sampled_from(["", " ", "\n", "\r\n", "\t \n"])
+
+
+@st.composite
+def _paragraphs(draw: st.DrawFn) -> str:
+    texts = draw(st.lists(_PARAGRAPH_TEXT, min_size=1, max_size=6))
+    return draw(_GAP) + "".join(f"<p>{text}</p>{draw(_GAP)}" for text in texts)
+
+
+def _inscriptis(html: str) -> str:
+    return normalise_text(get_text(html))
+
+
+@settings(max_examples=3000, deadline=None)
+@given(_paragraphs())
+def test_plain_paragraphs_read_as_inscriptis_reads_them(html):
+    assert html_to_text(html) == _inscriptis(html)
+
+
+def test_the_fast_path_is_taken_for_plain_paragraphs_only():
+    assert _PLAIN_PARAGRAPHS.fullmatch("<p>Bonjour,</p>\n<p>le VPN  ne répond plus.</p>")
+    assert _PLAIN_PARAGRAPHS.fullmatch("<p>R&amp;D &lt;KB5034441&gt;</p>")
+    for html in ("<p>a &nbsp; b</p>", "<p>a<br>b</p>", "text<p>a</p>", "<p class='x'>a</p>", "<p>a</p>tail", "", "a"):
+        assert not _PLAIN_PARAGRAPHS.fullmatch(html), html
+
+
+def test_other_markup_still_goes_through_inscriptis():
+    html = "<p>R&amp;D:</p><ul><li>one</li><li>two</li></ul><table><tr><td>a</td><td>b</td></tr></table>"
+    assert html_to_text(html) == _inscriptis(html)
+    assert "* one" in html_to_text(html)
