@@ -150,8 +150,12 @@ class _Unnest:
             column_type = table.c[key].type
             process = column_type.dialect_impl(dialect).bind_processor(dialect)  # JSON, UTC timestamps, …
             values = [row[key] for row in rows]
-            self.arrays.append([process(value) for value in values] if process else values)
-            casts.append(f"%s::{column_type.compile(dialect=dialect)}[]")
+            values = [process(value) for value in values] if process else values
+            self.arrays.append(values)
+            # Binary: the text form of an array escapes every quote in every element (JSON is full of them),
+            # which costs more than the statement itself. psycopg cannot type an array of only NULLs in binary.
+            placeholder = "%s" if all(value is None for value in values) else "%b"
+            casts.append(f"{placeholder}::{column_type.compile(dialect=dialect)}[]")
         self.target = dialect.identifier_preparer.format_table(table)
         self.source = f"unnest({', '.join(casts)}) AS batch({', '.join(self.names)})"
 
