@@ -150,7 +150,7 @@ class _Unnest:
             column_type = table.c[key].type
             process = column_type.dialect_impl(dialect).bind_processor(dialect)  # JSON, UTC timestamps, …
             values = [row[key] for row in rows]
-            values = [process(value) for value in values] if process else values
+            values = _one_type([process(value) for value in values] if process else values)
             self.arrays.append(values)
             # Binary: the text form of an array escapes every quote in every element (JSON is full of them),
             # which costs more than the statement itself. psycopg cannot type an array of only NULLs in binary.
@@ -181,3 +181,14 @@ class _Unnest:
             except driver.Error as exc:  # as SQLAlchemy raises it elsewhere, so callers catch one kind (DBAPIError)
                 raise DBAPIError.instance(sql, None, exc, type(driver).Error) from None
             return [tuple(row) for row in cursor.fetchall()] if fetch else []
+
+
+def _one_type(values: list[Any]) -> list[Any]:
+    """The values as one Python type, as psycopg needs to send them as one array: ints among floats become
+    floats (a confidence of 1 beside 0.87). Anything else mixed is a caller's mistake, refused here by name."""
+    kinds = {type(value) for value in values if value is not None}
+    if len(kinds) < 2:
+        return values
+    if kinds <= {int, float}:
+        return [None if value is None else float(value) for value in values]
+    raise TypeError(f"a column's values mix {', '.join(sorted(kind.__name__ for kind in kinds))}")

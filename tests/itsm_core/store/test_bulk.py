@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from sqlalchemy import select
 
 from itsm_core.store.bulk import insert_ignoring_conflicts, insert_returning, insert_rows, one_of, update_by_id
-from itsm_core.store.tables import ConfigurationItemRow, DeadLetterRow, InboundRecordRow
+from itsm_core.store.tables import ConfigurationItemRow, DeadLetterRow, InboundRecordRow, TicketRow
 
 letters = DeadLetterRow.__table__
 inbound = InboundRecordRow.__table__
@@ -107,3 +107,21 @@ def test_insert_rows_writes_every_row_with_nulls_and_json_kept(store):
     with store.connect() as conn:
         stored = conn.execute(select(cis.c.name, cis.c.attributes, cis.c.serial).order_by(cis.c.name)).all()
     assert [tuple(r) for r in stored] == [("pc0", {"k": None}, None), ("pc1", {}, "S1")]
+
+
+def test_whole_and_fractional_numbers_go_in_one_batch(store):
+    tickets = TicketRow.__table__
+    now = datetime(2026, 3, 29, 10, 0, tzinfo=UTC)
+    rows = [{"kind": "incident", "title": f"t{n}", "description": "", "status": "new", "source_type": "api",
+             "custom_fields": {}, "created_at": now, "updated_at": now, "classification_confidence": c}
+            for n, c in enumerate([1, 0.87, None])]  # fmt: skip
+    with store.transaction() as conn:
+        ids = insert_returning(conn, tickets, rows)
+        update_by_id(
+            conn,
+            tickets,
+            [{"id": ids[0], "classification_confidence": 0.5}, {"id": ids[1], "classification_confidence": 1}],
+        )
+    with store.connect() as conn:
+        stored = dict(conn.execute(select(tickets.c.id, tickets.c.classification_confidence)).all())
+    assert [stored[i] for i in ids] == [0.5, 1.0, None]
