@@ -443,15 +443,18 @@ class _Model:
     def table(self, itemtype: str) -> Table:
         return self.data.tables[itemtype]
 
+    def entity_restricted(self, itemtype: str) -> bool:
+        """Whether the active entities restrict which rows of `itemtype` a session sees (see `visible`)."""
+        table = self.table(itemtype)
+        return itemtype == "Entity" or (table.schema.entity_assign and "entities_id" in table.pos)
+
     def visible(self, session: Session, itemtype: str, row: tuple[Any, ...]) -> bool:
         """Whether the row is in the session's active entities (for entity-assigned itemtypes)."""
-        if session.entities is None:
+        if session.entities is None or not self.entity_restricted(itemtype):
             return True
-        table = self.table(itemtype)
         if itemtype == "Entity":
             return row[0] in session.entities
-        if not table.schema.entity_assign or "entities_id" not in table.pos:
-            return True
+        table = self.table(itemtype)
         entity = row[table.pos["entities_id"]]
         if entity in session.entities:
             return True
@@ -1617,13 +1620,13 @@ class _Api:
             position = table.pos["is_deleted"]
             rows = [row for row in rows if row[position] == deleted]
         for column, needle in text_filters:
-            matcher = _like(needle)
-            position = table.pos[column]
-            rows = [row for row in rows if matcher(row[position])]
-        if session.entities is not None:
+            matcher, position = _like(needle), table.pos[column]
+            # once per distinct value: a polymorphic list's `itemtype` column holds a handful for 100,000s of rows
+            matches = {value: matcher(value) for value in {row[position] for row in rows}}
+            rows = [row for row in rows if matches[row[position]]]
+        if session.entities is not None and self.model.entity_restricted(itemtype):
             rows = [row for row in rows if self.model.visible(session, itemtype, row)]
-        position = table.pos[sort]
-        return [row[0] for row in _sorted(rows, lambda row: row[position], order == "DESC")]
+        return [row[0] for row in _sorted(rows, itemgetter(table.pos[sort]), order == "DESC")]
 
     def _entity_key(self, session: Session) -> Any:
         return None if session.entities is None else tuple(sorted(session.entities))
@@ -1839,16 +1842,18 @@ def _searchtypes(option: SearchOption) -> list[str]:
 
 
 def _sorted(rows: list[tuple[Any, ...]], key: Callable[[tuple[Any, ...]], Any], descending: bool) -> list:
-    """Rows by key, NULLs first ascending (MySQL), ties in id order either way (stable sort of id-ordered rows)."""
+    """Rows by key, NULLs first ascending (MySQL), ties in id order either way (stable sort of id-ordered rows).
 
-    def sort_key(row: tuple[Any, ...]) -> tuple[int, Any]:
-        value = key(row)
-        return (0, "") if value is None else (1, value)
-
+    The values are compared bare, NULLs set aside: a (is-null, value) key per row made the date walks of a
+    100,000-ticket instance take half a second per itemtype, where MySQL reads an index."""
+    values = list(map(key, rows))
+    present = [index for index, value in enumerate(values) if value is not None]
     try:
-        return sorted(rows, key=sort_key, reverse=descending)
+        present.sort(key=values.__getitem__, reverse=descending)
     except TypeError:  # mixed types in a damaged column: compare as text
         return sorted(rows, key=lambda row: str(key(row)), reverse=descending)
+    nulls = [index for index, value in enumerate(values) if value is None] if len(present) < len(rows) else []
+    return [rows[index] for index in (present + nulls if descending else nulls + present)]
 
 
 def _like(needle: str) -> Callable[[Any], bool]:
