@@ -5,7 +5,8 @@
 Mails are generated in memory per page (constant memory), parsed by the real RFC 5322 parser and written
 through `ingest_batch`, one transaction per page, exactly as a `ingest-page` task does. The reference is
 the floor for the same data: PostgreSQL COPY of the same ticket rows into an unindexed table. Prints
-mails/s, µs per mail, the ratio to COPY and the peak RSS.
+mails/s, µs per mail, the ratio to COPY and the peak RSS. On PostgreSQL the run writes into a schema of its own
+(`bench_ingest_<random>`), dropped at the end, so it can run again on the same database.
 """
 
 from __future__ import annotations
@@ -13,15 +14,20 @@ from __future__ import annotations
 import argparse
 import random
 import resource
+import sys
 import tempfile
 import time
 import uuid
 from collections.abc import Iterator
 from email.message import EmailMessage
 from email.utils import format_datetime
+from pathlib import Path
 
 from sqlalchemy import text
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench._support import Schema
 from connectors.mail.record import decode_message, message_identity
 from itsm_core.mapping import load_mapping, map_ticket
 from itsm_core.models import RawRecord, utcnow
@@ -169,10 +175,14 @@ def main() -> None:
     report("ingest_batch on SQLite", args.mails, sqlite, gen)
     report("  of which the store (minus parse + map)", args.mails, sqlite - gen, parse - gen)
     if args.postgres:
-        pg = run_store(args.postgres, args.mails, args.page)
-        report("ingest_batch on PostgreSQL", args.mails, pg, gen)
-        report("  of which the store (minus parse + map)", args.mails, pg - gen, parse - gen)
-        copy = run_copy_reference(args.postgres, args.mails, args.page)
+        schema = Schema(args.postgres, "bench_ingest")
+        try:
+            pg = run_store(schema.url, args.mails, args.page)
+            report("ingest_batch on PostgreSQL", args.mails, pg, gen)
+            report("  of which the store (minus parse + map)", args.mails, pg - gen, parse - gen)
+            copy = run_copy_reference(schema.url, args.mails, args.page)
+        finally:
+            schema.drop()
         report("reference: COPY of the same rows", args.mails, copy)
         print(f"ratio store part / COPY on PostgreSQL: {(pg - parse) / copy:.1f}x")
     print(f"peak RSS {peak_rss_mb():.0f} MB")
