@@ -142,7 +142,7 @@ class _Unnest:
     def __init__(self, conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
         self.conn, self.table = conn, table
         dialect = conn.dialect
-        quote = dialect.identifier_preparer.quote
+        self.quote = quote = dialect.identifier_preparer.quote
         self.keys = list(rows[0])
         self.names = [quote(key) for key in self.keys]
         casts, self.arrays = [], []
@@ -163,14 +163,13 @@ class _Unnest:
         names = ", ".join(self.names)
         sql = f"INSERT INTO {self.target} ({names}) SELECT {names} FROM {self.source}"
         if conflict_columns:
-            sql += f" ON CONFLICT ({', '.join(conflict_columns)}) DO NOTHING"
+            sql += f" ON CONFLICT ({', '.join(map(self.quote, conflict_columns))}) DO NOTHING"
         if returning:
-            sql += f" RETURNING {', '.join(returning)}"
+            sql += f" RETURNING {', '.join(map(self.quote, returning))}"
         return self._execute(sql, fetch=bool(returning))
 
     def update(self, columns: Sequence[str]) -> None:
-        quote = self.conn.dialect.identifier_preparer.quote
-        assignments = ", ".join(f"{quote(c)} = batch.{quote(c)}" for c in columns)
+        assignments = ", ".join(f"{self.quote(c)} = batch.{self.quote(c)}" for c in columns)
         self._execute(f"UPDATE {self.target} SET {assignments} FROM {self.source} WHERE {self.target}.id = batch.id")
 
     def _execute(self, sql: str, *, fetch: bool = False) -> list[tuple[Any, ...]]:
