@@ -16,8 +16,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
+from urllib.parse import quote_plus
 
 import httpx
+import orjson
 
 from itsm_core.errors import (
     UpstreamAuthError,
@@ -31,6 +33,24 @@ from itsm_core.errors import (
 QueryPairs = list[tuple[str, str]]
 
 # --- requests -------------------------------------------------------------------------------------------------
+
+#: What `encode_query` writes as is (brackets aside): GLPI's parameter names, numbers, itemtypes.
+_PLAIN = re.compile(r"[A-Za-z0-9_.~\[\]-]*")
+
+
+def encode_query(pairs: QueryPairs) -> str:
+    """`pairs` as a query string, byte for byte what `urllib.parse.urlencode` (and httpx's `params=`) writes.
+
+    Four times faster for what GLPI queries are made of (bracketed names, numbers, itemtypes): a `getMultipleItems`
+    of a hundred ids is 200 pairs, and encoding them was most of the client's time per request.
+    """
+    return "&".join(f"{_quoted(name)}={_quoted(value)}" for name, value in pairs)
+
+
+def _quoted(text: str) -> str:
+    if _PLAIN.fullmatch(text):
+        return text.replace("[", "%5B").replace("]", "%5D")
+    return quote_plus(text)
 
 
 def php_query(name: str, value: Any) -> QueryPairs:
@@ -134,6 +154,10 @@ def decode_json(response: httpx.Response) -> tuple[Any, bool]:
     """
     if not response.content.strip():
         return None, True
+    try:
+        return orjson.loads(response.content), True
+    except orjson.JSONDecodeError:
+        pass  # what the standard parser also takes: a lone surrogate, NaN, a BOM (PHP never writes a >64-bit int)
     try:
         return json.loads(response.content), True
     except ValueError:

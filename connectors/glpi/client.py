@@ -46,6 +46,7 @@ from connectors.glpi._http import (
     Retryable,
     cap_body,
     content_range_total,
+    encode_query,
     error_class,
     php_params,
     php_query,
@@ -875,11 +876,13 @@ class GlpiClient:
         bound until it is done, and a connection lost mid-file is retried.
         """
         try:
+            # One URL parse per request: httpx would parse a long query three times (see `encode_query`).
+            url = httpx.URL(f"{self._http.base_url}{path.lstrip('/')}?{encode_query(query)}" if query else path)
             with self._slots:
                 if max_bytes is None:
-                    response = self._http.request(method, path, params=query, json=body, headers=headers)
+                    response = self._http.request(method, url, json=body, headers=headers)
                 else:
-                    request = self._http.build_request(method, path, params=query, json=body, headers=headers)
+                    request = self._http.build_request(method, url, json=body, headers=headers)
                     response = self._http.send(request, stream=True)
                     try:
                         if response.is_success:
