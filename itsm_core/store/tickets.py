@@ -149,20 +149,21 @@ def _update_existing(
     now: datetime,
     policy: FieldPolicy | None,
 ) -> None:
-    ids = [known[items[i].external_id][1] for i in existing]
-    current = {
-        row["id"]: row for row in conn.execute(select(tickets).where(one_of(conn, tickets.c.id, ids))).mappings()
-    }
-    context = policy.prepare(conn, system, ids) if policy is not None else None
+    ticket_of = {i: known[items[i].external_id][1] for i in existing}
+    query = select(tickets).where(one_of(conn, tickets.c.id, ticket_of.values()))
+    current = {row["id"]: row for row in conn.execute(query).mappings()}
+    proposed = {i: _changes(current[ticket_of[i]], _row(items[i].ticket), items[i].update_fields - CREATE_ONLY)
+                for i in existing}  # fmt: skip
+    context = policy.prepare(conn, system, {ticket_of[i]: proposed[i] for i in existing}) if policy else None
     updates: list[dict[str, Any]] = []
     events: list[dict[str, Any]] = []
     to_attach: list[tuple[int, Ticket]] = []
     forget: list[tuple[int, str]] = []
     for i in existing:
         item = items[i]
-        ticket_id = known[item.external_id][1]
+        ticket_id = ticket_of[i]
         old = current[ticket_id]
-        changes = _changes(old, _row(item.ticket), item.update_fields - CREATE_ONLY)
+        changes = proposed[i]
         repush: list[str] = []
         if context is not None and changes:
             settled = context.settle(ticket_id, old, changes, item.ticket.updated_at)

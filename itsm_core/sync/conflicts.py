@@ -57,24 +57,30 @@ class FieldPolicy:
 
     ownership: Mapping[str, Owner]
 
-    def prepare(self, conn: Connection, system: str, ticket_ids: Iterable[int]) -> SettleContext:
-        ids = list(ticket_ids)
+    def prepare(self, conn: Connection, system: str, changed: Mapping[int, Iterable[str]]) -> SettleContext:
+        """Load what settling `changed` (ticket id → the fields the upstream changed) needs, and only that: the
+        values pushed to `system` for those tickets, and when the hub last changed a field the later change wins
+        (neither side owns it). A wave whose tickets changed nothing costs no query."""
+        changed = {ticket_id: set(names) for ticket_id, names in changed.items() if names}
         pushed: dict[tuple[int, str], str] = {}
         hub_changed: dict[tuple[int, str], datetime] = {}
-        if ids:
+        if changed:
             rows = conn.execute(
                 select(pushed_values.c.ticket_id, pushed_values.c.field, pushed_values.c.value_hash).where(
-                    pushed_values.c.system == system, one_of(conn, pushed_values.c.ticket_id, ids)
+                    pushed_values.c.system == system, one_of(conn, pushed_values.c.ticket_id, changed)
                 )
             )
             pushed = {(ticket_id, name): digest for ticket_id, name, digest in rows}
+        contested = {ticket_id: names - UNCONTESTED - self.ownership.keys() for ticket_id, names in changed.items()}
+        contested = {ticket_id: names for ticket_id, names in contested.items() if names}
+        if contested:
             last = (
                 select(audit_events.c.entity_id, audit_events.c.field, func.max(audit_events.c.at))
                 .where(
                     audit_events.c.entity == "ticket",
-                    one_of(conn, audit_events.c.entity_id, ids),
+                    one_of(conn, audit_events.c.entity_id, contested),
+                    one_of(conn, audit_events.c.field, set().union(*contested.values())),
                     audit_events.c.actor != f"source:{system}",
-                    ~audit_events.c.field.startswith("conflict:"),
                 )
                 .group_by(audit_events.c.entity_id, audit_events.c.field)
             )
