@@ -29,6 +29,7 @@ from itsm_core.config import HubConfig
 from itsm_core.errors import ImapUnavailable, SourceBusy, UpstreamError, UpstreamUnavailable, failure_text
 from itsm_core.models import RawRecord, utcnow
 from itsm_core.store.locks import source_lock
+from itsm_core.store.statistics import refresh_statistics
 from itsm_core.store.sync_state import get_state, record_run, save_watermark
 from itsm_core.sync.batch import BatchReport
 from itsm_core.sync.ingest import ingest_batch
@@ -73,6 +74,7 @@ def ingest_page(
         if watermark is not None:
             save_watermark(conn, runtime.name, entity, watermark)
     runtime.connector.acknowledge(records)  # only now: a crash before this re-reads, never loses
+    refresh_statistics(runtime.store)  # a first load grows tables a hundredfold: the next page's plans need to know
     return report, watermark
 
 
