@@ -47,6 +47,7 @@ import base64
 import binascii
 import contextlib
 import hashlib
+import heapq
 import html
 import json
 import random
@@ -59,7 +60,7 @@ import time
 import uuid
 from bisect import bisect_left, bisect_right
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime, formatdate
@@ -1604,7 +1605,7 @@ class _Api:
             return ("join", parent_type, parent_id), lambda row: matches and row[0] == target
         return ("none", parent_type, parent_id), None  # GLPI adds no condition at all: every row
 
-    def _list_ids(self, itemtype, sort, order, deleted, text_filters, parent_filter, session) -> list[int]:
+    def _list_ids(self, itemtype, sort, order, deleted, text_filters, parent_filter, session) -> Sequence[int]:
         table = self.model.table(itemtype)
         if parent_filter is not None and parent_filter[0][0] in ("fk", "items"):
             how, parent_type, parent_id = parent_filter[0]
@@ -1626,12 +1627,14 @@ class _Api:
             rows = [row for row in rows if matches[row[position]]]
         if session.entities is not None and self.model.entity_restricted(itemtype):
             rows = [row for row in rows if self.model.visible(session, itemtype, row)]
-        return [row[0] for row in _sorted(rows, itemgetter(table.pos[sort]), order == "DESC")]
+        if sort == "id":  # the primary key: no NULL, no tie
+            return sorted((row[0] for row in rows), reverse=order == "DESC")
+        return _SortedIds(rows, itemgetter(table.pos[sort]), order == "DESC")
 
     def _entity_key(self, session: Session) -> Any:
         return None if session.entities is None else tuple(sorted(session.entities))
 
-    def _cached(self, key: tuple[Any, ...], compute: Callable[[], list[int]]) -> list[int]:
+    def _cached(self, key: tuple[Any, ...], compute: Callable[[], Sequence[int]]) -> Sequence[int]:
         """Id lists per query, valid until the next write (the benchmark walks pages of one query)."""
         if self._cache_version != self.model.version:
             self._cache.clear()
@@ -1854,6 +1857,47 @@ def _sorted(rows: list[tuple[Any, ...]], key: Callable[[tuple[Any, ...]], Any], 
         return sorted(rows, key=lambda row: str(key(row)), reverse=descending)
     nulls = [index for index, value in enumerate(values) if value is None] if len(present) < len(rows) else []
     return [rows[index] for index in (present + nulls if descending else nulls + present)]
+
+
+class _SortedIds:
+    """The ids of a list's rows in `_sorted`'s order, sorted only as far as they are read.
+
+    A sync's date walk reads the first page of 100,000s of rows, newest first, and stops: MySQL reads that off its
+    `date_mod` index. Here the first pages are `heapq`'s k largest (or smallest), which `heapq` documents to equal
+    the sorted list's first k, ties in row order included; reading further sorts everything once."""
+
+    def __init__(self, rows: list[tuple[Any, ...]], key: Callable[[tuple[Any, ...]], Any], descending: bool) -> None:
+        self._rows, self._key, self._descending = rows, key, descending
+        self._prefix: list[int] = []  # the first ids in order; all of them once `_whole`
+        self._whole = False
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def __getitem__(self, window: slice) -> list[int]:
+        wanted = len(self._rows) if window.stop is None else min(window.stop, len(self._rows))
+        if wanted > len(self._prefix) and not self._whole:
+            self._sort(wanted)
+        return self._prefix[window]
+
+    def _sort(self, wanted: int) -> None:
+        rows = self._rows
+        if wanted * 8 < len(rows):
+            values = list(map(self._key, rows))
+            present = [index for index, value in enumerate(values) if value is not None]
+            nulls = [index for index, value in enumerate(values) if value is None] if len(present) < len(rows) else []
+            try:
+                if self._descending:
+                    first = heapq.nlargest(wanted, present, key=values.__getitem__)
+                    order = first + nulls[: wanted - len(first)]
+                else:
+                    rest = max(0, wanted - len(nulls))
+                    order = nulls[:wanted] + heapq.nsmallest(rest, present, key=values.__getitem__)
+                self._prefix = [rows[index][0] for index in order]
+                return
+            except TypeError:  # mixed types in a damaged column: `_sorted` compares them as text
+                pass
+        self._prefix, self._whole = [row[0] for row in _sorted(rows, self._key, self._descending)], True
 
 
 def _like(needle: str) -> Callable[[Any], bool]:
