@@ -76,6 +76,8 @@ log = logging.getLogger("itsm.connectors.glpi")
 ID_FIELD, DATE_MOD_FIELD = 2, 19
 #: Ids per request of the purge check's id walk.
 PRESENT_IDS_PAGE = 1000
+#: The most tickets per page of an incremental run (the ticket searches still read `page_size` rows at a time).
+MERGE_PAGE = 250
 WALKS = ("live", "trash")
 #: Pages that follow the ticket walks: tickets with new sub-items GLPI did not bump, then the sub-item cursor.
 TOUCHED, SUB_CURSOR = "touched", "sub"
@@ -185,12 +187,14 @@ class GlpiConnector(SourceConnector):
         else:
             timeline, sub = "stage", self.timelines.stage_all()
         walked: set[int] = set()
+        # An incremental run's pages are smaller: its tickets cost more each (read again, merged, updated), and
+        # a change of a few hundred tickets would otherwise be one page, fetched and then written, never both.
+        size = min(self.source.page_size, MERGE_PAGE) if timeline == "merge" else self.source.page_size
         for walk in WALKS:
-            for page in self._walk("Ticket", walk, cursors.get(walk), TICKETS):
+            for page in self._walk("Ticket", walk, cursors.get(walk), TICKETS, size):
                 walked.update(page.ids)
                 yield replace(page, timeline=timeline)
         touched = sorted(self.timelines.touched - walked)
-        size = self.source.page_size
         for first in range(0, len(touched), size):
             yield GlpiPage(TOUCHED, tuple(touched[first : first + size]), "", (), timeline=timeline)
         if sub is not None:
@@ -209,7 +213,10 @@ class GlpiConnector(SourceConnector):
         """How far reads are known complete when GLPI's clock showed `glpi_now`: `overlap_seconds` before it."""
         return _window_start(glpi_now, self.zone, self.source.overlap_seconds)
 
-    def _walk(self, itemtype: str, walk: str, cursor: dict[str, Any] | None, entity: str) -> Iterator[GlpiPage]:
+    def _walk(
+        self, itemtype: str, walk: str, cursor: dict[str, Any] | None, entity: str, size: int | None = None
+    ) -> Iterator[GlpiPage]:
+        """The pages of one walk: searches of `page_size` rows, each yielded in pages of at most `size` ids."""
         bound: str | None = None
         seen: set[int] = set()
         if cursor is not None:
@@ -242,13 +249,15 @@ class GlpiConnector(SourceConnector):
             # `seen` holds ids read at `bound`: the same id at a later second was modified since, and is new
             fresh = [(row_id, date_mod) for row_id, date_mod in rows if date_mod != bound or row_id not in seen]
             if fresh:
-                last = fresh[-1][1]
-                at_last = {row_id for row_id, date_mod in fresh if date_mod == last}
-                seen = (seen | at_last) if last == bound else at_last
-                bound, stalled = last, 0
-                ids = tuple(row_id for row_id, _ in fresh)
-                yield GlpiPage(walk, ids, last, tuple(sorted(seen)), _settled(settled, last), entity, itemtype)
-                yielded = True
+                stalled, yielded = 0, True
+                step = size or len(fresh)
+                for part in (fresh[first : first + step] for first in range(0, len(fresh), step)):
+                    last = part[-1][1]
+                    at_last = {row_id for row_id, date_mod in part if date_mod == last}
+                    seen = (seen | at_last) if last == bound else at_last
+                    bound = last
+                    ids = tuple(row_id for row_id, _ in part)
+                    yield GlpiPage(walk, ids, last, tuple(sorted(seen)), _settled(settled, last), entity, itemtype)
             else:
                 stalled += result.returned
             if not result.more:
