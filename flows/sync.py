@@ -27,6 +27,7 @@ from flows.artifacts import CI_COUNTS, artifact_key, source_markdown
 from flows.runtime import SourceRuntime, build_runtime, load_hub_config
 from itsm_core.config import HubConfig
 from itsm_core.errors import ImapUnavailable, SourceBusy, UpstreamError, UpstreamUnavailable, failure_text
+from itsm_core.memory import long_lived_frozen
 from itsm_core.models import RawRecord, utcnow
 from itsm_core.store.locks import source_lock
 from itsm_core.store.statistics import refresh_statistics
@@ -112,10 +113,11 @@ def fetched_pages(
     worker = context_thread(produce, name=f"fetch-{entity}")
     worker.start()
     try:
-        while (item := handoff.get()) is not None:
-            if isinstance(item, BaseException):
-                raise item
-            yield item
+        with long_lived_frozen():  # what lives across pages: out of the collector's way until the walk ends
+            while (item := handoff.get()) is not None:
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
     finally:
         stop.set()
         worker.join()

@@ -4,6 +4,7 @@ in plan order; a failure there surfaces at its page; a writer that stops early s
 from __future__ import annotations
 
 import contextvars
+import gc
 import threading
 import time
 from collections.abc import Iterator
@@ -86,3 +87,14 @@ def test_pages_are_fetched_in_the_callers_context():
     finally:
         RUN.reset(token)
     assert connector.contexts == {"flow-run-7"}
+
+
+def test_what_lives_across_the_pages_is_kept_out_of_the_collectors_passes_until_the_walk_ends():
+    assert gc.get_freeze_count() == 0
+    for _ in fetched_pages(Pages(3), None, TICKETS):
+        assert gc.get_freeze_count() > 0
+    assert gc.get_freeze_count() == 0
+    with pytest.raises(RuntimeError):
+        for _ in fetched_pages(Pages(3, fail_at=1), None, TICKETS):
+            assert gc.get_freeze_count() > 0
+    assert gc.get_freeze_count() == 0  # a failed walk unfreezes as well
