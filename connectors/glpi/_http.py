@@ -7,7 +7,6 @@ legacy API is handled, and tested, in one place.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 import ssl
@@ -19,8 +18,8 @@ from typing import Any
 from urllib.parse import quote_plus
 
 import httpx
-import orjson
 
+from itsm_core import jsondoc
 from itsm_core.errors import (
     UpstreamAuthError,
     UpstreamError,
@@ -155,11 +154,7 @@ def decode_json(response: httpx.Response) -> tuple[Any, bool]:
     if not response.content.strip():
         return None, True
     try:
-        return orjson.loads(response.content), True
-    except orjson.JSONDecodeError:
-        pass  # what the standard parser also takes: a lone surrogate, NaN, a BOM (PHP never writes a >64-bit int)
-    try:
-        return json.loads(response.content), True
+        return jsondoc.loads(response.content), True
     except ValueError:
         return _NOT_JSON, False
 

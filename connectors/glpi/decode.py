@@ -25,13 +25,13 @@ from __future__ import annotations
 import base64
 import binascii
 import html
-import json
 import re
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from connectors._html import html_to_text, sanitise_html
+from itsm_core import jsondoc
 from itsm_core.errors import ParseError
 
 #: Actor `type` in Ticket_User / Group_Ticket.
@@ -55,7 +55,7 @@ def ticket_glpi_id(external_id: str) -> int:
 def decode_ticket(payload: bytes, zone: ZoneInfo) -> dict[str, Any]:
     """The document in canonical terms (codes still GLPI's: the mapping translates them). Raises `ParseError`."""
     try:
-        document = json.loads(payload)
+        document = jsondoc.loads(payload)
         row = document["ticket"]
         glpi_id = int(row["id"])
     except (ValueError, KeyError, TypeError) as exc:

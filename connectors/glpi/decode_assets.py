@@ -20,11 +20,11 @@ quarantined, like a ticket), the other dates are optional. An asset without a na
 from __future__ import annotations
 
 import html
-import json
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from connectors.glpi.decode import _date, _name
+from itsm_core import jsondoc
 from itsm_core.errors import ParseError
 
 #: What `lifecycle` says for an asset in GLPI's trash (instead of its state's name).
@@ -39,7 +39,7 @@ def asset_external_id(itemtype: str, glpi_id: int | str) -> str:
 def decode_asset(payload: bytes, zone: ZoneInfo) -> dict[str, Any]:
     """The document in canonical terms (the mapping turns itemtypes and states into classes and statuses)."""
     try:
-        document = json.loads(payload)
+        document = jsondoc.loads(payload)
         itemtype = document["itemtype"]
         row = document["item"]
         glpi_id = int(row["id"])

@@ -61,6 +61,7 @@ from connectors.glpi.config import GlpiSource
 from connectors.glpi.decode import DATE_FORMAT, decode_ticket, ticket_external_id, ticket_glpi_id
 from connectors.glpi.decode_assets import asset_external_id, decode_asset
 from connectors.glpi.timelines import SUB_ITEMS_PAGE, Timeline, Timelines, is_document
+from itsm_core import jsondoc
 from itsm_core.errors import FileTooLarge, UpstreamForbidden, UpstreamNotFound, over_cap
 from itsm_core.models import RawRecord, utcnow
 from itsm_core.store.landing import last_payloads
@@ -366,7 +367,7 @@ class GlpiConnector(SourceConnector):
         documents: dict[int, dict[str, Any]] = {}
         for external_id, payload in payloads.items():
             try:
-                document = json.loads(payload)
+                document = jsondoc.loads(payload)
             except ValueError:
                 continue
             if is_document(document):

@@ -19,6 +19,8 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from itsm_core import jsondoc
+
 #: SQLite's default limit on variables per statement is 999 (older builds): ids per query stay below it.
 _CHUNK = 900
 
@@ -57,7 +59,7 @@ class SubItemStage:
             with self._lock:
                 selected = self._db.execute(query, [itemtype, *chunk]).fetchall()
             for ticket, data in selected:
-                found[ticket].append(json.loads(data))
+                found[ticket].append(jsondoc.loads(data))
         return found
 
     def close(self) -> None:
