@@ -29,7 +29,7 @@ def html_to_text(html: str) -> str:
         # its output here is each paragraph's entities decoded, whitespace collapsed and entities decoded once
         # more (as inscriptis does), joined by one blank line, which this gives directly
         # (tests/connectors/test_rich_text.py compares the two on generated input).
-        paragraphs = (_unescape(" ".join(_unescape(text).split())) for text in _PARAGRAPH.findall(html))
+        paragraphs = (unescape(" ".join(unescape(text).split())) for text in _PARAGRAPH.findall(html))
         return normalise_text("\n\n".join(text for text in paragraphs if text))
     return normalise_text(get_text(html))
 
@@ -55,6 +55,25 @@ def normalise_text(text: str) -> str:
 _PLAIN_TEXT = r"(?:[^<>&\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]|&(?:amp|lt|gt|quot|#x27|#39);)*"
 _PLAIN_PARAGRAPHS = re.compile(rf"(?:[ \t\r\n]*<p>{_PLAIN_TEXT}</p>)+[ \t\r\n]*")
 _PARAGRAPH = re.compile(rf"<p>({_PLAIN_TEXT})</p>")
+
+
+def unescape(text: str) -> str:
+    """`html.unescape(text)`, by plain replacements when its only entities are those `html.escape` and PHP's
+    `htmlspecialchars` write (GLPI stores every text so): the original calls back into Python for each one, and a
+    ticket's HTML holds two per tag. ``&amp;`` goes last, so ``&amp;lt;`` gives ``&lt;`` as the one pass does."""
+    if "&" not in text:
+        return text
+    if _OTHER_AMPERSAND.search(text):
+        return _unescape(text)
+    for entity, char in _ESCAPES:
+        text = text.replace(entity, char)
+    return text
+
+
+_ESCAPES = (
+    ("&lt;", "<"), ("&gt;", ">"), ("&quot;", '"'), ("&#039;", "'"), ("&#39;", "'"), ("&#x27;", "'"), ("&amp;", "&"),
+)  # fmt: skip
+_OTHER_AMPERSAND = re.compile(r"&(?!(?:lt|gt|quot|#039|#39|#x27|amp);)")
 
 
 def _drop_remote_images(tag: str, attribute: str, value: str) -> str | None:

@@ -24,13 +24,12 @@ from __future__ import annotations
 
 import base64
 import binascii
-import html
 import re
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from connectors._html import html_to_text, sanitise_html
+from connectors._html import html_to_text, sanitise_html, unescape
 from itsm_core import jsondoc
 from itsm_core.errors import ParseError
 
@@ -62,7 +61,7 @@ def decode_ticket(payload: bytes, zone: ZoneInfo) -> dict[str, Any]:
         raise ParseError(f"not a GLPI ticket document ({type(exc).__name__}: {exc})") from None
     names = document.get("names") or {}
     users = _Names(names.get("users") or {})
-    content = html.unescape(row.get("content") or "")
+    content = unescape(row.get("content") or "")
     files = document.get("files") or []
     left_out = [f"[{file['skipped']}]" for file in files if file.get("skipped")]
     text = html_to_text(content) if content else ""
@@ -71,7 +70,7 @@ def decode_ticket(payload: bytes, zone: ZoneInfo) -> dict[str, Any]:
     return {
         "id": glpi_id,
         "external_id": ticket_external_id(glpi_id),
-        "name": html.unescape(row.get("name") or "").strip(),
+        "name": unescape(row.get("name") or "").strip(),
         "content_text": "\n\n".join([text, *left_out]).strip() if left_out else text,
         "content_html": sanitise_html(content) if content else None,
         "status": row.get("status"),
@@ -106,7 +105,7 @@ def _attachment(ticket_id: int, file: dict[str, Any]) -> dict[str, Any]:
         content = base64.b64decode(file["content_b64"], validate=True)
     except (KeyError, TypeError, ValueError, binascii.Error):
         raise ParseError(f"ticket {ticket_id}: document {file.get('id')} has no readable file content") from None
-    name = html.unescape(file.get("filename") or file.get("name") or f"document-{file.get('id')}")
+    name = unescape(file.get("filename") or file.get("name") or f"document-{file.get('id')}")
     content_type = (file.get("content_type") or file.get("mime") or "application/octet-stream").split(";")[0]
     return {"name": name, "content_type": content_type.strip(), "content": content}
 
@@ -120,8 +119,8 @@ class _Names:
 
     @staticmethod
     def display(user: dict[str, Any]) -> str | None:
-        full = " ".join(html.unescape(p) for p in (user.get("firstname"), user.get("realname")) if p)
-        return full or (html.unescape(user["name"]) if user.get("name") else None)
+        full = " ".join(unescape(p) for p in (user.get("firstname"), user.get("realname")) if p)
+        return full or (unescape(user["name"]) if user.get("name") else None)
 
 
 def _actor(rows: list[dict[str, Any]], kind: int, users: _Names) -> dict[str, Any]:
@@ -146,7 +145,7 @@ def _groups(rows: list[dict[str, Any]], kind: int, groups: dict[str, str] | None
 
 def _name(table: dict[str, str] | None, key: Any) -> str | None:
     value = (table or {}).get(str(key)) if key is not None else None
-    return html.unescape(value) if value else None
+    return unescape(value) if value else None
 
 
 _GLPI_DATE = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}", re.ASCII)
@@ -186,7 +185,7 @@ def _comments(document: dict[str, Any], users: _Names, zone: ZoneInfo) -> list[d
     comments = []
     for key, itemtype, prefix in _TIMELINE:
         for row in document.get(key) or []:
-            content = html.unescape(row.get("content") or "")
+            content = unescape(row.get("content") or "")
             author = users.get(row.get("users_id") or row.get("users_id_tech"))
             created = _date(row, "date_creation", zone) or _date(row, "date", zone) or _date(row, "date_mod", zone)
             comments.append(

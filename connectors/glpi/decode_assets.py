@@ -19,10 +19,10 @@ quarantined, like a ticket), the other dates are optional. An asset without a na
 
 from __future__ import annotations
 
-import html
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from connectors._html import unescape
 from connectors.glpi.decode import _date, _name
 from itsm_core import jsondoc
 from itsm_core.errors import ParseError
@@ -91,7 +91,7 @@ def _asset(itemtype: str, row: dict[str, Any], names: dict[str, Any], zone: Zone
         "manufacturer": _name(names.get("manufacturers"), row.get("manufacturers_id") or None),
         "model": _name(names.get("models"), row.get(f"{lower}models_id") or None),
         "type": _name(names.get("types"), row.get(f"{lower}types_id") or None),
-        "user": user.get("email") or (html.unescape(user["name"]) if user.get("name") else None),
+        "user": user.get("email") or (unescape(user["name"]) if user.get("name") else None),
         "group": _name(names.get("groups"), row.get("groups_id") or None),
         "last_inventory_update": _date(row, "last_inventory_update", zone, what=itemtype),
     }
@@ -116,5 +116,5 @@ def _text(value: Any) -> str | None:
     """GLPI's entity-encoded text, decoded once and stripped; empty → None."""
     if value is None:
         return None
-    text = html.unescape(str(value)).strip()
+    text = unescape(str(value)).strip()
     return text or None

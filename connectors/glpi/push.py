@@ -13,11 +13,10 @@ sent again after a crash (between GLPI's answer and the outbox's commit) does no
 
 from __future__ import annotations
 
-import html
 import logging
 from typing import Any
 
-from connectors._html import text_to_html
+from connectors._html import text_to_html, unescape
 from connectors.base import SourceWriter
 from connectors.glpi.client import GlpiClient
 from connectors.glpi.config import GlpiSource
@@ -128,7 +127,7 @@ class GlpiWriter(SourceWriter):
                 log.info("%s: ticket %d refused a solution (%s); sent as a followup", self.system, ticket_id, refusal)
         content = text_to_html(body, operation.get("author"))
         for row in self.client.all_sub_items("Ticket", ticket_id, "ITILFollowup"):
-            if html.unescape(row.get("content") or "") == content:
+            if unescape(row.get("content") or "") == content:
                 return Sent(comment_ref=f"ITILFollowup/{row['id']}")  # sent before, its outbox row not marked
         new_id = self.client.add(
             "ITILFollowup",

@@ -44,7 +44,6 @@ computer's `date_mod` moving are seen the next time it moves (or on a full re-re
 from __future__ import annotations
 
 import base64
-import html
 import json
 import logging
 import threading
@@ -55,6 +54,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
+from connectors._html import unescape
 from connectors.base import CIS, TICKETS, SourceConnector
 from connectors.glpi.client import Download, GlpiClient, criterion, modified_since
 from connectors.glpi.config import GlpiSource
@@ -433,7 +433,7 @@ class GlpiConnector(SourceConnector):
 
         Stable for the same file and cap (the landing's content hash depends on it): the size is GLPI's
         Content-Length, or "more than" the cap when GLPI did not send one."""
-        name = single_line(html.unescape(row.get("filename") or row.get("name") or ""))
+        name = single_line(unescape(row.get("filename") or row.get("name") or ""))
         what = f"document {document_id} {name}".rstrip()
         reason = over_cap(what, exc.size, "max_document_bytes", exc.limit)
         reason += "; raise max_document_bytes to import it with the ticket's next change in GLPI"

@@ -1,12 +1,13 @@
 """Rich text shared by the connectors: the fast path for plain paragraphs reads exactly as inscriptis does."""
 
 import string
+from html import unescape as html_unescape
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from inscriptis import get_text
 
-from connectors._html import _PLAIN_PARAGRAPHS, html_to_text, normalise_text
+from connectors._html import _PLAIN_PARAGRAPHS, html_to_text, normalise_text, unescape
 
 #: Text a paragraph may hold, weighted toward the whitespace the two paths must collapse alike.
 _MARKUP = "<>&"
@@ -49,3 +50,21 @@ def test_other_markup_still_goes_through_inscriptis():
     html = "<p>R&amp;D:</p><ul><li>one</li><li>two</li></ul><table><tr><td>a</td><td>b</td></tr></table>"
     assert html_to_text(html) == _inscriptis(html)
     assert "* one" in html_to_text(html)
+
+
+_ENTITY_SOUP = st.lists(
+    st.sampled_from(
+        [
+            *("a", " ", "é", "<p>", "</p>", ";", "&", "#", "x", "0", "39", "lt", "amp"),
+            *("&lt;", "&gt;", "&quot;", "&#039;", "&#39;", "&#x27;", "&amp;", "&amp;lt;", "&amp;#039;"),
+            *("&lt", "&amp", "&nbsp;", "&eacute;", "&#0039;", "&#X27;", "&#233;", "&LT;", "&ampx"),  # html.unescape's
+        ]
+    ),
+    max_size=40,
+).map("".join)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(_ENTITY_SOUP)
+def test_unescape_reads_as_html_unescape_reads(text):
+    assert unescape(text) == html_unescape(text)
