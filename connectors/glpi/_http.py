@@ -33,23 +33,22 @@ QueryPairs = list[tuple[str, str]]
 
 # --- requests -------------------------------------------------------------------------------------------------
 
-#: What `encode_query` writes as is (brackets aside): GLPI's parameter names, numbers, itemtypes.
+#: What `encode_query` writes as is: GLPI's parameter names with their brackets, numbers, itemtypes.
 _PLAIN = re.compile(r"[A-Za-z0-9_.~\[\]-]*")
 
 
 def encode_query(pairs: QueryPairs) -> str:
-    """`pairs` as a query string, byte for byte what `urllib.parse.urlencode` (and httpx's `params=`) writes.
+    """`pairs` as a query string: `urllib.parse.urlencode`'s, except that brackets stay as they are
+    (``items[0][itemtype]=Ticket``), as GLPI's API documentation writes them and PHP reads them.
 
-    Four times faster for what GLPI queries are made of (bracketed names, numbers, itemtypes): a `getMultipleItems`
-    of a hundred ids is 200 pairs, and encoding them was most of the client's time per request.
+    A `getMultipleItems` of a hundred ids is 200 pairs: encoded brackets made httpx check 800 escapes one by one,
+    and that was most of the client's time per request.
     """
     return "&".join(f"{_quoted(name)}={_quoted(value)}" for name, value in pairs)
 
 
 def _quoted(text: str) -> str:
-    if _PLAIN.fullmatch(text):
-        return text.replace("[", "%5B").replace("]", "%5D")
-    return quote_plus(text)
+    return text if _PLAIN.fullmatch(text) else quote_plus(text, safe="[]")
 
 
 def php_query(name: str, value: Any) -> QueryPairs:
