@@ -5,7 +5,8 @@ Incremental contract (per walk: live tickets, then the trash, each with its own 
 - a run reads the tickets whose ``date_mod`` ≥ (the last committed cursor − `overlap_seconds`), in ``date_mod``
   order, through GLPI's search (option 19, sorted ascending); without a cursor, every ticket;
 - pages are keyset pages: each search restarts from the last ``date_mod`` read, skipping the ids already read at
-  that second, so a ticket modified during the walk is never skipped (it moves to the end and is read there);
+  that second, so a ticket modified during the walk is never skipped (it moves to the end and is read there); an
+  incremental run writes each search's rows in pages of at most `MERGE_PAGE`, each with its own cursor;
 - the cursor committed with a page is ``{"date_mod": last second read (GLPI's zone, as GLPI shows it), "ids": the
   ids read at that second, "settled": see below}``; the overlap re-reads a window before it, because a write
   GLPI committed late (its ``date_mod`` a second already read) would otherwise be missed. Re-read tickets land as
