@@ -876,8 +876,9 @@ class GlpiClient:
         bound until it is done, and a connection lost mid-file is retried.
         """
         try:
-            # One URL parse per request: httpx would parse a long query three times (see `encode_query`).
-            url = httpx.URL(f"{self._http.base_url}{path.lstrip('/')}?{encode_query(query)}" if query else path)
+            # One URL parse per request: httpx would parse a long query three times (see `encode_query`). Every
+            # query holds at least `_query`'s get_hateoas.
+            url = httpx.URL(f"{self._http.base_url}{path.lstrip('/')}?{encode_query(query)}")
             with self._slots:
                 if max_bytes is None:
                     response = self._http.request(method, url, json=body, headers=headers)
