@@ -36,7 +36,7 @@ from itsm_core.sync.batch import BatchReport
 from itsm_core.sync.ingest import ingest_batch
 from itsm_core.sync.ingest_cis import ingest_ci_batch
 from itsm_core.sync.purges import settle_purged, unseen_identities
-from itsm_core.threads import context_thread
+from itsm_core.threads import context_thread, short_gil_slices
 
 #: The entity every source reads (some read configuration items, "cis", as well).
 ENTITY = TICKETS
@@ -113,7 +113,9 @@ def fetched_pages(
     worker = context_thread(produce, name=f"fetch-{entity}")
     worker.start()
     try:
-        with long_lived_frozen():  # what lives across pages: out of the collector's way until the walk ends
+        # What lives across pages: out of the collector's way until the walk ends; and the writer, back from each
+        # round trip to the database, does not wait a whole default time slice for the fetching thread's GIL
+        with long_lived_frozen(), short_gil_slices():
             while (item := handoff.get()) is not None:
                 if isinstance(item, BaseException):
                     raise item

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextvars
 import gc
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -98,3 +99,14 @@ def test_what_lives_across_the_pages_is_kept_out_of_the_collectors_passes_until_
         for _ in fetched_pages(Pages(3, fail_at=1), None, TICKETS):
             assert gc.get_freeze_count() > 0
     assert gc.get_freeze_count() == 0  # a failed walk unfreezes as well
+
+
+def test_the_writer_gets_the_gil_back_sooner_while_pages_are_fetched_ahead():
+    default = sys.getswitchinterval()
+    for _ in fetched_pages(Pages(3), None, TICKETS):
+        assert sys.getswitchinterval() < default
+    assert sys.getswitchinterval() == default
+    with pytest.raises(RuntimeError):
+        for _ in fetched_pages(Pages(3, fail_at=1), None, TICKETS):
+            assert sys.getswitchinterval() < default
+    assert sys.getswitchinterval() == default
