@@ -124,6 +124,57 @@ class ChildSimulator:
             return self.process.wait(timeout=30)
 
 
+# --- where the machine's CPU went ----------------------------------------------------------------------------------
+
+
+def _machine_busy_s() -> float | None:
+    """CPU seconds every core of this machine has spent busy since boot (Linux: /proc/stat), or None."""
+    try:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    except OSError:
+        return None
+    ticks = [int(value) for value in fields]
+    idle = ticks[3] + (ticks[4] if len(ticks) > 4 else 0)  # idle and iowait
+    return (sum(ticks[:8]) - idle) / os.sysconf("SC_CLK_TCK")  # guest time is already in user time
+
+
+def _process_cpu_s(pid: int) -> float | None:
+    """Another process's CPU seconds so far (Linux: utime + stime in /proc/PID/stat), or None."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[1].split()  # after the command name, which may hold spaces
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class CpuMeter:
+    """Where the machine's CPU went over a stretch of time: this process (the hub), the simulator's, and the rest
+    (PostgreSQL, the kernel, anything else running). With every core busy, no design on this machine can go faster
+    than `cores` ÷ (machine CPU per ticket): the budget the figures are measured against."""
+
+    cores = os.cpu_count() or 1
+
+    def __init__(self, simulator_pid: int | None = None) -> None:
+        self.simulator_pid = simulator_pid
+        self.started = self._read()
+
+    def _read(self) -> tuple[float | None, float, float | None]:
+        simulator = _process_cpu_s(self.simulator_pid) if self.simulator_pid is not None else None
+        return _machine_busy_s(), time.process_time(), simulator
+
+    def spent(self) -> dict[str, float]:
+        """CPU seconds since the meter was made: machine, hub, simulator, other (those known here)."""
+        (machine0, hub0, sim0), (machine1, hub1, sim1) = self.started, self._read()
+        spent = {"hub": round(hub1 - hub0, 2)}
+        if sim0 is not None and sim1 is not None:
+            spent["simulator"] = round(sim1 - sim0, 2)
+        if machine0 is not None and machine1 is not None:
+            spent["machine"] = round(machine1 - machine0, 2)
+            spent["other"] = round(spent["machine"] - spent["hub"] - spent.get("simulator", 0), 2)
+        return spent
+
+
 # --- one sync, timed ----------------------------------------------------------------------------------------------
 
 
@@ -132,6 +183,7 @@ class SyncStats:
     label: str
     seconds: float = 0.0
     cpu_seconds: float = 0.0  # the hub process's CPU time (every thread) during the run
+    cpu: dict[str, float] = field(default_factory=dict)  # `CpuMeter.spent`: the machine's, hub's, simulator's
     pages: int = 0
     report: BatchReport = field(default_factory=BatchReport)
     split: Counter[str] = field(default_factory=Counter)
@@ -153,6 +205,7 @@ class SyncStats:
         return {
             "s": round(self.seconds, 3),
             "hub_cpu_s": round(self.cpu_seconds, 3),
+            "cpu_s": self.cpu,
             "pages": self.pages,
             **counts,
             "requests": sum(self.requests.values()),
@@ -168,17 +221,19 @@ def run_sync(
     source: str,
     instrument: Callable[[SourceRuntime, SyncStats], None] | None,
     label: str,
+    simulator_pid: int | None = None,
 ) -> SyncStats:
     """One pull of every page of tickets from the committed watermark, as `sync-source` runs it: planned and
     fetched ahead on a thread of their own (`fetched_pages`), each page written by the flow's own page task.
-    `instrument` may wrap the runtime's connector to time its parts and count its requests into the stats."""
+    `instrument` may wrap the runtime's connector to time its parts and count its requests into the stats; with
+    `simulator_pid`, the stats say where the machine's CPU went (`CpuMeter`)."""
     stats = SyncStats(label)
     runtime = build_runtime(config, config.source(source), store=store)
     if instrument is not None:
         instrument(runtime, stats)
     with store.connect() as conn:
         watermark = (get_state(conn, source, ENTITY) or {}).get("watermark")
-    started, cpu_started = time.perf_counter(), time.process_time()
+    started, cpu_started, meter = time.perf_counter(), time.process_time(), CpuMeter(simulator_pid)
     last_log = started
     try:
         pages = fetched_pages(runtime.connector, watermark, ENTITY)
@@ -204,5 +259,6 @@ def run_sync(
         runtime.connector.close()
     stats.seconds = time.perf_counter() - started
     stats.cpu_seconds = time.process_time() - cpu_started
+    stats.cpu = meter.spent()
     stats.split["other"] = stats.seconds - stats.split["waiting_for_fetch"] - stats.split["ingest"]
     return stats

@@ -40,11 +40,16 @@ last landed documents with the batched re-reads of changed tickets' rows, in par
 connections; and the documents' files), `names` (users, groups, categories, entities not yet cached),
 `documents` (building the JSON payloads). HTTP requests are counted on the hub's side, and `hub_cpu_s` is the
 benchmark process's CPU time (all threads) during a run.
+Where the machine's CPU went (Linux): `cpu_s` per run and `cpu_ms_per_ticket` for the full sync and the floor,
+split into `hub` (this process), `simulator`, `other` (PostgreSQL, the kernel, the rest) and `machine` (every core,
+from /proc/stat). `cpu_bound_tickets_per_s` (and `floor_cpu_bound_tickets_per_s`) = `cores` ÷ machine CPU per
+ticket: the rate that work could reach on this machine with every core busy. On a machine shared with the
+simulator it bounds any target: a real GLPI's CPU is not the hub's machine's.
 `peak_rss_mb` is this process's peak RSS after the three syncs, before the COPY reference loads the rows
 (`peak_rss_with_copy_mb` after it); `simulator_peak_rss_mb` and `simulator_cpu_s` are the child's, once it exited.
 Progress goes to stderr; the last stdout line is one JSON object with full_tickets_per_s, incremental_1pct_s,
 nochange_s, settling_s, nochange_settled_s, requests_per_ticket, floor_tickets_per_s, hub_to_floor,
-copy_rows_per_s, ratio_hub_to_copy, peak_rss_mb and the details.
+copy_rows_per_s, ratio_hub_to_copy, the CPU budget, peak_rss_mb and the details.
 """
 
 from __future__ import annotations
@@ -64,7 +69,7 @@ from sqlalchemy import func, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._support import ChildSimulator, Schema, SyncStats, log, peak_rss_mb, run_sync
+from bench._support import ChildSimulator, CpuMeter, Schema, SyncStats, log, peak_rss_mb, run_sync
 from flows.runtime import SourceRuntime, build_runtime
 from flows.sync import ENTITY, fetched_pages
 from itsm_core.config import HubConfig, parse_config
@@ -170,14 +175,14 @@ def instrument(runtime: SourceRuntime, stats: SyncStats) -> None:
 # --- the references: COPY of the same ticket rows; the same pages fetched and written raw ---------------------------
 
 
-def floor_reference(config: HubConfig, store: Store) -> tuple[int, float]:
+def floor_reference(config: HubConfig, store: Store, simulator_pid: int) -> tuple[int, float, dict[str, float]]:
     """The floor of this design: every page fetched as the full sync fetched it (same connector, same requests,
     fetched ahead of the writer the same way) and its payloads written raw with COPY into an unindexed temporary
     table — no landing, mapping or rules."""
     runtime = build_runtime(config, config.source(SOURCE), store=store)
     connector = runtime.connector
     written = 0
-    started = time.perf_counter()
+    started, meter = time.perf_counter(), CpuMeter(simulator_pid)
     try:
         with store.engine.begin() as conn:
             raw = conn.connection.driver_connection
@@ -190,7 +195,7 @@ def floor_reference(config: HubConfig, store: Store) -> tuple[int, float]:
                     written += len(records)
     finally:
         connector.close()
-    return written, time.perf_counter() - started
+    return written, time.perf_counter() - started, meter.spent()
 
 
 def copy_reference(store: Store) -> tuple[int, float]:
@@ -224,6 +229,19 @@ def copy_reference(store: Store) -> tuple[int, float]:
 # --- main ----------------------------------------------------------------------------------------------------------
 
 
+def cpu_budget(full: dict[str, float], tickets: int, floor: dict[str, float], floor_tickets: int) -> dict[str, Any]:
+    """The full sync's and the floor's CPU per ticket, machine-wide and by process, and what each would reach with
+    every core of this machine busy (`cpu_bound_*`: cores ÷ machine CPU per ticket), so a target can be read
+    against what the machine itself allows."""
+    figures: dict[str, Any] = {"cores": CpuMeter.cores}
+    for prefix, spent, count in (("", full, tickets), ("floor_", floor, floor_tickets)):
+        per_ticket = {who: round(1000 * seconds / max(1, count), 3) for who, seconds in spent.items()}
+        figures[f"{prefix}cpu_ms_per_ticket"] = per_ticket
+        if per_ticket.get("machine"):
+            figures[f"{prefix}cpu_bound_tickets_per_s"] = round(1000 * CpuMeter.cores / per_ticket["machine"], 1)
+    return figures
+
+
 def hub_config(url: str, database_url: str, page_size: int, concurrency: int) -> HubConfig:
     source = {"name": SOURCE, "kind": "glpi", "url": url, "user_token": HUB_USER_TOKEN, "timezone": TIMEZONE,
               "page_size": page_size, "overlap_seconds": 120, "max_concurrent_requests": concurrency}  # fmt: skip
@@ -253,7 +271,7 @@ def main() -> None:
         log(f"schema {schema.name} migrated")
         config = hub_config(sim.url, schema.url, args.page_size, args.concurrency)
 
-        full = run_sync(config, store, SOURCE, instrument, "full")
+        full = run_sync(config, store, SOURCE, instrument, "full", sim.process.pid)
         log(f"full sync: {full.report.fetched} tickets in {full.seconds:.1f} s "
             f"({full.report.fetched / full.seconds:.0f}/s): {json.dumps(full.summary())}")  # fmt: skip
         with store.connect() as conn:
@@ -267,23 +285,23 @@ def main() -> None:
         touched = sim.command(f"touch 0.01 {args.seed}")["touched"]
         touch_s = time.perf_counter() - started
         log(f"touched {touched} tickets in GLPI in {touch_s:.2f} s")
-        incremental = run_sync(config, store, SOURCE, instrument, "incremental")
+        incremental = run_sync(config, store, SOURCE, instrument, "incremental", sim.process.pid)
         log(f"incremental sync: {incremental.seconds:.2f} s: {json.dumps(incremental.summary())}")
         assert incremental.report.fetched >= touched, (touched, incremental.report.counts())
 
-        nochange = run_sync(config, store, SOURCE, instrument, "nochange")
+        nochange = run_sync(config, store, SOURCE, instrument, "nochange", sim.process.pid)
         log(f"no-change sync: {nochange.seconds:.2f} s: {json.dumps(nochange.summary())}")
         sim.command("advance 121")
-        settling = run_sync(config, store, SOURCE, instrument, "settling")
+        settling = run_sync(config, store, SOURCE, instrument, "settling", sim.process.pid)
         log(f"settling sync (the overlap elapsed): {settling.seconds:.2f} s: {json.dumps(settling.summary())}")
-        settled = run_sync(config, store, SOURCE, instrument, "nochange_settled")
+        settled = run_sync(config, store, SOURCE, instrument, "nochange_settled", sim.process.pid)
         log(f"no-change sync, settled: {settled.seconds:.3f} s: {json.dumps(settled.summary())}")
         hub_peak = peak_rss_mb()
 
         copied, copy_s = copy_reference(store)
         log(f"COPY of {copied} ticket rows: {copy_s:.2f} s ({copied / copy_s:.0f} rows/s)")
-        floor_rows, floor_s = floor_reference(config, store)
-        log(f"floor: the same pages fetched and COPY'd raw: {floor_rows} in {floor_s:.1f} s")
+        floor_rows, floor_s, floor_cpu = floor_reference(config, store, sim.process.pid)
+        log(f"floor: the same pages fetched and COPY'd raw: {floor_rows} in {floor_s:.1f} s (CPU s: {floor_cpu})")
     finally:
         store.dispose()
         schema.close(keep=args.keep_schema)
@@ -309,6 +327,7 @@ def main() -> None:
         "hub_to_floor": round(full_rate / floor_rate, 3),
         "copy_rows_per_s": round(copy_rate, 1),
         "ratio_hub_to_copy": round(full_rate / copy_rate, 4),
+        **cpu_budget(full.cpu, full.report.fetched, floor_cpu, floor_rows),
         "peak_rss_mb": hub_peak,
         "peak_rss_after_full_mb": peak_after_full,
         "peak_rss_with_copy_mb": peak_rss_mb(),
