@@ -1151,7 +1151,8 @@ class _Api:
     def __init__(self, sim: GlpiSimulator) -> None:
         self.sim = sim
         self.model = sim._model
-        self._cache: dict[tuple[Any, ...], list[int]] = {}
+        self._cache: dict[tuple[Any, ...], Sequence[int]] = {}
+        self._computes: dict[tuple[Any, ...], Callable[[], Sequence[int]]] = {}
         self._cache_version = -1
         self._fk_cache: dict[str, list[tuple[str, str]]] = {}
 
@@ -1643,8 +1644,25 @@ class _Api:
         if found is None:
             if len(self._cache) > 32:
                 self._cache.clear()
+                self._computes.clear()
             found = self._cache[key] = compute()
+            self._computes[key] = compute
         return found
+
+    def rebuild_lists(self) -> None:
+        """After a write: answer again, now, the sub-item lists that were cached (`_list_ids`), each sorted as far
+        as it had been read — what a database's indexes give its next reads for free. Searches are left to
+        `_SearchIndexes.rebuild`: their criteria (a date window) differ from one run to the next."""
+        lists = {key: compute for key, compute in self._computes.items() if key[0] == "items" and key in self._cache}
+        read = {key: found.sorted_so_far for key, found in self._cache.items() if isinstance(found, _SortedIds)}
+        self._cache.clear()
+        self._computes.clear()
+        self._cache_version = self.model.version
+        for key, compute in lists.items():
+            found = self._cache[key] = compute()
+            self._computes[key] = compute
+            if isinstance(found, _SortedIds) and read.get(key):
+                found.sort_through(read[key])  # as far as the reads before the write went
 
     def _multiple(self, request, params, session: Session, elements) -> ApiResponse:
         items = params.get("items")
@@ -1884,10 +1902,17 @@ class _SortedIds:
         return len(self._rows)
 
     def __getitem__(self, window: slice) -> list[int]:
-        wanted = len(self._rows) if window.stop is None else min(window.stop, len(self._rows))
+        self.sort_through(len(self._rows) if window.stop is None else window.stop)
+        return self._prefix[window]
+
+    @property
+    def sorted_so_far(self) -> int:
+        return len(self._prefix)
+
+    def sort_through(self, count: int) -> None:
+        wanted = min(count, len(self._rows))
         if wanted > len(self._prefix) and not self._whole:
             self._sort(wanted)
-        return self._prefix[window]
 
     def _sort(self, wanted: int) -> None:
         rows = self._rows
@@ -1996,6 +2021,15 @@ class _SearchIndexes:
         if key not in self._columns:
             self._columns[key] = self._build(table, column, deleted)
         return self._columns[key]
+
+    def rebuild(self) -> None:
+        """After a write: build again, now, the columns that were in use (as a database maintains its indexes as it
+        writes), so the next read costs a bisection, not the rebuild."""
+        built = list(self._columns)
+        self._columns.clear()
+        self._version = self.model.version
+        for itemtype, column, deleted in built:
+            self._columns[(itemtype, column, deleted)] = self._build(self.model.table(itemtype), column, deleted or 0)
 
     @staticmethod
     def _build(table: Table, column: str, deleted: int) -> _SortedColumn | None:
@@ -2701,6 +2735,9 @@ class GlpiSimulator:
             chosen = sorted(rng.sample(live, round(len(live) * fraction)))
             for ticket_id in chosen:
                 self._touch_one(ticket_id, rng, actor)
+            # A database maintains its indexes as it writes; the next reads do not pay for them
+            self._model.search_indexes.rebuild()
+            self._api.rebuild_lists()
         return chosen
 
     def _touch_one(self, ticket_id: int, rng: random.Random, actor: Session) -> None:

@@ -225,3 +225,26 @@ def test_mixed_value_types_fall_back_to_the_general_path(sim, client, indexed_ca
         glpi._model.version += 1
     assert_alike(glpi, client, searches)
     assert True not in indexed_calls
+
+
+def test_a_touch_answers_the_lists_in_use_again_as_it_writes_and_they_read_as_if_computed_afresh(
+    sim, client, monkeypatch
+):
+    glpi, clock = sim
+    computed: list[str] = []
+    original = glpi_simulator._Api._list_ids
+    monkeypatch.setattr(
+        glpi_simulator._Api, "_list_ids", lambda self, itemtype, *rest: computed.append(itemtype) or original(
+            self, itemtype, *rest)
+    )  # fmt: skip
+    newest = {"sort": "date_mod", "order": "DESC", "range": "0-4", "searchText[itemtype]": "Ticket"}
+    before = client.get("/ITILFollowup", params=newest).json()
+    assert computed == ["ITILFollowup"]
+    clock.advance(60)
+    glpi.touch(0.3, seed=2)
+    assert computed == ["ITILFollowup", "ITILFollowup"]  # answered again by the write, not by the next read
+    after = client.get("/ITILFollowup", params=newest)
+    assert computed == ["ITILFollowup", "ITILFollowup"]
+    glpi._api._cache.clear()  # what a read computes from nothing
+    assert client.get("/ITILFollowup", params=newest).content == after.content
+    assert after.json() != before  # the touch's followups are the newest now
