@@ -127,15 +127,16 @@ class ChildSimulator:
 # --- where the machine's CPU went ----------------------------------------------------------------------------------
 
 
-def _machine_busy_s() -> float | None:
-    """CPU seconds every core of this machine has spent busy since boot (Linux: /proc/stat), or None."""
+def _machine_cpu_s() -> tuple[float, float] | None:
+    """CPU seconds this machine's cores have spent busy since boot, and those the hypervisor gave to other guests
+    while this one had work (steal) (Linux: /proc/stat), or None."""
     try:
         fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
     except OSError:
         return None
-    ticks = [int(value) for value in fields]
-    idle = ticks[3] + (ticks[4] if len(ticks) > 4 else 0)  # idle and iowait
-    return (sum(ticks[:8]) - idle) / os.sysconf("SC_CLK_TCK")  # guest time is already in user time
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(value) for value in fields[:8])
+    tick = os.sysconf("SC_CLK_TCK")
+    return (user + nice + system + irq + softirq) / tick, steal / tick  # guest time is already in user time
 
 
 def _process_cpu_s(pid: int) -> float | None:
@@ -159,19 +160,21 @@ class CpuMeter:
         self.simulator_pid = simulator_pid
         self.started = self._read()
 
-    def _read(self) -> tuple[float | None, float, float | None]:
+    def _read(self) -> tuple[tuple[float, float] | None, float, float | None]:
         simulator = _process_cpu_s(self.simulator_pid) if self.simulator_pid is not None else None
-        return _machine_busy_s(), time.process_time(), simulator
+        return _machine_cpu_s(), time.process_time(), simulator
 
     def spent(self) -> dict[str, float]:
-        """CPU seconds since the meter was made: machine, hub, simulator, other (those known here)."""
+        """CPU seconds since the meter was made: machine, hub, simulator, other (those known here), and steal (what
+        the hypervisor took for other guests: a noisy neighbour, not this machine's work)."""
         (machine0, hub0, sim0), (machine1, hub1, sim1) = self.started, self._read()
         spent = {"hub": round(hub1 - hub0, 2)}
         if sim0 is not None and sim1 is not None:
             spent["simulator"] = round(sim1 - sim0, 2)
         if machine0 is not None and machine1 is not None:
-            spent["machine"] = round(machine1 - machine0, 2)
+            spent["machine"] = round(machine1[0] - machine0[0], 2)
             spent["other"] = round(spent["machine"] - spent["hub"] - spent.get("simulator", 0), 2)
+            spent["steal"] = round(machine1[1] - machine0[1], 2)
         return spent
 
 

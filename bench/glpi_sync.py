@@ -42,9 +42,10 @@ connections; and the documents' files), `names` (users, groups, categories, enti
 benchmark process's CPU time (all threads) during a run.
 Where the machine's CPU went (Linux): `cpu_s` per run and `cpu_ms_per_ticket` for the full sync and the floor,
 split into `hub` (this process), `simulator`, `other` (PostgreSQL, the kernel, the rest) and `machine` (every core,
-from /proc/stat). `cpu_bound_tickets_per_s` (and `floor_cpu_bound_tickets_per_s`) = `cores` ÷ machine CPU per
-ticket: the rate that work could reach on this machine with every core busy. On a machine shared with the
-simulator it bounds any target: a real GLPI's CPU is not the hub's machine's.
+from /proc/stat); `steal` is what the hypervisor gave other guests meanwhile, the mark of a noisy neighbour.
+`cpu_bound_tickets_per_s` (and `floor_cpu_bound_tickets_per_s`) = `cores` ÷ machine CPU per ticket: the rate that
+work could reach on this machine with every core busy. On a machine shared with the simulator it bounds any
+target: a real GLPI's CPU is not the hub's machine's.
 `peak_rss_mb` is this process's peak RSS after the three syncs, before the COPY reference loads the rows
 (`peak_rss_with_copy_mb` after it); `simulator_peak_rss_mb` and `simulator_cpu_s` are the child's, once it exited.
 Progress goes to stderr; the last stdout line is one JSON object with full_tickets_per_s, incremental_1pct_s,
