@@ -6,7 +6,7 @@
 The GLPI simulator runs as a separate process (`python -m simulators.glpi.simulator --control`, its own GIL) and
 generates N tickets with their followups, solutions, tasks, actors and linked assets (not timed). The hub side
 is the page task's own code, without Prefect: `ingest_page.fn(runtime, ENTITY, page, watermark)` for each page of
-`plan_pages(watermark)`, as `sync-source` runs it (see tests/support/glpi.py). Three timed runs:
+`plan_pages(watermark)`, as `sync-source` runs it (see tests/support/glpi.py). The timed runs:
 
 1. full sync of every ticket from an empty store;
 2. incremental sync after `touch 0.01` in the simulator (1 % of the live tickets get a followup, an urgency
@@ -15,7 +15,11 @@ is the page task's own code, without Prefect: `ingest_page.fn(runtime, ENTITY, p
    (the touched tickets), since its read starts within the overlap of their `date_mod`;
 4. `advance 121` moves the simulator's clock past the overlap (what two minutes between scheduled runs do), then
    a sync that re-reads the window one last time and settles the cursor (`settling_s`), and a sync with nothing
-   changed after it (`nochange_settled_s`: the steady state of a quiet schedule).
+   changed after it (`nochange_settled_s`: the steady state of a quiet schedule);
+5. the same 1 % change again on that schedule (`touch 0.01` with the next seed, after `advance 121`): the
+   incremental sync (`incremental_steady_s`) and the sync with nothing changed right after it (`nochange_steady_s`).
+   Run 2 is the first incremental after a first load, the first time GLPI is asked for its sub-items by date;
+   run 5 is one of the runs every schedule makes from then on.
 
 Reference in the same run: PostgreSQL COPY FROM STDIN (psycopg 3 `cursor.copy`, `write_row`) of the canonical
 ticket rows the full sync wrote, read back from `tickets` (not timed) into a temporary unindexed table of the
@@ -46,11 +50,11 @@ from /proc/stat); `steal` is what the hypervisor gave other guests meanwhile, th
 `cpu_bound_tickets_per_s` (and `floor_cpu_bound_tickets_per_s`) = `cores` ÷ machine CPU per ticket: the rate that
 work could reach on this machine with every core busy. On a machine shared with the simulator it bounds any
 target: a real GLPI's CPU is not the hub's machine's.
-`peak_rss_mb` is this process's peak RSS after the three syncs, before the COPY reference loads the rows
+`peak_rss_mb` is this process's peak RSS after the timed syncs, before the COPY reference loads the rows
 (`peak_rss_with_copy_mb` after it); `simulator_peak_rss_mb` and `simulator_cpu_s` are the child's, once it exited.
 Progress goes to stderr; the last stdout line is one JSON object with full_tickets_per_s, incremental_1pct_s,
-nochange_s, settling_s, nochange_settled_s, requests_per_ticket, floor_tickets_per_s, hub_to_floor,
-copy_rows_per_s, ratio_hub_to_copy, the CPU budget, peak_rss_mb and the details.
+nochange_s, settling_s, nochange_settled_s, incremental_steady_s, nochange_steady_s, requests_per_ticket,
+floor_tickets_per_s, hub_to_floor, copy_rows_per_s, ratio_hub_to_copy, the CPU budget, peak_rss_mb and the details.
 """
 
 from __future__ import annotations
@@ -297,6 +301,14 @@ def main() -> None:
         log(f"settling sync (the overlap elapsed): {settling.seconds:.2f} s: {json.dumps(settling.summary())}")
         settled = run_sync(config, store, SOURCE, instrument, "nochange_settled", sim.process.pid)
         log(f"no-change sync, settled: {settled.seconds:.3f} s: {json.dumps(settled.summary())}")
+        sim.command("advance 121")
+        touched_again = sim.command(f"touch 0.01 {args.seed + 1}")["touched"]
+        steady = run_sync(config, store, SOURCE, instrument, "incremental_steady", sim.process.pid)
+        log(f"incremental sync on a schedule ({touched_again} touched): {steady.seconds:.2f} s: "
+            f"{json.dumps(steady.summary())}")  # fmt: skip
+        assert steady.report.fetched >= touched_again, (touched_again, steady.report.counts())
+        nochange_steady = run_sync(config, store, SOURCE, instrument, "nochange_steady", sim.process.pid)
+        log(f"no-change sync right after it: {nochange_steady.seconds:.2f} s: {json.dumps(nochange_steady.summary())}")
         hub_peak = peak_rss_mb()
 
         copied, copy_s = copy_reference(store)
@@ -324,6 +336,8 @@ def main() -> None:
         "nochange_s": round(nochange.seconds, 3),
         "settling_s": round(settling.seconds, 3),
         "nochange_settled_s": round(settled.seconds, 3),
+        "incremental_steady_s": round(steady.seconds, 3),
+        "nochange_steady_s": round(nochange_steady.seconds, 3),
         "floor_tickets_per_s": round(floor_rate, 1),
         "hub_to_floor": round(full_rate / floor_rate, 3),
         "copy_rows_per_s": round(copy_rate, 1),
@@ -348,6 +362,8 @@ def main() -> None:
         "nochange": nochange.summary(),
         "settling": settling.summary(),
         "nochange_settled": settled.summary(),
+        "incremental_steady": steady.summary(),
+        "nochange_steady": nochange_steady.summary(),
     }))  # fmt: skip
 
 
