@@ -35,8 +35,18 @@ def test_the_glpi_benchmark_runs_end_to_end_on_a_small_instance(postgres_url):
     assert result.returncode == 0, result.stderr[-3000:]
     figures = json.loads(result.stdout.strip().splitlines()[-1])
     assert figures["ticket_rows"] == figures["full"]["created"] == figures["copy_rows"] > 0
-    for key in ("requests_per_ticket", "floor_tickets_per_s", "hub_to_floor", "ratio_hub_to_copy"):
+    for key in (
+        "requests_per_ticket",
+        "floor_tickets_per_s",
+        "hub_to_floor",
+        "ratio_hub_to_copy",
+        "incremental_steady_s",
+        "nochange_steady_s",
+        "cpu_bound_tickets_per_s",
+    ):
         assert figures[key] > 0, key
+    assert figures["incremental_steady"]["fetched"] >= 1  # the schedule's own 1 % change was read
+    assert {"hub", "simulator", "machine", "other", "steal"} <= figures["cpu_ms_per_ticket"].keys()
 
 
 @pytest.mark.postgres
