@@ -1639,6 +1639,7 @@ class _Api:
         """Id lists per query, valid until the next write (the benchmark walks pages of one query)."""
         if self._cache_version != self.model.version:
             self._cache.clear()
+            self._computes.clear()
             self._cache_version = self.model.version
         found = self._cache.get(key)
         if found is None:
@@ -1653,7 +1654,7 @@ class _Api:
         """After a write: answer again, now, the sub-item lists that were cached (`_list_ids`), each sorted as far
         as it had been read — what a database's indexes give its next reads for free. Searches are left to
         `_SearchIndexes.rebuild`: their criteria (a date window) differ from one run to the next."""
-        lists = {key: compute for key, compute in self._computes.items() if key[0] == "items" and key in self._cache}
+        lists = {key: compute for key, compute in self._computes.items() if key[0] == "items"}
         read = {key: found.sorted_so_far for key, found in self._cache.items() if isinstance(found, _SortedIds)}
         self._cache.clear()
         self._computes.clear()
