@@ -168,13 +168,13 @@ class CpuMeter:
         """CPU seconds since the meter was made: machine, hub, simulator, other (those known here), and steal (what
         the hypervisor took for other guests: a noisy neighbour, not this machine's work)."""
         (machine0, hub0, sim0), (machine1, hub1, sim1) = self.started, self._read()
-        spent = {"hub": round(hub1 - hub0, 2)}
+        spent = {"hub": round(hub1 - hub0, 3)}
         if sim0 is not None and sim1 is not None:
-            spent["simulator"] = round(sim1 - sim0, 2)
+            spent["simulator"] = round(sim1 - sim0, 3)
         if machine0 is not None and machine1 is not None:
-            spent["machine"] = round(machine1[0] - machine0[0], 2)
-            spent["other"] = round(spent["machine"] - spent["hub"] - spent.get("simulator", 0), 2)
-            spent["steal"] = round(machine1[1] - machine0[1], 2)
+            spent["machine"] = round(machine1[0] - machine0[0], 3)
+            spent["other"] = round(spent["machine"] - spent["hub"] - spent.get("simulator", 0), 3)
+            spent["steal"] = round(machine1[1] - machine0[1], 3)
         return spent
 
 
@@ -185,7 +185,6 @@ class CpuMeter:
 class SyncStats:
     label: str
     seconds: float = 0.0
-    cpu_seconds: float = 0.0  # the hub process's CPU time (every thread) during the run
     cpu: dict[str, float] = field(default_factory=dict)  # `CpuMeter.spent`: the machine's, hub's, simulator's
     pages: int = 0
     report: BatchReport = field(default_factory=BatchReport)
@@ -207,7 +206,7 @@ class SyncStats:
         counts = {k: v for k, v in self.report.counts().items() if v}
         return {
             "s": round(self.seconds, 3),
-            "hub_cpu_s": round(self.cpu_seconds, 3),
+            "hub_cpu_s": self.cpu["hub"],  # this process's CPU time (every thread) during the run
             "cpu_s": self.cpu,
             "pages": self.pages,
             **counts,
@@ -236,7 +235,7 @@ def run_sync(
         instrument(runtime, stats)
     with store.connect() as conn:
         watermark = (get_state(conn, source, ENTITY) or {}).get("watermark")
-    started, cpu_started, meter = time.perf_counter(), time.process_time(), CpuMeter(simulator_pid)
+    started, meter = time.perf_counter(), CpuMeter(simulator_pid)
     last_log = started
     try:
         pages = fetched_pages(runtime.connector, watermark, ENTITY)
@@ -261,7 +260,6 @@ def run_sync(
     finally:
         runtime.connector.close()
     stats.seconds = time.perf_counter() - started
-    stats.cpu_seconds = time.process_time() - cpu_started
     stats.cpu = meter.spent()
     stats.split["other"] = stats.seconds - stats.split["waiting_for_fetch"] - stats.split["ingest"]
     return stats

@@ -1151,8 +1151,8 @@ class _Api:
     def __init__(self, sim: GlpiSimulator) -> None:
         self.sim = sim
         self.model = sim._model
-        self._cache: dict[tuple[Any, ...], Sequence[int]] = {}
-        self._computes: dict[tuple[Any, ...], Callable[[], Sequence[int]]] = {}
+        #: per query: how its ids are computed, and the ids (`rebuild_lists` computes them again after a write)
+        self._cache: dict[tuple[Any, ...], tuple[Callable[[], Sequence[int]], Sequence[int]]] = {}
         self._cache_version = -1
         self._fk_cache: dict[str, list[tuple[str, str]]] = {}
 
@@ -1639,31 +1639,26 @@ class _Api:
         """Id lists per query, valid until the next write (the benchmark walks pages of one query)."""
         if self._cache_version != self.model.version:
             self._cache.clear()
-            self._computes.clear()
             self._cache_version = self.model.version
-        found = self._cache.get(key)
-        if found is None:
+        cached = self._cache.get(key)
+        if cached is None:
             if len(self._cache) > 32:
                 self._cache.clear()
-                self._computes.clear()
-            found = self._cache[key] = compute()
-            self._computes[key] = compute
-        return found
+            cached = self._cache[key] = (compute, compute())
+        return cached[1]
 
     def rebuild_lists(self) -> None:
         """After a write: answer again, now, the sub-item lists that were cached (`_list_ids`), each sorted as far
         as it had been read — what a database's indexes give its next reads for free. Searches are left to
         `_SearchIndexes.rebuild`: their criteria (a date window) differ from one run to the next."""
-        lists = {key: compute for key, compute in self._computes.items() if key[0] == "items"}
-        read = {key: found.sorted_so_far for key, found in self._cache.items() if isinstance(found, _SortedIds)}
+        lists = {key: cached for key, cached in self._cache.items() if key[0] == "items"}
         self._cache.clear()
-        self._computes.clear()
         self._cache_version = self.model.version
-        for key, compute in lists.items():
-            found = self._cache[key] = compute()
-            self._computes[key] = compute
-            if isinstance(found, _SortedIds) and read.get(key):
-                found.sort_through(read[key])  # as far as the reads before the write went
+        for key, (compute, before) in lists.items():
+            found = compute()
+            self._cache[key] = (compute, found)
+            if isinstance(found, _SortedIds) and isinstance(before, _SortedIds) and before.sorted_so_far:
+                found.sort_through(before.sorted_so_far)  # as far as the reads before the write went
 
     def _multiple(self, request, params, session: Session, elements) -> ApiResponse:
         items = params.get("items")
