@@ -30,6 +30,7 @@ the offsets by one.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -92,6 +93,7 @@ class _Walked:
     """What one sub-itemtype's walk found: the tickets it saw new rows of, its id mark, GLPI's clock."""
 
     refused: str | None = None
+    rows: int = 0  # kept in the stage
     touched: set[int] = field(default_factory=set)
     mark: int = 0
     answered: datetime | None = None
@@ -122,7 +124,9 @@ class Timelines:
     def stage_all(self) -> dict[str, Any] | None:
         """Walk every sub-itemtype whole into a new stage; returns the sub-item cursor to commit at the run's end."""
         self._new_stage()
+        started = time.monotonic()
         walked = dict(zip(SUB_ITEMS, self.pool.map(self._walk_all, SUB_ITEMS), strict=True))
+        self._say_walked("every sub-item", walked, started)
         return self._cursor(walked, {})
 
     def stage_changes(self, cursor: dict[str, Any]) -> dict[str, Any] | None:
@@ -130,13 +134,23 @@ class Timelines:
         self._new_stage()
         self._reread_since = str(cursor["since"])
         marks: dict[str, int] = cursor.get("ids") or {}
+        started = time.monotonic()
         walked = dict(
             zip(SUB_ITEMS, self.pool.map(lambda key: self._walk_changes(key, cursor["since"], marks), SUB_ITEMS),
                 strict=True)
         )  # fmt: skip
+        self._say_walked(f"the sub-items changed since {cursor['since']}", walked, started)
         for result in walked.values():
             self.touched |= result.touched
         return self._cursor(walked, marks)
+
+    def _say_walked(self, what: str, walked: dict[str, _Walked], started: float) -> None:
+        """One line in the run's log before its first page: a first load's walks can take minutes on a slow GLPI."""
+        counts = ", ".join(f"{SUB_ITEMS[key]} {result.rows:,}" for key, result in walked.items() if not result.refused)
+        log.info(
+            "%s: walked %s itemtype-wide in %.1f s (%s); the tickets' pages are assembled from them",
+            self.system, what, time.monotonic() - started, counts or "none listable globally",
+        )  # fmt: skip
 
     def _new_stage(self) -> None:
         if self.stage is not None:
@@ -172,7 +186,7 @@ class Timelines:
             )
             for page in pages:
                 walked.answered = walked.answered or page.server_time
-                stage.add(itemtype, page.rows, ticket_of(itemtype))
+                walked.rows += stage.add(itemtype, page.rows, ticket_of(itemtype))
                 walked.mark = max([walked.mark, *(int(row["id"]) for row in page.rows)])
         except UpstreamForbidden as exc:
             walked.refused = str(exc)
@@ -205,7 +219,7 @@ class Timelines:
                     fresh = [row for row in page.rows if int(row["id"]) > mark - ID_OVERLAP]
                     new = [row for row in fresh if int(row["id"]) > mark]
                     walked.mark = max([walked.mark, *(int(row["id"]) for row in page.rows)])
-                stage.add(itemtype, fresh, owner)
+                walked.rows += stage.add(itemtype, fresh, owner)
                 walked.touched |= {ticket for row in new if (ticket := owner(row))}
                 if len(fresh) < len(page.rows) or not page.more:
                     return walked

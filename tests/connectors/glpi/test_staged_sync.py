@@ -5,17 +5,18 @@ documents. An itemtype GLPI refuses to list globally falls back to the per-ticke
 from __future__ import annotations
 
 import json
+import logging
 import re
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 import connectors.glpi.source as glpi_source
 import connectors.glpi.timelines as glpi_timelines
 from connectors.glpi.source import GlpiConnector, GlpiPage
 from connectors.glpi.timelines import SUB_ITEMS, Timelines
 from itsm_core.store.landing import last_payloads
-from itsm_core.store.tables import InboundRecordRow
+from itsm_core.store.tables import CommentRefRow, InboundRecordRow
 from simulators.glpi.simulator import GlpiSimulator
 from tests.flows.test_glpi_sync import store_state
 from tests.support.glpi import GlpiHub
@@ -56,13 +57,14 @@ def per_ticket_hub(sim, tmp_path, monkeypatch) -> GlpiHub:
 
 
 def test_a_full_sync_by_itemtype_wide_walks_lands_what_the_per_ticket_path_lands(
-    sim, database_url, tmp_path, monkeypatch
+    sim, database_url, tmp_path, monkeypatch, caplog
 ):
     reference = per_ticket_hub(sim, tmp_path, monkeypatch)
     assert per_ticket_requests(sim, 0) == set(SUB_ITEMS.values())  # the reference did read per ticket
     before = len(sim.requests)
     hub = GlpiHub.start(sim, database_url, tmp_path, assets=[])
-    report = hub.sync()
+    with caplog.at_level(logging.INFO, logger="itsm.connectors.glpi"):
+        report = hub.sync()
     assert report.quarantined == 0
     assert per_ticket_requests(sim, before) == set()  # not one request per ticket
     walked = {target.split("?")[0] for _, target, _ in list(sim.requests)[before:]}
@@ -71,6 +73,17 @@ def test_a_full_sync_by_itemtype_wide_walks_lands_what_the_per_ticket_path_lands
     assert store_state(hub) == store_state(reference)  # so the same tickets and comments (private ones too)
     private = [c for c in store_state(hub)["comments"] if c[2] is False]
     assert private, "the seed should hold private followups or tasks"
+    # the run's log says what the walks read before its first page, by itemtype: what landed
+    said = [r.getMessage() for r in caplog.records if "walked every sub-item itemtype-wide" in r.getMessage()]
+    assert len(said) == 1, said
+    counts = {name: int(n.replace(",", "")) for name, n in re.findall(r"(\w+) ([\d,]+)", said[0].split("(")[1])}
+    assert set(counts) == set(SUB_ITEMS.values())
+    refs = CommentRefRow.__table__
+    with hub.store.connect() as conn:
+        followups = conn.execute(
+            select(func.count()).select_from(refs).where(refs.c.external_id.like("ITILFollowup/%"))
+        ).scalar_one()
+    assert counts["ITILFollowup"] == followups > 20  # the chatty ticket's twenty, and the seed's
 
 
 def test_an_itemtype_glpi_will_not_list_globally_is_read_per_ticket_and_said_once(sim, tmp_path, monkeypatch):
