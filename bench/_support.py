@@ -4,6 +4,7 @@ stderr, peak RSS."""
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import re
 import resource
@@ -13,7 +14,8 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from itertools import pairwise
 from pathlib import Path
@@ -22,14 +24,18 @@ from typing import Any
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from flows.page_writers import committed_in_order, start_writer, write_records
 from flows.runtime import SourceRuntime, build_runtime
-from flows.sync import ENTITY, fetched_pages, ingest_page
+from flows.sync import ENTITY, fetched_pages, ingest_page, writer_count
 from itsm_core.config import HubConfig
+from itsm_core.models import RawRecord
 from itsm_core.store import Store
 from itsm_core.store.sync_state import get_state
 from itsm_core.sync.batch import BatchReport
 
 REPO = Path(__file__).resolve().parent.parent
+#: A page as `fetched_pages` hands it over: the connector's page and its records.
+Fetched = tuple[Any, list[RawRecord]]
 
 
 def log(message: str) -> None:
@@ -164,11 +170,14 @@ class CpuMeter:
         simulator = _process_cpu_s(self.simulator_pid) if self.simulator_pid is not None else None
         return _machine_cpu_s(), time.process_time(), simulator
 
-    def spent(self) -> dict[str, float]:
+    def spent(self, extra_hub_s: float = 0.0) -> dict[str, float]:
         """CPU seconds since the meter was made: machine, hub, simulator, other (those known here), and steal (what
-        the hypervisor took for other guests: a noisy neighbour, not this machine's work)."""
+        the hypervisor took for other guests: a noisy neighbour, not this machine's work). `extra_hub_s` is the
+        CPU of the hub's writer processes (`writers`), counted in the hub's."""
         (machine0, hub0, sim0), (machine1, hub1, sim1) = self.started, self._read()
-        spent = {"hub": round(hub1 - hub0, 3)}
+        spent = {"hub": round(hub1 - hub0 + extra_hub_s, 3)}
+        if extra_hub_s:
+            spent["writers"] = round(extra_hub_s, 3)
         if sim0 is not None and sim1 is not None:
             spent["simulator"] = round(sim1 - sim0, 3)
         if machine0 is not None and machine1 is not None:
@@ -192,6 +201,8 @@ class SyncStats:
     requests: Counter[str] = field(default_factory=Counter)
     #: (tickets, seconds) of `ingest` per page, to see whether the store slows down as its tables grow
     ingest_pages: list[tuple[int, float]] = field(default_factory=list)
+    writers: int = 1  # processes that wrote the pages (`first_load_writers` on a first load)
+    writer_peak_rss_mb: float | None = None  # the largest writer process's peak RSS, when there were writers
 
     def ingest_ms_per_ticket_by_tenth(self) -> list[float]:
         """Mean ingest time per ticket over each tenth of the pages (fewer parts when there are fewer pages)."""
@@ -209,6 +220,8 @@ class SyncStats:
             "hub_cpu_s": self.cpu["hub"],  # this process's CPU time (every thread) during the run
             "cpu_s": self.cpu,
             "pages": self.pages,
+            "writers": self.writers,
+            **({"writer_peak_rss_mb": self.writer_peak_rss_mb} if self.writer_peak_rss_mb else {}),
             **counts,
             "requests": sum(self.requests.values()),
             "requests_by_kind": dict(self.requests.most_common()),
@@ -235,31 +248,84 @@ def run_sync(
         instrument(runtime, stats)
     with store.connect() as conn:
         watermark = (get_state(conn, source, ENTITY) or {}).get("watermark")
+    writers = writer_count(runtime, ENTITY, watermark)
     started, meter = time.perf_counter(), CpuMeter(simulator_pid)
     last_log = started
+
+    def written(page_report: BatchReport) -> None:
+        nonlocal last_log
+        stats.report += page_report
+        stats.pages += 1
+        if time.perf_counter() - last_log > 30:
+            last_log = time.perf_counter()
+            done = stats.report.fetched
+            log(f"  {label}: {done} tickets in {last_log - started:.0f} s ({done / (last_log - started):.0f}/s)")
+
+    writers_cpu_s = 0.0
     try:
-        pages = fetched_pages(runtime.connector, watermark, ENTITY)
-        while True:
-            waiting = time.perf_counter()
-            item = next(pages, None)
-            stats.split["waiting_for_fetch"] += time.perf_counter() - waiting
-            if item is None:
-                break
-            page, records = item
-            task_started = time.perf_counter()
-            page_report, watermark = ingest_page.fn(runtime, ENTITY, page, watermark, records)
-            task_s = time.perf_counter() - task_started
-            stats.split["ingest"] += task_s
-            stats.ingest_pages.append((page_report.fetched, task_s))
-            stats.report += page_report
-            stats.pages += 1
-            if time.perf_counter() - last_log > 30:
-                last_log = time.perf_counter()
-                done = stats.report.fetched
-                log(f"  {label}: {done} tickets in {last_log - started:.0f} s ({done / (last_log - started):.0f}/s)")
+        pages = _waited_for(fetched_pages(runtime.connector, watermark, ENTITY), stats)
+        if writers == 1:
+            for page, records in pages:
+                task_started = time.perf_counter()
+                page_report, watermark = ingest_page.fn(runtime, ENTITY, page, watermark, records)
+                task_s = time.perf_counter() - task_started
+                stats.split["ingest"] += task_s
+                stats.ingest_pages.append((page_report.fetched, task_s))
+                written(page_report)
+        else:
+            # The flow's writer processes without Prefect (a plain process pool of the same set-up and page
+            # function), the pages committed in order by the flow's own `committed_in_order`
+            context = multiprocessing.get_context("spawn")  # as Prefect's ProcessPoolTaskRunner starts them
+            with ProcessPoolExecutor(writers, context, initializer=start_writer, initargs=(config, source)) as pool:
+
+                def submit(records: list[RawRecord]) -> _TimedWrite:
+                    return _TimedWrite(pool.submit(timed_write_records, source, ENTITY, records), stats)
+
+                for page_report in committed_in_order(runtime, ENTITY, watermark, pages, submit, writers):
+                    written(page_report)
+                # their CPU, start-up included, is the hub's
+                writers_cpu_s = sum(_process_cpu_s(pid) or 0.0 for pid in list(pool._processes))
+                stats.writer_peak_rss_mb = max(process_peak_rss_mb(pid) or 0.0 for pid in list(pool._processes))
+            stats.split["writing"] = time.perf_counter() - started - stats.split["waiting_for_fetch"]
     finally:
         runtime.connector.close()
     stats.seconds = time.perf_counter() - started
-    stats.cpu = meter.spent()
+    stats.cpu = meter.spent(extra_hub_s=writers_cpu_s)
     stats.split["other"] = stats.seconds - stats.split["waiting_for_fetch"] - stats.split["ingest"]
+    if writers > 1:
+        stats.split["other"] -= stats.split["writing"]
+    stats.writers = writers
     return stats
+
+
+def _waited_for(pages: Iterator[Fetched], stats: SyncStats) -> Iterator[Fetched]:
+    """`pages`, the time spent waiting for each one counted as `waiting_for_fetch`."""
+    while True:
+        waiting = time.perf_counter()
+        item = next(pages, None)
+        stats.split["waiting_for_fetch"] += time.perf_counter() - waiting
+        if item is None:
+            return
+        yield item
+
+
+def timed_write_records(source: str, entity: str, records: list[RawRecord]) -> tuple[BatchReport, float]:
+    """`write_records` in a writer process, with how long it took there."""
+    started = time.perf_counter()
+    report = write_records(source, entity, records)
+    return report, time.perf_counter() - started
+
+
+@dataclass
+class _TimedWrite:
+    """A page handed to a writer process; its write time goes to the stats as the flow takes its report, in plan
+    order."""
+
+    future: Future[tuple[BatchReport, float]]
+    stats: SyncStats
+
+    def result(self) -> BatchReport:
+        report, seconds = self.future.result()
+        self.stats.ingest_pages.append((report.fetched, seconds))
+        self.stats.split["ingest_in_writers"] += seconds
+        return report

@@ -1,7 +1,7 @@
 """GLPI pull over real HTTP into PostgreSQL: full sync, 1 % incremental, no-change sync, against raw COPY.
 
     .venv/bin/python bench/glpi_sync.py --tickets 100000 --database-url postgresql://postgres@127.0.0.1/DB
-        [--page-size 200] [--concurrency 4] [--seed 1] [--keep-schema]
+        [--page-size 200] [--concurrency 4] [--first-load-writers 1] [--latency-ms 0] [--seed 1] [--keep-schema]
 
 The GLPI simulator runs as a separate process (`python -m simulators.glpi.simulator --control`, its own GIL) and
 generates N tickets with their followups, solutions, tasks, actors and linked assets (not timed). The hub side
@@ -37,7 +37,12 @@ Only the ticket walk is measured (no assets).
 Timings per run: pages are planned and fetched on a thread of their own, up to two pages ahead of the one being
 written (`flows.sync.fetched_pages`, as `sync-source` runs it), so the wall time is `ingest` (land, map, write
 and commit: `ingest_batch` plus the watermark) plus `waiting_for_fetch` (the writer idle, waiting for a page) plus
-`other`. On the fetching thread, overlapping them: `search` (planning: the sub-item walks before the first page,
+`other`. With `--first-load-writers N` above 1, the full sync's pages are written by N processes at once, as
+`sync-source` writes a first load (`flows/page_writers.py`; here a plain process pool of the same set-up and page
+function, without Prefect), and committed in plan order by this process: `writing` is then the time this process
+waited for them and committed watermarks, `ingest_in_writers` the pages' time in the writers (summed: they
+overlap), and the writers' CPU (start-up included) counts in `hub`'s, shown apart as `writers`. On the fetching
+thread, overlapping them: `search` (planning: the sub-item walks before the first page,
 then the keyset /search calls), `fetch_page`, and within it `get_tickets` (getMultipleItems of the page's
 tickets), `sub_items` (the page's sub-items: from the first load's stage, or the walked changes laid over the
 last landed documents with the batched re-reads of changed tickets' rows, in parallel over `--concurrency`
@@ -247,9 +252,10 @@ def cpu_budget(full: dict[str, float], tickets: int, floor: dict[str, float], fl
     return figures
 
 
-def hub_config(url: str, database_url: str, page_size: int, concurrency: int) -> HubConfig:
+def hub_config(url: str, database_url: str, page_size: int, concurrency: int, writers: int = 1) -> HubConfig:
     source = {"name": SOURCE, "kind": "glpi", "url": url, "user_token": HUB_USER_TOKEN, "timezone": TIMEZONE,
-              "page_size": page_size, "overlap_seconds": 120, "max_concurrent_requests": concurrency}  # fmt: skip
+              "page_size": page_size, "overlap_seconds": 120, "max_concurrent_requests": concurrency,
+              "first_load_writers": writers}  # fmt: skip
     return parse_config(json.dumps({"database_url": database_url, "sources": [source]}))
 
 
@@ -259,6 +265,9 @@ def main() -> None:
     parser.add_argument("--database-url", required=True, help="PostgreSQL; a fresh schema is made in it and dropped")
     parser.add_argument("--page-size", type=int, default=200)
     parser.add_argument("--concurrency", type=int, default=4, help="the GLPI source's max_concurrent_requests")
+    parser.add_argument(
+        "--first-load-writers", type=int, default=1, help="the source's first_load_writers (processes writing at once)"
+    )
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--keep-schema", action="store_true", help="leave the schema for inspection")
     parser.add_argument(
@@ -274,7 +283,7 @@ def main() -> None:
     try:
         store.upgrade()
         log(f"schema {schema.name} migrated")
-        config = hub_config(sim.url, schema.url, args.page_size, args.concurrency)
+        config = hub_config(sim.url, schema.url, args.page_size, args.concurrency, args.first_load_writers)
 
         full = run_sync(config, store, SOURCE, instrument, "full", sim.process.pid)
         log(f"full sync: {full.report.fetched} tickets in {full.seconds:.1f} s "
@@ -329,6 +338,7 @@ def main() -> None:
         "tickets": args.tickets,
         "page_size": args.page_size,
         "concurrency": args.concurrency,
+        "first_load_writers": args.first_load_writers,
         "latency_ms": args.latency_ms,
         "full_tickets_per_s": round(full_rate, 1),
         "requests_per_ticket": round(sum(full.requests.values()) / max(1, full.report.fetched), 3),
@@ -345,6 +355,7 @@ def main() -> None:
         **cpu_budget(full.cpu, full.report.fetched, floor_cpu, floor_rows),
         "peak_rss_mb": hub_peak,
         "peak_rss_after_full_mb": peak_after_full,
+        "writer_peak_rss_mb": full.writer_peak_rss_mb,  # each writer process's, the largest (None: no writers)
         "peak_rss_with_copy_mb": peak_rss_mb(),
         "simulator_peak_rss_mb": simulator_peak,
         "simulator_cpu_s": round(children.ru_utime + children.ru_stime, 1),

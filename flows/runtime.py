@@ -66,11 +66,17 @@ def load_hub_config(config_path: str | None) -> HubConfig:
     log lines: on the handlers of the `itsm` logger (Prefect's API handler among them, through
     PREFECT_LOGGING_EXTRA_LOGGERS), since a logger's own filters do not see its children's records."""
     config = load_config(config_path, secret_resolver=prefect_secret)
+    scrub_secrets_of(config)
+    return config
+
+
+def scrub_secrets_of(config: HubConfig) -> None:
+    """Register `config`'s secrets for scrubbing from this process's `itsm` log lines (`load_hub_config` does;
+    a process given a config already loaded, such as a page writer, calls this itself)."""
     _SCRUB.secrets |= secret_values(config)
     for handler in logging.getLogger("itsm").handlers:
         if _SCRUB not in handler.filters:
             handler.addFilter(_SCRUB)
-    return config
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ fails at the end with the first failure.
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 from collections.abc import Iterator
@@ -18,41 +19,29 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.events import emit_event
-from prefect.states import State
 from prefect.utilities.annotations import quote
-from sqlalchemy import Connection
 
-from connectors.base import CIS, TICKETS, SourceConnector
+from connectors.base import TICKETS, SourceConnector
 from flows.artifacts import CI_COUNTS, artifact_key, source_markdown
+from flows.page_writers import SOURCE_DOWN, committed_in_order, land_records, worth_retrying, writer_processes
 from flows.runtime import SourceRuntime, build_runtime, load_hub_config
 from itsm_core.config import HubConfig
-from itsm_core.errors import ImapUnavailable, SourceBusy, UpstreamError, UpstreamUnavailable, failure_text
+from itsm_core.errors import SourceBusy, failure_text
 from itsm_core.memory import long_lived_frozen
 from itsm_core.models import RawRecord, utcnow
 from itsm_core.store.locks import source_lock
 from itsm_core.store.statistics import refresh_statistics
 from itsm_core.store.sync_state import get_state, record_run, save_watermark
 from itsm_core.sync.batch import BatchReport
-from itsm_core.sync.ingest import ingest_batch
-from itsm_core.sync.ingest_cis import ingest_ci_batch
 from itsm_core.sync.purges import settle_purged, unseen_identities
 from itsm_core.threads import context_thread, short_gil_slices
 
 #: The entity every source reads (some read configuration items, "cis", as well).
 ENTITY = TICKETS
-#: A failure that means the source is down: its other entities are not tried in the same run.
-SOURCE_DOWN = (UpstreamUnavailable, ImapUnavailable, OSError)
 #: The sync_state entity of a source's purge checks: its watermark is when the last one completed.
 PURGES = "purges"
 #: Pages fetched ahead of the one being written, so upstream and database time overlap; memory stays a few pages.
 PAGES_AHEAD = 2
-
-
-def _worth_retrying(task: Any, task_run: Any, state: State) -> bool:
-    """Retry a page after a database hiccup, not after a source that is down: its client has already spent its
-    own retry policy (e.g. GLPI's `retry_attempts` with backoff), and paying it again per retry only delays the
-    failure that ops should see."""
-    return not isinstance(state.data, (*SOURCE_DOWN, UpstreamError))  # the exception the task raised
 
 
 @task(
@@ -60,7 +49,7 @@ def _worth_retrying(task: Any, task_run: Any, state: State) -> bool:
     cache_policy=NO_CACHE,  # inputs hold payload references; results are counts, never cached to disk
     retries=2,
     retry_delay_seconds=[2, 10],  # safe: a page is one transaction and landing is idempotent
-    retry_condition_fn=_worth_retrying,
+    retry_condition_fn=worth_retrying,
 )
 def ingest_page(
     runtime: SourceRuntime, entity: str, page: Any, watermark: str | None, records: list[RawRecord] | None = None
@@ -71,7 +60,7 @@ def ingest_page(
         records = runtime.connector.fetch_page(page)
     watermark = runtime.connector.page_watermark(page, watermark)
     with runtime.store.transaction() as conn:
-        report = _ingest(conn, runtime, entity, records)
+        report = land_records(conn, runtime, entity, records)
         if watermark is not None:
             save_watermark(conn, runtime.name, entity, watermark)
     runtime.connector.acknowledge(records)  # only now: a crash before this re-reads, never loses
@@ -125,12 +114,33 @@ def fetched_pages(
         worker.join()
 
 
-def _ingest(conn: Connection, runtime: SourceRuntime, entity: str, records: list[RawRecord]) -> BatchReport:
-    if entity == TICKETS:
-        return ingest_batch(conn, runtime.pipeline, records)
-    if entity == CIS and runtime.pipeline.cis is not None:
-        return ingest_ci_batch(conn, runtime.pipeline.cis, records)
-    raise ValueError(f"{runtime.name}: a page of {entity!r}, which this source's pipeline does not take")
+def writer_count(runtime: SourceRuntime, entity: str, watermark: str | None) -> int:
+    """How many processes write the pages of `entity` from `watermark`: the source's `first_load_processes()` for
+    a first load of tickets, otherwise one (this one)."""
+    return runtime.source.first_load_processes() if entity == TICKETS and watermark is None else 1
+
+
+def written_pages(
+    runtime: SourceRuntime, config: HubConfig, entity: str, watermark: str | None, logger: Any
+) -> Iterator[BatchReport]:
+    """The entity's pages from `watermark`, fetched ahead (`fetched_pages`) and written in plan order, each
+    page's report as its watermark commits: by the `ingest-page` task in this process, page after page; or, for a
+    first load of tickets from a source with `first_load_processes()` above 1, by that many writer processes at
+    once (`flows/page_writers.py`)."""
+    writers = writer_count(runtime, entity, watermark)
+    # closed on the way out, failure included: a caller keeping the exception keeps this frame, not the fetching
+    with contextlib.closing(fetched_pages(runtime.connector, watermark, entity)) as pages:
+        if writers == 1:
+            for number, (page, records) in enumerate(pages, 1):
+                name = f"{runtime.name}-{entity}-page-{number}"
+                report, watermark = ingest_page.with_options(task_run_name=name)(
+                    quote(runtime), entity, page, watermark, quote(records)
+                )
+                yield report
+            return
+        logger.info("%s: a first load of its %s, written by %d processes at once", runtime.name, entity, writers)
+        with writer_processes(config, runtime.name, entity, writers) as submit:
+            yield from committed_in_order(runtime, entity, watermark, pages, submit, writers)
 
 
 @task(name="check-purges", cache_policy=NO_CACHE)
@@ -201,6 +211,7 @@ def _sync(runtime: SourceRuntime, config: HubConfig, logger: Any) -> dict[str, i
     failure: Exception | None = None
     failures: dict[str, str] = {}
     purges: dict[str, dict[str, int]] = {}
+    notes: list[str] = []
     try:
         for entity in entities:
             with runtime.store.connect() as conn:
@@ -211,13 +222,11 @@ def _sync(runtime: SourceRuntime, config: HubConfig, logger: Any) -> dict[str, i
                     record_run(conn, source, entity, success=False, error=failures[entity])
                 continue
             succeeded = False
+            if (writers := writer_count(runtime, entity, watermark)) > 1:
+                notes.append(f"a first load of its {entity}: pages written by {writers} processes at once")
             try:
-                for page, records in fetched_pages(runtime.connector, watermark, entity):
+                for page_report in written_pages(runtime, config, entity, watermark, logger):
                     pages += 1
-                    name = f"{source}-page-{pages}" if entity == TICKETS else f"{source}-{entity}-page-{pages}"
-                    page_report, watermark = ingest_page.with_options(task_run_name=name)(
-                        quote(runtime), entity, page, watermark, quote(records)
-                    )
                     reports[entity] += page_report
                     counts = ", ".join(f"{k} {v}" for k, v in page_report.counts().items())
                     logger.info("%s page %d (%s): %s", source, pages, entity, counts)
@@ -236,7 +245,7 @@ def _sync(runtime: SourceRuntime, config: HubConfig, logger: Any) -> dict[str, i
                 logger.warning("%s: %s", source, purge_summary(entity, purges[entity]))
     finally:
         runtime.connector.close()
-        _publish(runtime, reports, pages, failures, purges)
+        _publish(runtime, reports, pages, failures, purges, notes)
         if failures and config.alerts.operations is not None:
             _report_lag(runtime, list(failures), config.alerts.operations.lag_minutes)
         runtime.store.dispose()
@@ -277,6 +286,7 @@ def _publish(
     pages: int,
     failures: dict[str, str],
     purges: dict[str, dict[str, int]],
+    notes: list[str],
 ) -> None:
     """The run's artifact: failures first (with the last success and the lag), then counts and dead letters."""
     source = runtime.name
@@ -285,7 +295,7 @@ def _publish(
     markdown = source_markdown(
         source, reports, pages, runtime.pipeline.rules.model_problems, failures=failures, last_success=last_success
     )
-    notices = runtime.connector.notices()
+    notices = notes + runtime.connector.notices()
     if notices:
         markdown += "\n\n## Notices\n\n" + "\n".join(f"- {notice}" for notice in notices)
     if purges:

@@ -88,6 +88,12 @@ class SourceBase(_Strict):
         """How often to look for tickets purged upstream and what they become; None: never (read-only kinds)."""
         return None
 
+    def first_load_processes(self) -> int:
+        """How many processes write the pages of a first load of tickets (no watermark yet) at once; 1: the flow's
+        own, page after page. Only kinds whose tickets land independently of each other offer more (mail does
+        not: a reply may thread onto a message of an earlier page)."""
+        return 1
+
 
 @dataclass(frozen=True)
 class PurgePolicy:
@@ -238,6 +244,17 @@ class HubConfig(_Strict):
                 )
             if any(a.notify and "@" in a.notify for a in escalation.actions) and self.email.smtp is None:
                 raise ValueError(f"rules.sla.escalations.{escalation.name}: notify an address needs email.smtp")
+        return self
+
+    @model_validator(mode="after")
+    def _parallel_writers_need_postgresql(self) -> HubConfig:
+        if self.database_url.get_secret_value().startswith("sqlite"):
+            for index, source in enumerate(self.sources):
+                if source.first_load_processes() > 1:
+                    raise ValueError(
+                        f"sources[{index}].first_load_writers: {source.first_load_processes()} processes writing "
+                        "at once need PostgreSQL (SQLite takes one writer at a time); set it to 1 or use PostgreSQL"
+                    )
         return self
 
     @model_validator(mode="after")

@@ -58,6 +58,12 @@ class GlpiSource(TwoWaySource):
     ci_mapping: str | None = Field(
         default=None, description="CI mapping in mappings/ (without .yaml) or a path; default glpi_assets"
     )
+    first_load_writers: int = Field(
+        default=1,
+        ge=1,
+        le=32,
+        description="processes writing a first load's pages of tickets at once (PostgreSQL only); 1: the flow's own",
+    )
     allow_insecure: bool = Field(
         default=False, description="allow http:// to a host other than loopback (tokens in clear)"
     )
@@ -85,6 +91,9 @@ class GlpiSource(TwoWaySource):
         if not self.verify_tls and url.scheme == "https":
             log.warning("%s: verify_tls is false: the GLPI server's certificate is not checked", self.name)
         return self
+
+    def first_load_processes(self) -> int:
+        return self.first_load_writers
 
     def mapping_for(self, entity: str) -> str | None:
         return self.ci_mapping if entity == "cis" else super().mapping_for(entity)
