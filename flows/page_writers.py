@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Protocol, TypeVar
 
 from prefect import task
@@ -36,7 +37,7 @@ from sqlalchemy import Connection
 from connectors.base import CIS, TICKETS
 from flows.runtime import SourceRuntime, build_runtime, scrub_secrets_of
 from itsm_core.config import HubConfig
-from itsm_core.errors import ImapUnavailable, UpstreamError, UpstreamUnavailable
+from itsm_core.errors import ImapUnavailable, UpstreamError, UpstreamUnavailable, WriterLost
 from itsm_core.models import RawRecord
 from itsm_core.store.statistics import refresh_statistics
 from itsm_core.store.sync_state import save_watermark
@@ -86,7 +87,14 @@ def written_in_order(
 
     def oldest() -> tuple[Page, list[RawRecord], BatchReport]:
         page, records, _, written = window.popleft()
-        return page, records, written.result() if written is not None else BatchReport()
+        try:
+            return page, records, written.result() if written is not None else BatchReport()
+        except BrokenProcessPool:
+            raise WriterLost(
+                "a writer process died while it wrote a page (killed: out of memory?); that page rolled back and "
+                "the pages committed before it stay: the next run goes on from them. If it recurs, lower the "
+                "source's first_load_writers or page_size, or give the worker more memory"
+            ) from None
 
     try:
         for page, records in pages:

@@ -75,6 +75,11 @@ class SourceBusy(HubError):
     """Another run holds the source's run lock (`itsm_core/store/locks.py`): this one did nothing."""
 
 
+class WriterLost(HubError):
+    """A process writing a first load's pages died mid-page (killed: out of memory, most often). Its page's
+    transaction rolled back; the pages committed before it stay, and the next run goes on from them."""
+
+
 class CycleFailed(HubError):
     """A cycle in which some sources (or the dispatch, or the push) failed; `results` holds every outcome, the
     counts of the parts that worked and the error of those that did not, so they can still be shown."""

@@ -6,7 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import signal
+import threading
 import time
+from pathlib import Path
 
 import pytest
 from prefect import flow, task
@@ -16,6 +20,8 @@ from flows.page_writers import start_writer
 from flows.sync import sync_source
 from itsm_core.config import HubConfig, parse_config
 from itsm_core.errors import ConfigError
+from itsm_core.store.sync_state import get_state
+from itsm_core.store.tables import TicketRow
 from simulators.glpi.simulator import GlpiSimulator
 from tests.flows.test_glpi_cis_flow import read_artifact
 from tests.flows.test_glpi_sync import store_state
@@ -119,3 +125,50 @@ def test_a_secret_quoted_in_a_writer_process_log_line_reaches_prefect_as_stars(p
         messages = asyncio.run(read())
     assert any("GLPI answered 401 for user_token ***" in m for m in messages), messages
     assert not any(TOKEN in m for m in messages)
+
+
+def writer_pids() -> list[int]:
+    """This process's children started by multiprocessing's spawn: the writer processes."""
+    found = []
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            ppid = next(line for line in status.read_text().splitlines() if line.startswith("PPid:"))
+            cmdline = (status.parent / "cmdline").read_bytes()
+        except (OSError, StopIteration):
+            continue
+        if int(ppid.split()[1]) == os.getpid() and b"multiprocessing.spawn" in cmdline:
+            found.append(int(status.parent.name))
+    return found
+
+
+def test_a_writer_process_killed_mid_load_fails_the_run_clearly_and_the_next_run_completes_it(postgres_url, tmp_path):
+    with GlpiSimulator(tickets=400, seed=8, assets=0) as sim:
+        (tmp_path / "one").mkdir()
+        reference = GlpiHub.start(sim, f"sqlite:///{tmp_path / 'one' / 'store.db'}", tmp_path / "one", assets=[])
+        reference.sync()
+        hub = GlpiHub.start(sim, postgres_url, tmp_path, assets=[], first_load_writers=2)
+        killed: list[int] = []
+
+        def kill_a_writer_once_pages_land() -> None:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                if hub.count(TicketRow.__table__) >= 50 and (pids := writer_pids()):
+                    os.kill(pids[0], signal.SIGKILL)  # as the kernel's OOM killer would
+                    killed.append(pids[0])
+                    return
+                time.sleep(0.01)
+
+        killer = threading.Thread(target=kill_a_writer_once_pages_land)
+        killer.start()
+        state = sync_source(SOURCE, config_path=str(tmp_path / "itsm.yaml"), return_state=True)
+        killer.join()
+        assert killed, "no writer process to kill"
+        assert state.is_failed()
+        assert hub.count(TicketRow.__table__) < len(sim.rows("Ticket"))  # it did stop part-way
+        with hub.store.connect() as conn:
+            run = get_state(conn, SOURCE, "tickets")
+        assert "writer process" in run["details"]["last_error"] and "next run" in run["details"]["last_error"]
+
+        again = sync_source(SOURCE, config_path=str(tmp_path / "itsm.yaml"))
+        assert again["quarantined"] == 0
+        assert store_state(hub) == store_state(reference)  # nothing lost, nothing twice
