@@ -29,6 +29,8 @@ from typing import Any, Protocol, TypeVar
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
+from prefect.context import FlowRunContext
+from prefect.settings import PREFECT_API_URL, temporary_settings
 from prefect.states import State
 from prefect.task_runners import ProcessPoolTaskRunner
 from prefect.utilities.annotations import quote
@@ -175,7 +177,10 @@ def writer_processes(
 ) -> Iterator[Callable[[list[RawRecord]], Written]]:
     """`count` writer processes for `source`'s pages of `entity` (Prefect's `ProcessPoolTaskRunner`, started as
     pages come); yields the function that hands one page to them. On leaving, every page handed over is over."""
-    with ProcessPoolTaskRunner(max_workers=count, initializer=start_writer, initargs=(config, source)) as runner:
+    with (
+        _same_prefect_api(),
+        ProcessPoolTaskRunner(max_workers=count, initializer=start_writer, initargs=(config, source)) as runner,
+    ):
         handed = 0
 
         def submit(records: list[RawRecord]) -> Written:
@@ -185,3 +190,13 @@ def writer_processes(
             return runner.submit(named, {"source": source, "entity": entity, "records": quote(records)})
 
         yield submit
+
+
+def _same_prefect_api() -> contextlib.AbstractContextManager[object]:
+    """The writers' task runs reported to the API this flow run reports to. Without `PREFECT_API_URL` (`itsm sync`
+    run by hand: a temporary server in this process), each writer would otherwise start a temporary server of its
+    own, and its task runs would land there, unseen."""
+    run = FlowRunContext.get()
+    if PREFECT_API_URL.value() or run is None or run.client is None:
+        return contextlib.nullcontext()
+    return temporary_settings(updates={PREFECT_API_URL: str(run.client.api_url)})

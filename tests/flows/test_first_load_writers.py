@@ -7,7 +7,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -172,3 +175,17 @@ def test_a_writer_process_killed_mid_load_fails_the_run_clearly_and_the_next_run
         again = sync_source(SOURCE, config_path=str(tmp_path / "itsm.yaml"))
         assert again["quarantined"] == 0
         assert store_state(hub) == store_state(reference)  # nothing lost, nothing twice
+
+
+def test_itsm_sync_run_by_hand_has_its_writers_report_to_its_own_temporary_prefect_server(postgres_url, tmp_path):
+    with GlpiSimulator(tickets=60, seed=4, assets=0) as sim:
+        hub = GlpiHub.start(sim, postgres_url, tmp_path, assets=[], first_load_writers=2)
+        env = {name: value for name, value in os.environ.items() if not name.startswith("PREFECT_API")}
+        command = [sys.executable, "-c", "from flows.cli import main; main()", "sync", SOURCE, "--config", "itsm.yaml"]
+        result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180)
+        assert result.returncode == 0, result.stderr
+        said = result.stdout + result.stderr
+        assert "-tickets-written-1" in said  # the writers' task runs were reported
+        # to the server `itsm sync` started for its run, not to one each of their own
+        assert len(re.findall(r"Starting temporary server", said)) == 1, said
+        assert hub.count(TicketRow.__table__) == len(sim.rows("Ticket"))
