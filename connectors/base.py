@@ -91,6 +91,12 @@ class SourceConnector(ABC):
             return self.entities[0]
         raise NotImplementedError(f"{type(self).__name__} reads {self.entities}: it must say which is which")
 
+    def reads_whole(self, watermark: str | None, entity: str = TICKETS) -> bool:
+        """Whether a run from `watermark` reads `entity` as a first load does, whole or what is left of it (by
+        default: no watermark yet). Such a run's pages may be written by several processes at once (the source's
+        `first_load_processes()`, `flows/page_writers.py`); any other is written by the flow's own process."""
+        return watermark is None
+
     def watermark_positions(self, watermark: str | None) -> dict[str, tuple[Any, ...]]:
         """The watermark as comparable positions, one per stream it tracks (a folder, a walk, a file): each
         position only grows from one committed page to the next. A new epoch (an IMAP folder's UIDVALIDITY, a

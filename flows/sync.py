@@ -116,8 +116,11 @@ def fetched_pages(
 
 def writer_count(runtime: SourceRuntime, entity: str, watermark: str | None) -> int:
     """How many processes write the pages of `entity` from `watermark`: the source's `first_load_processes()` for
-    a first load of tickets, otherwise one (this one)."""
-    return runtime.source.first_load_processes() if entity == TICKETS and watermark is None else 1
+    tickets read as a first load (`reads_whole`: the first, or the rest of one that did not finish), otherwise
+    one (this one)."""
+    if entity == TICKETS and runtime.connector.reads_whole(watermark, entity):
+        return runtime.source.first_load_processes()
+    return 1
 
 
 def written_pages(

@@ -292,6 +292,13 @@ class GlpiConnector(SourceConnector):
             cursors[page.cursor_key] = {"date_mod": page.date_mod, "ids": list(page.tie_ids), "settled": settled}
         return json.dumps(cursors, sort_keys=True)
 
+    def reads_whole(self, watermark: str | None, entity: str = TICKETS) -> bool:
+        """Tickets are read as a first load until one has finished: until then, with no sub-item cursor, every
+        sub-itemtype is walked whole and the ticket walk goes on from where the unfinished load stopped."""
+        if entity != TICKETS:
+            return watermark is None
+        return SUB_CURSOR not in (json.loads(watermark) if watermark else {})
+
     def watermark_positions(self, watermark: str | None) -> dict[str, tuple[Any, ...]]:
         """Per walk (``live``, ``trash``, ``Computer:live``, …), the last committed second; the sub-item cursor's
         ``since`` (``sub``) and its id marks (``sub:Ticket_User``, …)."""

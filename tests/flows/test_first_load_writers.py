@@ -174,6 +174,7 @@ def test_a_writer_process_killed_mid_load_fails_the_run_clearly_and_the_next_run
 
         again = sync_source(SOURCE, config_path=str(tmp_path / "itsm.yaml"))
         assert again["quarantined"] == 0
+        assert "pages written by 2 processes at once" in read_artifact(f"sync-{SOURCE}")  # the rest of a first load
         assert store_state(hub) == store_state(reference)  # nothing lost, nothing twice
 
 

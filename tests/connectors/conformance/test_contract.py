@@ -139,7 +139,7 @@ def test_acknowledge_comes_only_after_the_page_is_committed(hub: Hub, monkeypatc
 
     monkeypatch.setattr(runtime.connector, "acknowledge", spy)
     pages = 0
-    real_ingest = sync_flow._ingest
+    real_ingest = sync_flow.land_records
 
     def failing_second_page(conn, runtime, entity, records):
         nonlocal pages
@@ -148,7 +148,7 @@ def test_acknowledge_comes_only_after_the_page_is_committed(hub: Hub, monkeypatc
             raise RuntimeError("the database went away mid-page")
         return real_ingest(conn, runtime, entity, records)
 
-    monkeypatch.setattr(sync_flow, "_ingest", failing_second_page)
+    monkeypatch.setattr(sync_flow, "land_records", failing_second_page)
     with pytest.raises(RuntimeError, match="went away"):
         hub.sync(runtime=runtime)
     with hub.store.connect() as conn:
