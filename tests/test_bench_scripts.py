@@ -23,13 +23,14 @@ def test_the_benchmark_runs_its_help(script):
 
 @pytest.mark.postgres
 def test_the_glpi_benchmark_runs_end_to_end_on_a_small_instance(postgres_url):
-    """A tiny run of every phase (full, incremental, no-change, COPY and floor references): a benchmark that only
-    fails at its last step after an hour at 100,000 tickets is found here first. Figures are not asserted."""
+    """A tiny run of every phase (full by two writer processes, incremental, no-change, COPY and floor references): a
+    benchmark that only fails at its last step after an hour at 100,000 tickets is found here first. Figures are
+    not asserted."""
     import json
 
     result = subprocess.run(
         [sys.executable, str(REPO / "bench" / "glpi_sync.py"), "--tickets", "120", "--page-size", "50",
-         "--database-url", postgres_url],
+         "--first-load-writers", "2", "--database-url", postgres_url],
         cwd=REPO, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
@@ -46,7 +47,9 @@ def test_the_glpi_benchmark_runs_end_to_end_on_a_small_instance(postgres_url):
     ):
         assert figures[key] > 0, key
     assert figures["incremental_steady"]["fetched"] >= 1  # the schedule's own 1 % change was read
-    assert {"hub", "simulator", "machine", "other", "steal"} <= figures["cpu_ms_per_ticket"].keys()
+    assert {"hub", "writers", "simulator", "machine", "other", "steal"} <= figures["cpu_ms_per_ticket"].keys()
+    assert figures["full"]["writers"] == 2 and figures["writer_peak_rss_mb"] > 0
+    assert figures["incremental"]["writers"] == 1  # later runs are written by the flow's own process
 
 
 @pytest.mark.postgres
