@@ -58,22 +58,28 @@ _PARAGRAPH = re.compile(rf"<p>({_PLAIN_TEXT})</p>")
 
 
 def unescape(text: str) -> str:
-    """`html.unescape(text)`, by plain replacements when its only entities are those `html.escape` and PHP's
-    `htmlspecialchars` write (GLPI stores every text so): the original calls back into Python for each one, and a
-    ticket's HTML holds two per tag. ``&amp;`` goes last, so ``&amp;lt;`` gives ``&lt;`` as the one pass does."""
+    """`html.unescape(text)`, by plain replacements when its only entities are those `html.escape`, PHP's
+    `htmlspecialchars` and GLPI 10's sanitizer (``&#60;``, ``&#38;``, …) write, as GLPI stores every text: the
+    original calls back into Python for each one, and a ticket's HTML holds two per tag. The ampersand's entity
+    goes last, so ``&amp;lt;`` gives ``&lt;`` as the one pass does; a text spelling it both ways takes the
+    original."""
     if "&" not in text:
         return text
     if _OTHER_AMPERSAND.search(text):
         return _unescape(text)
+    ampersand = "&#38;" if "&#38;" in text else "&amp;"
+    if ampersand == "&#38;" and "&amp;" in text:
+        return _unescape(text)
     for entity, char in _ESCAPES:
         text = text.replace(entity, char)
-    return text
+    return text.replace(ampersand, "&")
 
 
 _ESCAPES = (
-    ("&lt;", "<"), ("&gt;", ">"), ("&quot;", '"'), ("&#039;", "'"), ("&#39;", "'"), ("&#x27;", "'"), ("&amp;", "&"),
+    ("&lt;", "<"), ("&gt;", ">"), ("&quot;", '"'), ("&#039;", "'"), ("&#39;", "'"), ("&#x27;", "'"),
+    ("&#60;", "<"), ("&#62;", ">"), ("&#34;", '"'),
 )  # fmt: skip
-_OTHER_AMPERSAND = re.compile(r"&(?!(?:lt|gt|quot|#039|#39|#x27|amp);)")
+_OTHER_AMPERSAND = re.compile(r"&(?!(?:lt|gt|quot|#039|#39|#x27|#60|#62|#34|amp|#38);)")
 
 
 def _drop_remote_images(tag: str, attribute: str, value: str) -> str | None:
