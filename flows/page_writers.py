@@ -40,6 +40,7 @@ from connectors.base import CIS, TICKETS
 from flows.runtime import SourceRuntime, build_runtime, scrub_secrets_of
 from itsm_core.config import HubConfig
 from itsm_core.errors import ImapUnavailable, UpstreamError, UpstreamUnavailable, WriterLost
+from itsm_core.memory import freeze_long_lived
 from itsm_core.models import RawRecord
 from itsm_core.store.statistics import refresh_statistics
 from itsm_core.store.sync_state import save_watermark
@@ -146,6 +147,7 @@ def start_writer(config: HubConfig, source: str) -> None:
     whose secrets this process's log lines scrub too."""
     scrub_secrets_of(config)
     _RUNTIMES[source] = build_runtime(config, config.source(source))
+    freeze_long_lived()  # what the pages allocate is collected; what lives on is no longer walked with it
 
 
 def write_records(source: str, entity: str, records: list[RawRecord]) -> BatchReport:

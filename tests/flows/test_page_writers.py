@@ -1,15 +1,19 @@
 """`written_in_order`: pages handed to writers a bounded number at once, reported in plan order; a page sharing an
-identity with a page in flight waits for it; a failure waits for the pages in flight and stops the rest."""
+identity with a page in flight waits for it; a failure waits for the pages in flight and stops the rest. A writer
+process keeps what it set up out of the garbage collector's passes."""
 
 from __future__ import annotations
 
+import gc
+import multiprocessing
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 
 import pytest
 
-from flows.page_writers import written_in_order
+from flows.page_writers import start_writer, written_in_order
+from itsm_core.config import parse_config
 from itsm_core.models import RawRecord, utcnow
 from itsm_core.sync.batch import BatchReport
 
@@ -81,3 +85,17 @@ def test_a_failed_page_stops_the_rest_after_the_pages_in_flight_are_over():
     assert reported == [0]  # nothing after the failed page is reported: its watermark is never committed
     assert "p2" in writers.spans  # the page in flight finished before the failure was raised
     assert not {"p4", "p5"} & set(writers.spans)  # and no page was handed over after it
+
+
+def frozen_objects() -> int:
+    return gc.get_freeze_count()
+
+
+def test_a_writer_process_keeps_what_it_set_up_out_of_the_collectors_passes(tmp_path):
+    config = parse_config(
+        f"database_url: sqlite:///{tmp_path / 'store.db'}\n"
+        "sources: [{name: glpi, kind: glpi, url: 'http://127.0.0.1:9/apirest.php', user_token: t}]\n"
+    )
+    context = multiprocessing.get_context("spawn")  # as Prefect's ProcessPoolTaskRunner starts them
+    with ProcessPoolExecutor(1, context, initializer=start_writer, initargs=(config, "glpi")) as pool:
+        assert pool.submit(frozen_objects).result() > 10_000  # the libraries and the runtime: frozen once
