@@ -76,6 +76,15 @@ def worth_retrying(task: Any, task_run: Any, state: State) -> bool:
     return not isinstance(state.data, (*SOURCE_DOWN, UpstreamError))  # the exception the task raised
 
 
+#: The options of every task that writes a page (`ingest-page` in the flow's process, `write-page` in a writer).
+PAGE_TASK: dict[str, Any] = {
+    "cache_policy": NO_CACHE,  # inputs hold payload references; results are counts, never cached to disk
+    "retries": 2,
+    "retry_delay_seconds": [2, 10],  # safe: a page is one transaction and landing is idempotent
+    "retry_condition_fn": worth_retrying,
+}
+
+
 def written_in_order(
     pages: Iterable[tuple[Page, list[RawRecord]]], submit: Callable[[list[RawRecord]], Written], width: int
 ) -> Iterator[tuple[Page, list[RawRecord], BatchReport]]:
@@ -161,13 +170,7 @@ def write_records(source: str, entity: str, records: list[RawRecord]) -> BatchRe
     return report
 
 
-@task(
-    name="write-page",
-    cache_policy=NO_CACHE,
-    retries=2,
-    retry_delay_seconds=[2, 10],  # safe: a page is one transaction and landing is idempotent
-    retry_condition_fn=worth_retrying,
-)
+@task(name="write-page", **PAGE_TASK)
 def write_page(source: str, entity: str, records: list[RawRecord]) -> BatchReport:
     """A page fetched by the flow, written in a writer process; the flow commits its watermark in plan order."""
     return write_records(source, entity, records)

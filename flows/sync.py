@@ -23,7 +23,7 @@ from prefect.utilities.annotations import quote
 
 from connectors.base import TICKETS, SourceConnector
 from flows.artifacts import CI_COUNTS, artifact_key, source_markdown
-from flows.page_writers import SOURCE_DOWN, committed_in_order, land_records, worth_retrying, writer_processes
+from flows.page_writers import PAGE_TASK, SOURCE_DOWN, committed_in_order, land_records, writer_processes
 from flows.runtime import SourceRuntime, build_runtime, load_hub_config
 from itsm_core.config import HubConfig
 from itsm_core.errors import SourceBusy, failure_text
@@ -44,13 +44,7 @@ PURGES = "purges"
 PAGES_AHEAD = 2
 
 
-@task(
-    name="ingest-page",
-    cache_policy=NO_CACHE,  # inputs hold payload references; results are counts, never cached to disk
-    retries=2,
-    retry_delay_seconds=[2, 10],  # safe: a page is one transaction and landing is idempotent
-    retry_condition_fn=worth_retrying,
-)
+@task(name="ingest-page", **PAGE_TASK)
 def ingest_page(
     runtime: SourceRuntime, entity: str, page: Any, watermark: str | None, records: list[RawRecord] | None = None
 ) -> tuple[BatchReport, str | None]:
