@@ -118,13 +118,11 @@ def writer_count(runtime: SourceRuntime, entity: str, watermark: str | None) -> 
 
 
 def written_pages(
-    runtime: SourceRuntime, config: HubConfig, entity: str, watermark: str | None, logger: Any
+    runtime: SourceRuntime, config: HubConfig, entity: str, watermark: str | None, writers: int, logger: Any
 ) -> Iterator[BatchReport]:
     """The entity's pages from `watermark`, fetched ahead (`fetched_pages`) and written in plan order, each
-    page's report as its watermark commits: by the `ingest-page` task in this process, page after page; or, for a
-    first load of tickets from a source with `first_load_processes()` above 1, by that many writer processes at
-    once (`flows/page_writers.py`)."""
-    writers = writer_count(runtime, entity, watermark)
+    page's report as its watermark commits: by the `ingest-page` task in this process, page after page; or, with
+    `writers` above 1 (`writer_count`), by that many writer processes at once (`flows/page_writers.py`)."""
     # closed on the way out, failure included: a caller keeping the exception keeps this frame, not the fetching
     with contextlib.closing(fetched_pages(runtime.connector, watermark, entity)) as pages:
         if writers == 1:
@@ -222,7 +220,7 @@ def _sync(runtime: SourceRuntime, config: HubConfig, logger: Any) -> dict[str, i
             if (writers := writer_count(runtime, entity, watermark)) > 1:
                 notes.append(f"a first load of its {entity}: pages written by {writers} processes at once")
             try:
-                for page_report in written_pages(runtime, config, entity, watermark, logger):
+                for page_report in written_pages(runtime, config, entity, watermark, writers, logger):
                     pages += 1
                     reports[entity] += page_report
                     counts = ", ".join(f"{k} {v}" for k, v in page_report.counts().items())

@@ -89,9 +89,9 @@ class SourceBase(_Strict):
         return None
 
     def first_load_processes(self) -> int:
-        """How many processes write the pages of a first load of tickets (no watermark yet) at once; 1: the flow's
-        own, page after page. Only kinds whose tickets land independently of each other offer more (mail does
-        not: a reply may thread onto a message of an earlier page)."""
+        """How many processes write the pages of a first load of tickets (the connector's `reads_whole`) at once;
+        1: the flow's own, page after page. Only kinds whose tickets land independently of each other offer more
+        (mail does not: a reply may thread onto a message of an earlier page)."""
         return 1
 
 

@@ -296,7 +296,7 @@ class GlpiConnector(SourceConnector):
         """Tickets are read as a first load until one has finished: until then, with no sub-item cursor, every
         sub-itemtype is walked whole and the ticket walk goes on from where the unfinished load stopped."""
         if entity != TICKETS:
-            return watermark is None
+            return super().reads_whole(watermark, entity)
         return SUB_CURSOR not in (json.loads(watermark) if watermark else {})
 
     def watermark_positions(self, watermark: str | None) -> dict[str, tuple[Any, ...]]:
