@@ -1,19 +1,22 @@
 """Set-based statements that work the same on SQLite and PostgreSQL: one per batch, never one per row.
 
-On PostgreSQL a batch is one statement whatever its size: every column's values go as one array parameter and
-`unnest` turns them back into rows (`INSERT … SELECT … FROM unnest(…)`, `UPDATE … FROM unnest(…)`). The
-server plans one statement instead of one per row, and psycopg sends a few arrays instead of pipelining a
-statement per row (a first GLPI load of 100,000 tickets: 359 → 489 tickets/s with the arrays sent in binary,
-`bench/glpi_sync.py`). SQLite, which runs in-process and prepares a statement once for an executemany, takes
-SQLAlchemy's executemany.
+On PostgreSQL a batch is one statement whatever its size: the rows go as one JSON document, written by orjson
+in C, and `json_to_recordset` turns it back into typed rows (`INSERT … SELECT … FROM json_to_recordset(…)`,
+`UPDATE … FROM json_to_recordset(…)`). The server plans one statement instead of one per row, and the client
+spends microseconds per row instead of a Python call per value. SQLite, which runs in-process and prepares a
+statement once for an executemany, takes SQLAlchemy's executemany; so does a PostgreSQL batch holding a value
+orjson would write otherwise than SQLAlchemy (NaN, say), which then answers exactly as it always did.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import math
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Table, any_, bindparam, insert, update
+import orjson
+from psycopg.types.json import Json
+from sqlalchemy import JSON, Connection, LargeBinary, Numeric, Table, any_, bindparam, insert, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import DBAPIError
@@ -24,8 +27,8 @@ def insert_rows(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) 
     """`INSERT` of all rows (each with the same keys) in one statement."""
     if not rows:
         return
-    if _unnest_applies(conn, table, rows):
-        _Unnest(conn, table, rows).insert()
+    if (batch := _recordset(conn, table, rows)) is not None:
+        batch.insert()
     else:
         conn.execute(insert(table), list(rows))
 
@@ -38,11 +41,14 @@ def insert_returning(conn: Connection, table: Table, rows: Sequence[dict[str, An
     """
     if not rows:
         return []
-    if _unnest_applies(conn, table, rows) and "id" not in rows[0]:
+    if conn.dialect.name == "postgresql" and len(rows) > 1 and "id" not in rows[0]:
         ids = _next_ids(conn, table, len(rows))
-        _Unnest(conn, table, [{"id": new_id, **row} for new_id, row in zip(ids, rows, strict=True)]).insert()
-        return ids
-    return [new_id for (new_id,) in conn.execute(insert(table).returning(table.c.id), list(rows))]
+        numbered = [{"id": new_id, **row} for new_id, row in zip(ids, rows, strict=True)]
+        if (batch := _recordset(conn, table, numbered)) is not None:
+            batch.insert()
+            return ids  # else those ids stay unused: a sequence has gaps anyway
+    statement = insert(table).returning(table.c.id, sort_by_parameter_order=True)
+    return [new_id for (new_id,) in conn.execute(statement, list(rows))]
 
 
 def insert_ignoring_conflicts(
@@ -59,8 +65,8 @@ def insert_ignoring_conflicts(
     """
     if not rows:
         return []
-    if _unnest_applies(conn, table, rows):
-        return _Unnest(conn, table, rows).insert(conflict_columns, [column.name for column in returning])
+    if (batch := _recordset(conn, table, rows)) is not None:
+        return batch.insert(conflict_columns, [column.name for column in returning])
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
     statement = dialect.insert(table).on_conflict_do_nothing(index_elements=list(conflict_columns))
     if returning:
@@ -96,8 +102,8 @@ def update_by_id(conn: Connection, table: Table, rows: Sequence[dict[str, Any]])
         if columns:
             by_columns.setdefault(columns, []).append({"id": row["id"], **{k: row[k] for k in columns}})
     for columns, group in by_columns.items():
-        if _unnest_applies(conn, table, group):
-            _Unnest(conn, table, group).update(columns)
+        if (batch := _recordset(conn, table, group)) is not None:
+            batch.update(columns)
             continue
         statement = (
             update(table)
@@ -117,15 +123,22 @@ def one_of(conn: Connection, column: ColumnElement[Any], values: Iterable[Any]) 
     return column.in_(values)
 
 
-# --- PostgreSQL: a batch as column arrays ----------------------------------------------------------------------
+# --- PostgreSQL: a batch as one JSON document -----------------------------------------------------------------
 
 
-def _unnest_applies(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> bool:
-    """PostgreSQL, and no column the rows leave out has a Python-side default (SQLAlchemy would fill it in)."""
+def _recordset(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> _Recordset | None:
+    """The batch as one statement's `_Recordset` where that writes exactly what SQLAlchemy would: PostgreSQL, more
+    than one row, no column left out that has a Python-side default (SQLAlchemy would fill it in), and values orjson
+    writes as the columns' own bind processing does. None otherwise: SQLAlchemy's executemany writes the rows."""
     if conn.dialect.name != "postgresql" or len(rows) < 2:
-        return False
+        return None
     keys = rows[0].keys()
-    return not any(column.default is not None and column.key not in keys for column in table.c)
+    if any(column.default is not None and column.key not in keys for column in table.c):
+        return None
+    try:
+        return _Recordset(conn, table, rows)
+    except _NotFaithful:
+        return None
 
 
 def _next_ids(conn: Connection, table: Table, count: int) -> list[int]:
@@ -137,32 +150,69 @@ def _next_ids(conn: Connection, table: Table, count: int) -> list[int]:
         return sorted(new_id for (new_id,) in cursor.fetchall())
 
 
-class _Unnest:
-    """The rows of a batch as one array per column, each cast to the column's type, for one statement."""
+class _NotFaithful(Exception):
+    """orjson would write some value otherwise than SQLAlchemy would (NaN, a type JSON has not, an int beyond 64
+    bits, a lone surrogate): the batch takes the general path, which answers as it always has."""
+
+
+class _Recordset:
+    """A batch's rows as one JSON array, made rows again by the server (`json_to_recordset`); binary columns
+    beside it as one binary array each (`unnest`), zipped row by row (`ROWS FROM`): hex in JSON would double
+    them. Each field is read by its column type's own input function, so a value the column refuses fails as in a
+    plain INSERT.
+
+    A page's 7,000 audit rows cost about 10 ms of client CPU this way (orjson, in C), against about 130 ms as one
+    binary array per column (psycopg dumps each element in Python), and about a fifth less of the server's.
+    """
 
     def __init__(self, conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
         self.conn = conn
         dialect = conn.dialect
         self.quote = quote = dialect.identifier_preparer.quote
-        keys = list(rows[0])
-        self.names = [quote(key) for key in keys]
-        casts, self.arrays = [], []
-        for key in keys:
-            column_type = table.c[key].type
-            process = column_type.dialect_impl(dialect).bind_processor(dialect)  # JSON, UTC timestamps, …
-            values = [row[key] for row in rows]
-            values = _one_type([process(value) for value in values] if process else values)
-            self.arrays.append(values)
-            # Binary: the text form of an array escapes every quote in every element (JSON is full of them),
-            # which costs more than the statement itself. psycopg cannot type an array of only NULLs in binary.
-            placeholder = "%s" if all(value is None for value in values) else "%b"
-            casts.append(f"{placeholder}::{column_type.compile(dialect=dialect)}[]")
+        fields, arrays, binary_names, blobs = [], [], [], {}
+        self.names, self.values = [], []
+        for key in rows[0]:
+            column = table.c[key]
+            name, sql_type = quote(column.name), column.type.compile(dialect=dialect)
+            self.names.append(name)
+            impl = column.type.dialect_impl(dialect)
+            if isinstance(impl, LargeBinary):
+                blobs[key] = values = [row[key] for row in rows]
+                # psycopg cannot type an array of only NULLs in binary
+                arrays.append(f"unnest({'%s' if all(v is None for v in values) else '%b'}::{sql_type}[])")
+                binary_names.append(name)
+                self.values.append(f"batch.{name}")
+                continue
+            fields.append(f"{name} {sql_type}")
+            if isinstance(impl, JSON):
+                if not all(_plain_json(row[key]) for row in rows):
+                    raise _NotFaithful  # NaN: json.dumps writes it (and the server refuses it), orjson writes null
+                # SQLAlchemy writes None as JSON null, where json_to_recordset gives NULL
+                self.values.append(f"batch.{name}" if impl.none_as_null else f"coalesce(batch.{name}, 'null')")
+                continue
+            self.values.append(f"batch.{name}")
+            if isinstance(impl, Numeric) and not all(row[key] is None or math.isfinite(row[key]) for row in rows):
+                raise _NotFaithful  # orjson writes NaN and infinities as null
+            process = impl.bind_processor(dialect)  # UTC timestamps
+            if process is not None:
+                try:
+                    rows = _processed(rows, key, process)
+                except Exception as exc:  # a naive timestamp: SQLAlchemy's own path says so, in its words
+                    raise _NotFaithful from exc
+        if blobs:
+            rows = [{key: value for key, value in row.items() if key not in blobs} for row in rows]
+        try:
+            document = orjson.dumps(rows)
+        except TypeError as exc:  # orjson.JSONEncodeError: a type, key or integer orjson does not write
+            raise _NotFaithful from exc
+        self.parameters = [Json(document, dumps=_as_is), *blobs.values()]
         self.target = dialect.identifier_preparer.format_table(table)
-        self.source = f"unnest({', '.join(casts)}) AS batch({', '.join(self.names)})"
+        recordset = f"json_to_recordset(%s) AS ({', '.join(fields)})"
+        columns = [name for name in self.names if name not in binary_names] + binary_names
+        self.source = f"ROWS FROM ({', '.join([recordset, *arrays])}) AS batch({', '.join(columns)})"
 
     def insert(self, conflict_columns: Sequence[str] = (), returning: Sequence[str] = ()) -> list[tuple[Any, ...]]:
-        names = ", ".join(self.names)
-        sql = f"INSERT INTO {self.target} ({names}) SELECT {names} FROM {self.source}"
+        sql = f"INSERT INTO {self.target} ({', '.join(self.names)}) SELECT {', '.join(self.values)} FROM {self.source}"
         if conflict_columns:
             sql += f" ON CONFLICT ({', '.join(map(self.quote, conflict_columns))}) DO NOTHING"
         if returning:
@@ -170,25 +220,41 @@ class _Unnest:
         return self._execute(sql, fetch=bool(returning))
 
     def update(self, columns: Sequence[str]) -> None:
-        assignments = ", ".join(f"{self.quote(c)} = batch.{self.quote(c)}" for c in columns)
+        value_of = dict(zip(self.names, self.values, strict=True))
+        assignments = ", ".join(f"{name} = {value_of[name]}" for name in map(self.quote, columns))
         self._execute(f"UPDATE {self.target} SET {assignments} FROM {self.source} WHERE {self.target}.id = batch.id")
 
     def _execute(self, sql: str, *, fetch: bool = False) -> list[tuple[Any, ...]]:
         driver = self.conn.connection.driver_connection
         with driver.cursor() as cursor:  # same connection, same transaction
             try:
-                cursor.execute(sql, self.arrays)
+                cursor.execute(sql, self.parameters)
             except driver.Error as exc:  # as SQLAlchemy raises it elsewhere, so callers catch one kind (DBAPIError)
                 raise DBAPIError.instance(sql, None, exc, type(driver).Error) from None
             return [tuple(row) for row in cursor.fetchall()] if fetch else []
 
 
-def _one_type(values: list[Any]) -> list[Any]:
-    """The values as one Python type, as psycopg needs to send them as one array: ints among floats become
-    floats (a confidence of 1 beside 0.87). Anything else mixed is a caller's mistake, refused here by name."""
-    kinds = {type(value) for value in values if value is not None}
-    if len(kinds) < 2:
-        return values
-    if kinds <= {int, float}:
-        return [None if value is None else float(value) for value in values]
-    raise TypeError(f"a column's values mix {', '.join(sorted(kind.__name__ for kind in kinds))}")
+def _processed(rows: Sequence[dict[str, Any]], key: str, process: Callable[[Any], Any]) -> Sequence[dict[str, Any]]:
+    """The rows with `key`'s values bind-processed; the same rows where that changes no value (a UTC timestamp
+    stays the same instant), so the common case copies nothing."""
+    values = [process(row[key]) for row in rows]
+    if all(new == row[key] for new, row in zip(values, rows, strict=True)):
+        return rows
+    return [{**row, key: value} for row, value in zip(rows, values, strict=True)]
+
+
+def _plain_json(value: Any) -> bool:
+    """Whether orjson writes `value` as `json.dumps` does: str keys, finite floats, no type JSON has not."""
+    if value is None or isinstance(value, (str, int)):  # bool is an int; so are IntEnums, written by value by both
+        return True
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, dict):
+        return all(isinstance(key, str) and _plain_json(item) for key, item in value.items())
+    if isinstance(value, (list, tuple)):
+        return all(_plain_json(item) for item in value)
+    return False
+
+
+def _as_is(document: bytes) -> bytes:
+    return document

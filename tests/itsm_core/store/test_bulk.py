@@ -3,10 +3,13 @@ that the column types' conversions (UTC timestamps, JSON) are applied on the fas
 
 from datetime import UTC, datetime, timedelta, timezone
 
+import pytest
 from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError, IntegrityError, StatementError
 
+from itsm_core.store.audit import audit_event
 from itsm_core.store.bulk import insert_ignoring_conflicts, insert_returning, insert_rows, one_of, update_by_id
-from itsm_core.store.tables import ConfigurationItemRow, DeadLetterRow, InboundRecordRow, TicketRow
+from itsm_core.store.tables import AuditEventRow, ConfigurationItemRow, DeadLetterRow, InboundRecordRow, TicketRow
 
 letters = DeadLetterRow.__table__
 inbound = InboundRecordRow.__table__
@@ -125,3 +128,55 @@ def test_whole_and_fractional_numbers_go_in_one_batch(store):
     with store.connect() as conn:
         stored = dict(conn.execute(select(tickets.c.id, tickets.c.classification_confidence)).all())
     assert [stored[i] for i in ids] == [0.5, 1.0, None]
+
+
+def test_values_orjson_would_write_otherwise_answer_as_sqlalchemy_does(store):
+    """NaN and infinities, naive timestamps, integers beyond 64 bits and non-str keys: the PostgreSQL fast path
+    (a JSON document) hands such a batch to SQLAlchemy, so each answers as on SQLite."""
+    tickets, cis = TicketRow.__table__, ConfigurationItemRow.__table__
+    now = datetime(2026, 3, 29, 10, 0, tzinfo=UTC)
+
+    def ticket(n: int, confidence: float | None) -> dict:
+        return {"kind": "incident", "title": f"t{n}", "description": "", "status": "new", "source_type": "api",
+                "custom_fields": {}, "created_at": now, "updated_at": now,
+                "classification_confidence": confidence}  # fmt: skip
+
+    def ci(n: int, attributes: dict, at: datetime = now) -> dict:
+        return {"ci_class": "computer", "name": f"pc{n}", "status": "active", "attributes": attributes,
+                "created_at": at, "updated_at": at}  # fmt: skip
+
+    with store.transaction() as conn:
+        if store.engine.dialect.name == "postgresql":  # SQLite stores NaN as NULL
+            with pytest.raises(IntegrityError), conn.begin_nested():  # confidence_range: NaN is no such number
+                insert_rows(conn, tickets, [ticket(0, 0.5), ticket(1, float("nan"))])
+        ids = insert_returning(conn, cis, [ci(0, {"big": 2**70, "ok": [1.5]}), ci(1, {1: "one"})])
+        with pytest.raises(StatementError, match="naive datetime"):
+            insert_rows(conn, cis, [ci(2, {}), ci(3, {}, at=datetime(2026, 3, 29, 10, 0))])
+    with store.connect() as conn:
+        stored = dict(conn.execute(select(cis.c.id, cis.c.attributes)).all())
+        assert conn.execute(select(tickets.c.id)).all() == []
+    assert [stored[i] for i in ids] == [{"big": 2**70, "ok": [1.5]}, {"1": "one"}]  # json.dumps' str keys
+
+
+def test_nan_in_a_json_document_is_refused_by_postgresql_as_before(store):
+    """json.dumps writes NaN, which PostgreSQL's JSON refuses (the record is then quarantined with that reason),
+    where orjson would have written null without a word."""
+    if store.engine.dialect.name != "postgresql":
+        return  # SQLite's JSON text takes NaN: the store's behaviour there is its own, unchanged
+    cis = ConfigurationItemRow.__table__
+    rows = [{"ci_class": "computer", "name": f"pc{n}", "status": "active", "attributes": {"load": value},
+             "created_at": PARIS_NOON, "updated_at": PARIS_NOON}
+            for n, value in enumerate([0.5, float("nan")])]  # fmt: skip
+    with pytest.raises(DBAPIError, match="NaN"), store.transaction() as conn:
+        insert_rows(conn, cis, rows)
+
+
+def test_none_in_a_json_column_is_json_null_as_sqlalchemy_writes_it(store):
+    """SQLAlchemy's JSON type writes None as JSON `null`, not SQL NULL; `json_to_recordset` would give NULL."""
+    audit = AuditEventRow.__table__
+    rows = [audit_event("ticket", n, "status", None, "new", "source:glpi", "glpi", PARIS_NOON) for n in (1, 2)]
+    with store.transaction() as conn:
+        insert_rows(conn, audit, rows)
+    with store.connect() as conn:
+        assert conn.execute(select(audit.c.id).where(audit.c.old_value.is_(None))).all() == []
+        assert conn.execute(select(audit.c.old_value, audit.c.detail)).all() == [(None, None), (None, None)]
