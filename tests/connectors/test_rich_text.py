@@ -1,13 +1,15 @@
-"""Rich text shared by the connectors: the fast path for plain paragraphs reads exactly as inscriptis does."""
+"""Rich text shared by the connectors: the fast paths for plain paragraphs read exactly as inscriptis does and
+sanitise exactly as nh3 does."""
 
 import string
 from html import unescape as html_unescape
 
+import nh3
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from inscriptis import get_text
 
-from connectors._html import _PLAIN_PARAGRAPHS, html_to_text, normalise_text, unescape
+from connectors._html import _PLAIN_PARAGRAPHS, _URL_SCHEMES, html_to_text, normalise_text, sanitise_html, unescape
 
 #: Text a paragraph may hold, weighted toward the whitespace the two paths must collapse alike.
 _MARKUP = "<>&"
@@ -37,6 +39,12 @@ def _inscriptis(html: str) -> str:
 @given(_paragraphs())
 def test_plain_paragraphs_read_as_inscriptis_reads_them(html):
     assert html_to_text(html) == _inscriptis(html)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(_paragraphs())
+def test_plain_paragraphs_are_sanitised_as_nh3_sanitises_them(html):
+    assert sanitise_html(html) == nh3.clean(html, url_schemes=_URL_SCHEMES).strip()
 
 
 def test_the_fast_path_is_taken_for_plain_paragraphs_only():
