@@ -191,7 +191,7 @@ class _Recordset:
                 self.values.append(f"batch.{name}" if impl.none_as_null else f"coalesce(batch.{name}, 'null')")
                 continue
             self.values.append(f"batch.{name}")
-            if isinstance(impl, Numeric) and not all(row[key] is None or math.isfinite(row[key]) for row in rows):
+            if isinstance(impl, Numeric) and any(_non_finite(row[key]) for row in rows):
                 raise _NotFaithful  # orjson writes NaN and infinities as null
             process = impl.bind_processor(dialect)  # UTC timestamps
             if process is not None:
@@ -243,12 +243,16 @@ def _processed(rows: Sequence[dict[str, Any]], key: str, process: Callable[[Any]
     return [{**row, key: value} for row, value in zip(rows, values, strict=True)]
 
 
+def _non_finite(value: Any) -> bool:
+    return isinstance(value, float) and not math.isfinite(value)
+
+
 def _plain_json(value: Any) -> bool:
     """Whether orjson writes `value` as `json.dumps` does: str keys, finite floats, no type JSON has not."""
     if value is None or isinstance(value, (str, int)):  # bool is an int; so are IntEnums, written by value by both
         return True
     if isinstance(value, float):
-        return math.isfinite(value)
+        return not _non_finite(value)
     if isinstance(value, dict):
         return all(isinstance(key, str) and _plain_json(item) for key, item in value.items())
     if isinstance(value, (list, tuple)):
