@@ -223,7 +223,7 @@ DEMO_SOLUTION = "Replaced the faulty network cable (the demo's solution, pushed 
 def _show_solution(store: Store, config_file: Path, console: Console) -> None:
     """A person resolves a GLPI ticket in the hub with a solution: GLPI gets it with the push, its SLA clock stops
     (and the reports have a time to resolve to show). Once: a second demo run finds it done."""
-    from sqlalchemy import Connection, select
+    from sqlalchemy import Connection, case, select
 
     from flows.push import push_outbox
     from flows.runtime import change_ticket, load_hub_config
@@ -237,14 +237,19 @@ def _show_solution(store: Store, config_file: Path, console: Console) -> None:
     with store.connect() as conn:
         if conn.execute(select(CommentRow.id).where(CommentRow.body == body)).first() is not None:
             return  # resolved by the first demo run
-        running = (
+        # A ticket whose resolution clock still runs, else one already past its target: the demo's data is dated
+        # from the day before, so late in the day every clock may have breached, and the report still needs a time
+        # to resolve. Not the ticket `_show_push` commented on: a second demo run finds that one open again.
+        commented = select(CommentRow.ticket_id).where(CommentRow.body == DEMO_COMMENT)
+        ticking = (
             select(SlaClockRow.ticket_id)
             .join(ExternalRefRow, ExternalRefRow.ticket_id == SlaClockRow.ticket_id)
             .where(ExternalRefRow.system == "demo-glpi", SlaClockRow.metric == "resolution",
-                   SlaClockRow.state == "running")
-            .order_by(SlaClockRow.ticket_id)
+                   SlaClockRow.state.in_(("running", "breached")), SlaClockRow.stopped_at.is_(None),
+                   SlaClockRow.ticket_id.not_in(commented))
+            .order_by(case((SlaClockRow.state == "running", 0), else_=1), SlaClockRow.ticket_id)
         )  # fmt: skip
-        ticket_id = conn.execute(running.limit(1)).scalar()
+        ticket_id = conn.execute(ticking.limit(1)).scalar()
     if ticket_id is None:
         return
 
