@@ -237,9 +237,9 @@ def _show_solution(store: Store, config_file: Path, console: Console) -> None:
     with store.connect() as conn:
         if conn.execute(select(CommentRow.id).where(CommentRow.body == body)).first() is not None:
             return  # resolved by the first demo run
-        # A ticket whose resolution clock still runs, else one already past its target: the demo's data is dated
-        # from the day before, so late in the day every clock may have breached, and the report still needs a time
-        # to resolve. Not the ticket `_show_push` commented on: a second demo run finds that one open again.
+        # A ticket whose resolution clock still runs, else the latest opened of those past their target: the demo's
+        # data is dated from the day before, so late in the day every clock may have breached, and the report still
+        # needs a time to resolve. Not the ticket `_show_push` commented on: a second demo run finds that one open.
         commented = select(CommentRow.ticket_id).where(CommentRow.body == DEMO_COMMENT)
         ticking = (
             select(SlaClockRow.ticket_id)
@@ -247,7 +247,8 @@ def _show_solution(store: Store, config_file: Path, console: Console) -> None:
             .where(ExternalRefRow.system == "demo-glpi", SlaClockRow.metric == "resolution",
                    SlaClockRow.state.in_(("running", "breached")), SlaClockRow.stopped_at.is_(None),
                    SlaClockRow.ticket_id.not_in(commented))
-            .order_by(case((SlaClockRow.state == "running", 0), else_=1), SlaClockRow.ticket_id)
+            .order_by(case((SlaClockRow.state == "running", 0), else_=1), SlaClockRow.started_at.desc(),
+                      SlaClockRow.ticket_id)
         )  # fmt: skip
         ticket_id = conn.execute(ticking.limit(1)).scalar()
     if ticket_id is None:
