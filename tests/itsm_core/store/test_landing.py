@@ -21,3 +21,15 @@ def test_last_payloads_gives_each_records_latest_landing_of_that_source_only(sto
     with store.connect() as conn:
         assert last_payloads(conn, "glpi", ["Ticket/1", "Ticket/2", "Ticket/3"]) == {"Ticket/1": b"B", "Ticket/2": b"X"}
         assert last_payloads(conn, "glpi", []) == {}
+
+
+def test_a_large_payload_is_kept_whole_and_on_postgresql_compressed_with_lz4(store):
+    # a ticket document's size: PostgreSQL compresses a value above ~2 KB (migration 0010 chose lz4 for it)
+    payload = b'{"content": "' + b"printer on floor 3 is out of toner again. " * 100 + b'"}'
+    with store.transaction() as conn:
+        land_records(conn, "glpi", [record("Ticket/1", payload, 0)])
+    with store.connect() as conn:
+        assert last_payloads(conn, "glpi", ["Ticket/1"]) == {"Ticket/1": payload}
+        if conn.dialect.name == "postgresql":
+            method = conn.exec_driver_sql("SELECT pg_column_compression(payload) FROM inbound_records").scalar()
+            assert method == "lz4"
