@@ -10,6 +10,7 @@ import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
+from functools import cached_property
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -223,6 +224,6 @@ class RawRecord:
     received_at: datetime
     locator: str | None = None
 
-    @property
+    @cached_property  # read by the landing and by the mapping: the payload is hashed once
     def payload_hash(self) -> str:
         return hashlib.sha256(self.payload).hexdigest()

@@ -51,6 +51,7 @@ from zoneinfo import ZoneInfo
 
 from connectors.base import TICKETS, SourceConnector
 from connectors.csv.config import CommentColumns, CsvSource
+from itsm_core import jsondoc
 from itsm_core.errors import HubError, ParseError
 from itsm_core.models import RawRecord, utcnow
 
@@ -389,7 +390,7 @@ class CsvConnector(SourceConnector):
                 ticket_id = _usable(self._key(row, header, id_index, self.id_column))
                 if comments is not None:
                     entry["comments"] = self._comments_of(comments, comment_file, ticket_id)
-                payload = json.dumps(entry, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+                payload = jsondoc.dumps(entry)
                 records.append(
                     RawRecord(
                         external_id=ticket_id or f"{name}:{row.line}",

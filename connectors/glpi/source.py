@@ -483,9 +483,7 @@ class GlpiConnector(SourceConnector):
         return [
             RawRecord(
                 external_id=external_id(document),
-                payload=json.dumps(
-                    {**document, "names": self.names.names(refs)}, sort_keys=True, ensure_ascii=False
-                ).encode(),
+                payload=jsondoc.dumps({**document, "names": self.names.names(refs)}),
                 payload_format=self.payload_format,
                 received_at=received,
             )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from datetime import UTC, datetime
 
 import pytest
 from hypothesis import given, settings
@@ -35,3 +36,38 @@ def test_what_only_the_standard_library_takes_falls_back_to_it():
 def test_what_neither_parser_reads_raises_value_error():
     with pytest.raises(ValueError):
         jsondoc.loads(b"<html>")
+
+
+def standard(value: object) -> bytes:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+@settings(max_examples=1000, deadline=None)
+@given(
+    st.recursive(
+        st.none() | st.booleans() | st.integers() | st.floats() | st.text(),  # NaN, ±inf, big ints, surrogates
+        lambda children: (
+            st.lists(children, max_size=4) | st.dictionaries(st.text() | st.integers(-5, 5), children, max_size=4)
+        ),  # int keys: json writes them
+        max_leaves=20,
+    )
+)
+def test_dumps_writes_what_json_dumps_writes_or_raises_as_it_raises(value):
+    try:
+        expected: bytes | type[BaseException] = standard(value)
+    except (TypeError, ValueError) as exc:  # UnicodeEncodeError is a ValueError
+        expected = type(exc)
+    if isinstance(expected, bytes):
+        assert jsondoc.dumps(value) == expected
+    else:
+        with pytest.raises(expected):
+            jsondoc.dumps(value)
+
+
+def test_dumps_leaves_to_the_standard_library_what_orjson_writes_otherwise():
+    assert jsondoc.dumps({"b": [math.nan, math.inf], "a": 2.5e-05}) == b'{"a":2.5e-05,"b":[NaN,Infinity]}'
+    assert jsondoc.dumps({"big": 2**70}) == b'{"big":1180591620717411303424}'
+    assert jsondoc.dumps({3: "int key"}) == b'{"3":"int key"}'
+    assert jsondoc.dumps({"é": "\u2028\x1f"}) == '{"é":"\u2028\\u001f"}'.encode()
+    with pytest.raises(TypeError):
+        jsondoc.dumps({"when": datetime(2026, 12, 7, tzinfo=UTC)})  # orjson would write it; JSON has no date
