@@ -24,7 +24,7 @@ from typing import Any
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from flows.page_writers import committed_in_order, start_writer, write_records
+from flows.page_writers import committed_in_order, start_writer, write_records, writer_started
 from flows.runtime import SourceRuntime, build_runtime
 from flows.sync import ENTITY, fetched_pages, ingest_page, writer_count
 from itsm_core.config import HubConfig
@@ -277,6 +277,8 @@ def run_sync(
             # function), the pages committed in order by the flow's own `committed_in_order`
             context = multiprocessing.get_context("spawn")  # as Prefect's ProcessPoolTaskRunner starts them
             with ProcessPoolExecutor(writers, context, initializer=start_writer, initargs=(config, source)) as pool:
+                for _ in range(writers):  # started now, as `writer_processes` starts them
+                    pool.submit(writer_started)
 
                 def submit(records: list[RawRecord]) -> _TimedWrite:
                     return _TimedWrite(pool.submit(timed_write_records, source, ENTITY, records), stats)

@@ -22,6 +22,7 @@ starting processes would cost more than they save.
 from __future__ import annotations
 
 import contextlib
+import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures.process import BrokenProcessPool
@@ -170,6 +171,17 @@ def write_records(source: str, entity: str, records: list[RawRecord]) -> BatchRe
     return report
 
 
+def writer_started() -> int:
+    """Nothing but the writer's set-up (`start_writer`, run before a process's first task); returns its pid."""
+    return os.getpid()
+
+
+@task(name="start-writer", cache_policy=NO_CACHE)
+def start_writer_task() -> int:
+    """A writer process started and its runtime built, before the first page comes."""
+    return writer_started()
+
+
 @task(name="write-page", **PAGE_TASK)
 def write_page(source: str, entity: str, records: list[RawRecord]) -> BatchReport:
     """A page fetched by the flow, written in a writer process; the flow commits its watermark in plan order."""
@@ -180,12 +192,18 @@ def write_page(source: str, entity: str, records: list[RawRecord]) -> BatchRepor
 def writer_processes(
     config: HubConfig, source: str, entity: str, count: int
 ) -> Iterator[Callable[[list[RawRecord]], Written]]:
-    """`count` writer processes for `source`'s pages of `entity` (Prefect's `ProcessPoolTaskRunner`, started as
-    pages come); yields the function that hands one page to them. On leaving, every page handed over is over."""
+    """`count` writer processes for `source`'s pages of `entity` (Prefect's `ProcessPoolTaskRunner`); yields the
+    function that hands one page to them. On leaving, every page handed over is over.
+
+    The processes start now, each with a `start-writer` task run: a writer takes a few seconds to import and build
+    its runtime, which then overlaps the fetching of the first page (GLPI's sub-item walks) instead of following
+    it. The pool starts a process per task submitted while none is idle, so `count` of them start `count`."""
     with (
         _same_prefect_api(),
         ProcessPoolTaskRunner(max_workers=count, initializer=start_writer, initargs=(config, source)) as runner,
     ):
+        for number in range(1, count + 1):
+            runner.submit(start_writer_task.with_options(task_run_name=f"{source}-writer-{number}-started"), {})
         handed = 0
 
         def submit(records: list[RawRecord]) -> Written:
