@@ -59,8 +59,10 @@ def normalise_text(text: str) -> str:
 
 #: `<p>` elements of text without markup or control characters (which the HTML parser may rewrite), with only
 #: the entities `html.escape` writes (which the parser and `html.unescape` read alike), whitespace around them.
-_PLAIN_TEXT = r"(?:[^<>&\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]|&(?:amp|lt|gt|quot|#x27|#39);)*"
-_PLAIN_PARAGRAPHS = re.compile(rf"(?:[ \t\r\n]*<p>{_PLAIN_TEXT}</p>)+[ \t\r\n]*")
+#: Possessive (`++`, `*+`): each part starts with a character the one before cannot take, so there is nothing to
+#: give back, and a run of text is taken in one step instead of one alternation per character (a fifth of the time).
+_PLAIN_TEXT = r"(?:[^<>&\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]++|&(?:amp|lt|gt|quot|#x27|#39);)*+"
+_PLAIN_PARAGRAPHS = re.compile(rf"(?:[ \t\r\n]*+<p>{_PLAIN_TEXT}</p>)++[ \t\r\n]*+")
 _PARAGRAPH = re.compile(rf"<p>({_PLAIN_TEXT})</p>")
 #: What an HTML parser and serialiser change in plain paragraphs: quotes need no entity in text, a no-break space
 #: gets one, and CR LF or a lone CR become LF.

@@ -1,6 +1,7 @@
 """Rich text shared by the connectors: the fast paths for plain paragraphs read exactly as inscriptis does and
 sanitise exactly as nh3 does."""
 
+import re
 import string
 from html import unescape as html_unescape
 
@@ -9,7 +10,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from inscriptis import get_text
 
-from connectors._html import _PLAIN_PARAGRAPHS, _URL_SCHEMES, html_to_text, normalise_text, sanitise_html, unescape
+from connectors._html import (
+    _PARAGRAPH,
+    _PLAIN_PARAGRAPHS,
+    _URL_SCHEMES,
+    html_to_text,
+    normalise_text,
+    sanitise_html,
+    unescape,
+)
 
 #: Text a paragraph may hold, weighted toward the whitespace the two paths must collapse alike.
 _MARKUP = "<>&"
@@ -77,3 +86,22 @@ _ENTITY_SOUP = st.lists(
 @given(_ENTITY_SOUP)
 def test_unescape_reads_as_html_unescape_reads(text):
     assert unescape(text) == html_unescape(text)
+
+
+#: The fast path's patterns as they read without possessive quantifiers: what they must match, position for position.
+_BACKTRACKING_TEXT = r"(?:[^<>&\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]|&(?:amp|lt|gt|quot|#x27|#39);)*"
+_BACKTRACKING_PARAGRAPHS = re.compile(rf"(?:[ \t\r\n]*<p>{_BACKTRACKING_TEXT}</p>)+[ \t\r\n]*")
+_BACKTRACKING_PARAGRAPH = re.compile(rf"<p>({_BACKTRACKING_TEXT})</p>")
+
+
+@settings(max_examples=2000, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from(["<p>", "</p>", "<", ">", "&amp;", "&lt;", "&", ";", "amp", " ", "\n", "\r", "a", "é", "\x01"]),
+        max_size=30,
+    )
+)
+def test_the_possessive_patterns_match_what_backtracking_ones_match(parts):
+    text = "".join(parts)
+    assert bool(_PLAIN_PARAGRAPHS.fullmatch(text)) == bool(_BACKTRACKING_PARAGRAPHS.fullmatch(text))
+    assert _PARAGRAPH.findall(text) == _BACKTRACKING_PARAGRAPH.findall(text)
