@@ -32,7 +32,9 @@ def dumps(value: Any) -> bytes:
     surrogate)."""
     if _orjson_writes_it_alike(value):
         try:
-            return orjson.dumps(value, option=_SORTED_AND_STRICT)
+            # copied to an object of its own size: orjson's keeps the buffer it wrote into (some 32 KB for a 3 KB
+            # document), which the pages in flight held at once (+70 MB of peak RSS in the GLPI benchmark's load)
+            return bytes(memoryview(orjson.dumps(value, option=_SORTED_AND_STRICT)))
         except orjson.JSONEncodeError:  # an integer beyond 64 bits, a key not a string, a lone surrogate, …
             pass
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
