@@ -252,7 +252,7 @@ def cpu_budget(full: dict[str, float], tickets: int, floor: dict[str, float], fl
     return figures
 
 
-def hub_config(url: str, database_url: str, page_size: int, concurrency: int, writers: int = 1) -> HubConfig:
+def hub_config(url: str, database_url: str, page_size: int, concurrency: int, writers: int | str = 1) -> HubConfig:
     source = {"name": SOURCE, "kind": "glpi", "url": url, "user_token": HUB_USER_TOKEN, "timezone": TIMEZONE,
               "page_size": page_size, "overlap_seconds": 120, "max_concurrent_requests": concurrency,
               "first_load_writers": writers}  # fmt: skip
@@ -266,7 +266,10 @@ def main() -> None:
     parser.add_argument("--page-size", type=int, default=200)
     parser.add_argument("--concurrency", type=int, default=4, help="the GLPI source's max_concurrent_requests")
     parser.add_argument(
-        "--first-load-writers", type=int, default=1, help="the source's first_load_writers (processes writing at once)"
+        "--first-load-writers",
+        type=lambda value: value if value == "auto" else int(value),
+        default=1,
+        help="the source's first_load_writers (processes writing at once, or auto: one per CPU)",
     )
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--keep-schema", action="store_true", help="leave the schema for inspection")

@@ -113,7 +113,7 @@ def writer_count(runtime: SourceRuntime, entity: str, watermark: str | None) -> 
     tickets read as a first load (`reads_whole`: the first, or the rest of one that did not finish), otherwise
     one (this one)."""
     if entity == TICKETS and runtime.connector.reads_whole(watermark, entity):
-        return runtime.source.first_load_processes()
+        return runtime.source.first_load_processes(postgresql=runtime.store.dialect == "postgresql")
     return 1
 
 

@@ -88,10 +88,11 @@ class SourceBase(_Strict):
         """How often to look for tickets purged upstream and what they become; None: never (read-only kinds)."""
         return None
 
-    def first_load_processes(self) -> int:
-        """How many processes write the pages of a first load of tickets (the connector's `reads_whole`) at once;
-        1: the flow's own, page after page. Only kinds whose tickets land independently of each other offer more
-        (mail does not: a reply may thread onto a message of an earlier page)."""
+    def first_load_processes(self, postgresql: bool = True) -> int:
+        """How many processes write the pages of a first load of tickets (the connector's `reads_whole`) at once,
+        on this machine, into PostgreSQL or (`postgresql` false) SQLite; 1: the flow's own, page after page. Only
+        kinds whose tickets land independently of each other offer more (mail does not: a reply may thread onto a
+        message of an earlier page)."""
         return 1
 
 
@@ -118,6 +119,13 @@ class TwoWaySource(SourceBase):
 
 #: Hosts to which a secret may travel in clear text (tests, a tunnel's local end).
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity: a container's cpuset, `taskset`), else the machine's."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def anchor(path: Path, base_dir: Path) -> Path:
@@ -250,9 +258,10 @@ class HubConfig(_Strict):
     def _parallel_writers_need_postgresql(self) -> HubConfig:
         if self.database_url.get_secret_value().startswith("sqlite"):
             for index, source in enumerate(self.sources):
-                if source.first_load_processes() > 1:
+                if source.first_load_processes(postgresql=False) > 1:
                     raise ValueError(
-                        f"sources[{index}].first_load_writers: {source.first_load_processes()} processes writing "
+                        f"sources[{index}].first_load_writers: {source.first_load_processes(postgresql=False)} "
+                        "processes writing "
                         "at once need PostgreSQL (SQLite takes one writer at a time); set it to 1 or use PostgreSQL"
                     )
         return self

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import BeforeValidator, Field, SecretStr, model_validator
 
-from itsm_core.config import LOOPBACK_HOSTS, TwoWaySource
+from itsm_core.config import LOOPBACK_HOSTS, TwoWaySource, usable_cpus
 from itsm_core.models import ZoneName
 
 log = logging.getLogger("itsm.config")
@@ -17,8 +17,21 @@ log = logging.getLogger("itsm.config")
 #: GLPI itemtypes pulled as configuration items by default ("Software": software versions, and what each
 #: computer has installed).
 DEFAULT_GLPI_ASSETS = ["Computer", "NetworkEquipment", "Printer", "Monitor", "Software"]
+#: `first_load_writers: auto` takes one writer per CPU up to this many (each holds ≈190 MB; a first load is
+#: bound by PostgreSQL too, on the same machine or not, long before).
+AUTO_WRITERS_MAX = 8
 #: Every itemtype `assets` may name.
 GLPI_ASSET_TYPES = ("Computer", "NetworkEquipment", "Printer", "Monitor", "Peripheral", "Phone", "Software")
+
+
+def _writers(value: object) -> object:
+    if value == "auto":
+        return value
+    if isinstance(value, bool) or not isinstance(value, int | str) or not str(value).strip().isdigit():
+        raise ValueError(f"{value!r} is neither a number of processes nor auto; give 1 to 32, or auto")
+    if not 1 <= int(value) <= 32:
+        raise ValueError(f"{value} processes: give 1 to 32, or auto (one per CPU)")
+    return int(value)
 
 
 class GlpiSource(TwoWaySource):
@@ -58,11 +71,10 @@ class GlpiSource(TwoWaySource):
     ci_mapping: str | None = Field(
         default=None, description="CI mapping in mappings/ (without .yaml) or a path; default glpi_assets"
     )
-    first_load_writers: int = Field(
+    first_load_writers: Annotated[int | Literal["auto"], BeforeValidator(_writers)] = Field(
         default=1,
-        ge=1,
-        le=32,
-        description="processes writing a first load's pages of tickets at once (PostgreSQL only); 1: the flow's own",
+        description="processes writing a first load's pages of tickets at once (PostgreSQL only); 1: the flow's own; "
+        f"auto: one per CPU the worker may use, at most {AUTO_WRITERS_MAX} (1 on SQLite)",
     )
     allow_insecure: bool = Field(
         default=False, description="allow http:// to a host other than loopback (tokens in clear)"
@@ -92,8 +104,10 @@ class GlpiSource(TwoWaySource):
             log.warning("%s: verify_tls is false: the GLPI server's certificate is not checked", self.name)
         return self
 
-    def first_load_processes(self) -> int:
-        return self.first_load_writers
+    def first_load_processes(self, postgresql: bool = True) -> int:
+        if self.first_load_writers != "auto":
+            return self.first_load_writers
+        return min(usable_cpus(), AUTO_WRITERS_MAX) if postgresql else 1
 
     def mapping_for(self, entity: str) -> str | None:
         return self.ci_mapping if entity == "cis" else super().mapping_for(entity)

@@ -14,13 +14,15 @@ import sys
 import threading
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from prefect import flow, task
 from prefect.task_runners import ProcessPoolTaskRunner
 
+from connectors.base import TICKETS
 from flows.page_writers import start_writer
-from flows.sync import sync_source
+from flows.sync import sync_source, writer_count
 from itsm_core.config import HubConfig, parse_config
 from itsm_core.errors import ConfigError
 from itsm_core.store.sync_state import get_state
@@ -65,6 +67,8 @@ def test_a_first_load_by_two_writer_processes_lands_what_one_writer_lands(postgr
         written = [name for name in names if "-tickets-written-" in name]
         assert len(set(written)) == len(written) >= len(sim.rows("Ticket")) // 10  # a task run per page (of ≤ 10)
         assert not [name for name in names if "-tickets-page-" in name]  # none written in the flow's process
+        started = sorted(name for name in names if name.startswith(f"{SOURCE}-writer-"))
+        assert started == [f"{SOURCE}-writer-1-started", f"{SOURCE}-writer-2-started"]  # before the first page
         assert "pages written by 2 processes at once" in read_artifact(f"sync-{SOURCE}")
 
         # The watermark was committed: the next run goes on from it, in the flow's process, and re-lands nothing
@@ -84,6 +88,41 @@ def test_sqlite_refuses_several_writers_naming_the_key(tmp_path):
     )
     with pytest.raises(ConfigError, match=r"sources\[0\]\.first_load_writers: .*PostgreSQL"):
         parse_config(text)
+
+
+def glpi_config(database_url: str, writers: str) -> HubConfig:
+    return parse_config(
+        f"database_url: '{database_url}'\n"
+        "sources: [{name: glpi, kind: glpi, url: 'http://127.0.0.1:9/apirest.php', user_token: t, "
+        f"first_load_writers: {writers}}}]\n"
+    )
+
+
+@pytest.mark.parametrize(("cpus", "writers"), [(1, 1), (3, 3), (64, 8)])
+def test_auto_writers_are_one_per_usable_cpu_up_to_eight_on_postgresql(monkeypatch, cpus, writers):
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(cpus)))
+    source = glpi_config("postgresql://hub@db.example/itsm", "auto").sources[0]
+    assert source.first_load_processes(postgresql=True) == writers
+
+    first_load = SimpleNamespace(reads_whole=lambda watermark, entity: watermark is None)
+    runtime = SimpleNamespace(source=source, connector=first_load, store=SimpleNamespace(dialect="postgresql"))
+    assert writer_count(runtime, TICKETS, None) == writers
+    assert writer_count(runtime, TICKETS, '{"tickets": "2026-12-07 10:00:00"}') == 1  # a later run: the flow's own
+
+
+def test_auto_writers_on_sqlite_are_the_flows_own_process(tmp_path, monkeypatch):
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(4)))
+    source = glpi_config(f"sqlite:///{tmp_path / 'store.db'}", "auto").sources[0]  # accepted: auto means "can"
+    runtime = SimpleNamespace(
+        source=source, connector=SimpleNamespace(reads_whole=lambda w, e: True), store=SimpleNamespace(dialect="sqlite")
+    )
+    assert writer_count(runtime, TICKETS, None) == 1
+
+
+@pytest.mark.parametrize("writers", ["many", "0", "33", "true"])
+def test_a_writer_count_neither_a_number_nor_auto_is_refused_by_name(writers):
+    with pytest.raises(ConfigError, match=r"sources\[0\]\.first_load_writers: .*give 1 to 32, or auto"):
+        glpi_config("postgresql://hub@db.example/itsm", writers)
 
 
 TOKEN = "glpi-user-token-5be01d77"
